@@ -1,0 +1,220 @@
+//! What `preempt check` prints: a verdict per tx with findings and evidence, for people or as JSON.
+
+use std::fmt::Write as _;
+
+use alloy::primitives::{Address, B256, U256, utils::format_units};
+use serde::Serialize;
+
+use crate::{
+    config::Asset,
+    simulate::SimBlock,
+    types::{Evidence, Finding, InvariantValue, SimOutcome, signed_delta},
+};
+
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub node: String,
+    pub chain_id: u64,
+    /// The block whose state the fork was taken from.
+    pub fork_block: u64,
+    /// The block environment the txs ran in.
+    pub sim_block: SimBlock,
+    pub verdicts: Vec<TxVerdict>,
+}
+
+impl CheckReport {
+    pub fn findings(&self) -> usize {
+        self.verdicts.iter().map(|v| v.findings.len()).sum()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TxVerdict {
+    pub tx: B256,
+    /// `exploit`, `clean`, or `error`.
+    pub verdict: &'static str,
+    pub findings: Vec<Finding>,
+    pub outcome: Option<SimOutcome>,
+    pub error: Option<String>,
+}
+
+impl TxVerdict {
+    pub fn simulated(outcome: SimOutcome, findings: Vec<Finding>) -> Self {
+        Self {
+            tx: outcome.tx_hash,
+            verdict: if findings.is_empty() { "clean" } else { "exploit" },
+            findings,
+            outcome: Some(outcome),
+            error: None,
+        }
+    }
+
+    pub fn failed(tx: B256, error: String) -> Self {
+        Self { tx, verdict: "error", findings: Vec::new(), outcome: None, error: Some(error) }
+    }
+}
+
+fn amount(asset: Asset, v: U256) -> String {
+    // Every demo asset has 18 decimals; raw units are kept in the JSON output.
+    let unit = match asset {
+        Asset::Eth => "ETH".to_string(),
+        Asset::Token(t) => format!("of token {t}"),
+    };
+    format!("{} {unit}", format_units(v, 18).unwrap_or_else(|_| v.to_string()))
+}
+
+fn short(a: &Address) -> String {
+    let s = a.to_string();
+    format!("{}…{}", &s[..6], &s[s.len() - 4..])
+}
+
+/// The human report.
+pub fn print_human(report: &CheckReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "node {} (chain {}), state of block {}, run in block env #{} (ts {}, base fee {})",
+        report.node,
+        report.chain_id,
+        report.fork_block,
+        report.sim_block.number,
+        report.sim_block.timestamp,
+        report.sim_block.base_fee
+    );
+    if report.verdicts.is_empty() {
+        let _ = writeln!(out, "no transaction to check");
+    }
+    for v in &report.verdicts {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "tx {}", v.tx);
+        if let Some(e) = &v.error {
+            let _ = writeln!(out, "  ERROR: {e}");
+            continue;
+        }
+        let Some(o) = &v.outcome else { continue };
+        let to = o.to.map(|t| t.to_string()).unwrap_or_else(|| "(create)".into());
+        let _ = writeln!(out, "  from {} to {to}", o.from);
+        let status = match &o.failure {
+            None => "succeeded".to_string(),
+            Some(f) => format!("failed ({f})"),
+        };
+        let _ = writeln!(
+            out,
+            "  simulated in {:.0} µs: {status}, gas {}, {} call frame(s)",
+            o.sim_time.as_secs_f64() * 1e6,
+            o.gas_used,
+            o.frames.len()
+        );
+        if v.findings.is_empty() {
+            let _ = writeln!(out, "  verdict: CLEAN");
+        } else {
+            let _ = writeln!(out, "  verdict: EXPLOIT ({} finding(s))", v.findings.len());
+        }
+        for f in &v.findings {
+            let _ = writeln!(
+                out,
+                "  [{:?}] {} on {} ({})",
+                f.severity, f.rule, f.contract_name, f.contract
+            );
+            let _ = writeln!(out, "    {}", f.summary);
+            match &f.evidence {
+                Evidence::Drain {
+                    asset,
+                    holdings_before,
+                    holdings_after,
+                    unmatched_loss,
+                    claim_debits,
+                    recipients,
+                    ..
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "    holdings: {} -> {} (unmatched loss {})",
+                        amount(*asset, *holdings_before),
+                        amount(*asset, *holdings_after),
+                        amount(*asset, *unmatched_loss)
+                    );
+                    for (to, value) in recipients.iter().take(8) {
+                        let _ = writeln!(out, "    paid {} to {to}", amount(*asset, *value));
+                    }
+                    if recipients.len() > 8 {
+                        let _ = writeln!(out, "    … {} more payments", recipients.len() - 8);
+                    }
+                    for c in claim_debits {
+                        let _ = writeln!(
+                            out,
+                            "    claim {}({}) {} -> {}",
+                            c.view, c.account, c.before, c.after
+                        );
+                    }
+                }
+                Evidence::Reentrancy { path, stale_slots, .. } => {
+                    let _ = writeln!(out, "    call path:");
+                    for fr in path {
+                        let sel = fr
+                            .selector
+                            .map(|s| format!("0x{}", alloy::primitives::hex::encode(s)))
+                            .unwrap_or_default();
+                        let _ = writeln!(
+                            out,
+                            "      #{:<3} {:indent$}{} {} -> {} {sel}{}",
+                            fr.index,
+                            "",
+                            fr.scheme,
+                            short(&fr.caller),
+                            fr.target,
+                            if fr.value.is_zero() {
+                                String::new()
+                            } else {
+                                format!(" value {}", amount(Asset::Eth, fr.value))
+                            },
+                            indent = fr.depth.min(20)
+                        );
+                    }
+                    let slots: Vec<String> =
+                        stale_slots.iter().map(|s| format!("{s:#x}")).collect();
+                    let _ = writeln!(
+                        out,
+                        "    slots read by the re-entry, written after it: {}",
+                        slots.join(", ")
+                    );
+                }
+                Evidence::Invariant { invariant, before, after } => {
+                    let _ = writeln!(
+                        out,
+                        "    `{invariant}`: before {}, after {}",
+                        inv(before),
+                        inv(after)
+                    );
+                }
+            }
+        }
+        if !o.holdings.is_empty() {
+            let _ = writeln!(out, "  balance changes of protected contracts:");
+            for h in &o.holdings {
+                let _ = writeln!(
+                    out,
+                    "    {} {}: {} -> {} ({})",
+                    h.contract,
+                    h.asset,
+                    h.before,
+                    h.after,
+                    signed_delta(h.before, h.after)
+                );
+            }
+        }
+    }
+    out
+}
+
+fn inv(v: &InvariantValue) -> String {
+    match v {
+        InvariantValue::Holds { lhs: Some(l), rhs: Some(r) } => format!("holds ({l} vs {r})"),
+        InvariantValue::Holds { .. } => "holds".into(),
+        InvariantValue::Violated { lhs: Some(l), rhs: Some(r), .. } => {
+            format!("VIOLATED ({l} vs {r})")
+        }
+        InvariantValue::Violated { .. } => "VIOLATED".into(),
+        InvariantValue::Unreadable { reason } => format!("unreadable: {reason}"),
+    }
+}

@@ -1,0 +1,294 @@
+//! Forked state: a shared, concurrent cache of node state pinned to one block, read by every
+//! simulation through `DatabaseRef`; simulations write only into their own overlays.
+
+mod node;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use alloy::primitives::{Address, B256, U256};
+use dashmap::DashMap;
+use revm::{
+    bytecode::Bytecode,
+    database_interface::{DBErrorMarker, DatabaseRef},
+    primitives::KECCAK_EMPTY,
+    state::AccountInfo,
+};
+use thiserror::Error;
+
+pub use node::{NodeClient, NodeError};
+
+#[derive(Debug, Error)]
+pub enum ForkError {
+    #[error("state not cached and no node to fetch it from: {what}")]
+    Offline { what: String },
+    #[error("fetching {what} at block {block}: {source}")]
+    Fetch { what: String, block: u64, source: NodeError },
+}
+
+impl DBErrorMarker for ForkError {}
+
+/// Counters for the slow path.
+#[derive(Debug, Default)]
+pub struct ForkStats {
+    pub account_fetches: AtomicU64,
+    pub storage_fetches: AtomicU64,
+    pub block_hash_fetches: AtomicU64,
+}
+
+impl ForkStats {
+    pub fn round_trips(&self) -> u64 {
+        self.account_fetches.load(Ordering::Relaxed)
+            + self.storage_fetches.load(Ordering::Relaxed)
+            + self.block_hash_fetches.load(Ordering::Relaxed)
+    }
+}
+
+/// Node state at one block. Reads that miss go to the node (when there is one) and are kept.
+#[derive(Debug)]
+pub struct ForkCache {
+    /// The block misses are fetched at; moved forward only by `advance_fork`, after a replay.
+    block: AtomicU64,
+    /// `None`: the account does not exist at this block.
+    accounts: DashMap<Address, Option<AccountInfo>>,
+    code: DashMap<B256, Bytecode>,
+    storage: DashMap<(Address, U256), U256>,
+    block_hashes: DashMap<u64, B256>,
+    node: Option<NodeClient>,
+    stats: ForkStats,
+}
+
+impl ForkCache {
+    /// A cache of `node`'s state at `block`.
+    pub fn new(block: u64, node: Option<NodeClient>) -> Self {
+        Self {
+            block: AtomicU64::new(block),
+            accounts: DashMap::new(),
+            code: DashMap::new(),
+            storage: DashMap::new(),
+            block_hashes: DashMap::new(),
+            node,
+            stats: ForkStats::default(),
+        }
+    }
+
+    pub fn block(&self) -> u64 {
+        self.block.load(Ordering::Acquire)
+    }
+
+    /// Pins the cache to a later block whose changes it already holds.
+    pub fn repin(&self, block: u64) {
+        self.block.store(block, Ordering::Release);
+    }
+
+    pub fn stats(&self) -> &ForkStats {
+        &self.stats
+    }
+
+    pub fn node(&self) -> Option<&NodeClient> {
+        self.node.as_ref()
+    }
+
+    /// Seeds an account (tests, benches and state copied from another fork).
+    pub fn insert_account(&self, address: Address, mut info: AccountInfo) {
+        if let Some(code) = info.code.take() {
+            if !code.is_empty() {
+                self.code.insert(info.code_hash, code.clone());
+            }
+            info.code = Some(code);
+        }
+        self.accounts.insert(address, Some(info));
+    }
+
+    pub fn insert_storage(&self, address: Address, slot: U256, value: U256) {
+        self.storage.insert((address, slot), value);
+    }
+
+    /// A new cache at `block` that keeps this one's code (immutable by hash) but no state.
+    pub fn successor(&self, block: u64) -> Self {
+        let next = Self::new(block, self.node.clone());
+        for entry in self.code.iter() {
+            next.code.insert(*entry.key(), entry.value().clone());
+        }
+        next
+    }
+
+    pub fn cached_accounts(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn cached_slots(&self) -> usize {
+        self.storage.len()
+    }
+
+    /// Fetches accounts and slots not cached yet, all requests at once.
+    pub async fn prefetch(
+        &self,
+        accounts: &[Address],
+        slots: &[(Address, U256)],
+    ) -> Result<(), ForkError> {
+        let Some(node) = &self.node else { return Ok(()) };
+        let missing_accounts: Vec<Address> =
+            accounts.iter().copied().filter(|a| !self.accounts.contains_key(a)).collect();
+        let missing_slots: Vec<(Address, U256)> =
+            slots.iter().copied().filter(|k| !self.storage.contains_key(k)).collect();
+        let block = self.block();
+        let (infos, values) = tokio::join!(
+            futures::future::join_all(missing_accounts.iter().map(|a| node.account(*a, block))),
+            futures::future::join_all(
+                missing_slots.iter().map(|(a, s)| node.storage(*a, *s, block))
+            ),
+        );
+        for (address, info) in missing_accounts.into_iter().zip(infos) {
+            let info = info.map_err(|source| ForkError::Fetch {
+                what: format!("account {address}"),
+                block,
+                source,
+            })?;
+            self.stats.account_fetches.fetch_add(1, Ordering::Relaxed);
+            self.store_fetched_account(address, info);
+        }
+        for ((address, slot), value) in missing_slots.into_iter().zip(values) {
+            let value = value.map_err(|source| ForkError::Fetch {
+                what: format!("storage {address} slot {slot:#x}"),
+                block,
+                source,
+            })?;
+            self.stats.storage_fetches.fetch_add(1, Ordering::Relaxed);
+            self.storage.insert((address, slot), value);
+        }
+        Ok(())
+    }
+
+    fn store_fetched_account(
+        &self,
+        address: Address,
+        info: Option<AccountInfo>,
+    ) -> Option<AccountInfo> {
+        let info = info.map(|mut info| {
+            if let Some(code) = &info.code
+                && !code.is_empty()
+            {
+                self.code.insert(info.code_hash, code.clone());
+            } else {
+                info.code_hash = KECCAK_EMPTY;
+            }
+            info
+        });
+        self.accounts.insert(address, info.clone());
+        info
+    }
+
+    fn node_or_offline(&self, what: impl FnOnce() -> String) -> Result<&NodeClient, ForkError> {
+        self.node.as_ref().ok_or_else(|| ForkError::Offline { what: what() })
+    }
+}
+
+impl DatabaseRef for ForkCache {
+    type Error = ForkError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, ForkError> {
+        if let Some(hit) = self.accounts.get(&address) {
+            return Ok(hit.clone());
+        }
+        let Some(node) = &self.node else { return Ok(None) };
+        let block = self.block();
+        let info = node.blocking(node.account(address, block)).map_err(|source| {
+            ForkError::Fetch { what: format!("account {address}"), block, source }
+        })?;
+        self.stats.account_fetches.fetch_add(1, Ordering::Relaxed);
+        Ok(self.store_fetched_account(address, info))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, ForkError> {
+        if code_hash == KECCAK_EMPTY || code_hash.is_zero() {
+            return Ok(Bytecode::default());
+        }
+        // Code arrives with its account, so a miss here means the account was never loaded.
+        self.code
+            .get(&code_hash)
+            .map(|c| c.clone())
+            .ok_or_else(|| ForkError::Offline { what: format!("code {code_hash}") })
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, ForkError> {
+        if let Some(hit) = self.storage.get(&(address, index)) {
+            return Ok(*hit);
+        }
+        if self.node.is_none() {
+            return Ok(U256::ZERO);
+        }
+        let node = self.node_or_offline(|| format!("storage {address} slot {index:#x}"))?;
+        let block = self.block();
+        let value = node.blocking(node.storage(address, index, block)).map_err(|source| {
+            ForkError::Fetch { what: format!("storage {address} slot {index:#x}"), block, source }
+        })?;
+        self.stats.storage_fetches.fetch_add(1, Ordering::Relaxed);
+        self.storage.insert((address, index), value);
+        Ok(value)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, ForkError> {
+        if let Some(hit) = self.block_hashes.get(&number) {
+            return Ok(*hit);
+        }
+        let node = self.node_or_offline(|| format!("hash of block {number}"))?;
+        let hash = node.blocking(node.block_hash(number)).map_err(|source| ForkError::Fetch {
+            what: format!("hash of block {number}"),
+            block: number,
+            source,
+        })?;
+        self.stats.block_hash_fetches.fetch_add(1, Ordering::Relaxed);
+        self.block_hashes.insert(number, hash);
+        Ok(hash)
+    }
+}
+
+/// The fork every simulation reads; swapped whole when a new head arrives.
+pub type SharedFork = Arc<ForkCache>;
+
+impl ForkCache {
+    /// Writes a tx's state diff into the cache, so it holds the state after that tx. Used to
+    /// step the fork through the txs of a block; never by a simulation.
+    pub fn apply_state(&self, state: &revm::state::EvmState) {
+        for (address, account) in state {
+            if !account.is_touched() {
+                continue;
+            }
+            let mut info = account.info.clone();
+            if let Some(code) = &info.code
+                && !code.is_empty()
+            {
+                self.code.insert(info.code_hash, code.clone());
+            }
+            info.code = None;
+            if account.is_selfdestructed() {
+                self.storage.retain(|(a, _), _| a != address);
+            }
+            self.accounts.insert(*address, Some(info));
+            for (slot, value) in account.changed_storage_slots() {
+                self.storage.insert((*address, *slot), value.present_value);
+            }
+        }
+    }
+}
+
+impl ForkCache {
+    /// A copy of this cache at the same block: what a block's diffs are applied to before
+    /// `repin` moves it to that block.
+    pub fn copy(&self) -> Self {
+        let next = self.successor(self.block());
+        for e in self.accounts.iter() {
+            next.accounts.insert(*e.key(), e.value().clone());
+        }
+        for e in self.storage.iter() {
+            next.storage.insert(*e.key(), *e.value());
+        }
+        for e in self.block_hashes.iter() {
+            next.block_hashes.insert(*e.key(), *e.value());
+        }
+        next
+    }
+}

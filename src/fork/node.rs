@@ -1,0 +1,149 @@
+//! A node connection used to read state at a pinned block, from async code or from a
+//! simulation thread (which blocks on the answer without ever being a runtime thread).
+
+use std::{future::Future, time::Duration};
+
+use alloy::{
+    eips::BlockId,
+    primitives::{Address, B256, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+};
+use revm::{bytecode::Bytecode, state::AccountInfo};
+use thiserror::Error;
+use tokio::runtime::Handle;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("cannot connect to node {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("node request failed: {0}")]
+    Rpc(String),
+    #[error("node did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("block {0} not found on the node")]
+    MissingBlock(u64),
+    #[error("the runtime that serves node requests has shut down")]
+    RuntimeGone,
+}
+
+/// A node's JSON-RPC, shared by every stage that reads from it.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    pub name: String,
+    pub url: String,
+    provider: DynProvider,
+    runtime: Handle,
+}
+
+impl NodeClient {
+    /// Connects over ws://, http:// or IPC, as the URL says. Must run inside the tokio runtime
+    /// that will serve the requests.
+    pub async fn connect(name: &str, url: &str) -> Result<Self, NodeError> {
+        let connect = ProviderBuilder::new().connect(url);
+        let provider = tokio::time::timeout(REQUEST_TIMEOUT, connect)
+            .await
+            .map_err(|_| NodeError::Connect { url: url.to_string(), reason: "timed out".into() })?
+            .map_err(|e| NodeError::Connect { url: url.to_string(), reason: e.to_string() })?;
+        let client = Self {
+            name: name.to_string(),
+            url: url.to_string(),
+            provider: provider.erased(),
+            runtime: Handle::current(),
+        };
+        // A connection that accepts but does not speak JSON-RPC is caught here, not mid-simulation.
+        client
+            .latest_block_number()
+            .await
+            .map_err(|e| NodeError::Connect { url: url.to_string(), reason: e.to_string() })?;
+        Ok(client)
+    }
+
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    pub async fn latest_block_number(&self) -> Result<u64, NodeError> {
+        timed(self.provider.get_block_number()).await
+    }
+
+    /// Balance, nonce and code of `address` at `block`, three requests in flight at once.
+    pub fn account(
+        &self,
+        address: Address,
+        block: u64,
+    ) -> impl Future<Output = Result<Option<AccountInfo>, NodeError>> + Send + 'static {
+        let provider = self.provider.clone();
+        async move {
+            let at = BlockId::number(block);
+            let (balance, nonce, code) = tokio::join!(
+                timed(provider.get_balance(address).block_id(at).into_future()),
+                timed(provider.get_transaction_count(address).block_id(at).into_future()),
+                timed(provider.get_code_at(address).block_id(at).into_future()),
+            );
+            let (balance, nonce, code) = (balance?, nonce?, code?);
+            if balance.is_zero() && nonce == 0 && code.is_empty() {
+                return Ok(None);
+            }
+            let bytecode = Bytecode::new_raw(code);
+            let hash = bytecode.hash_slow();
+            Ok(Some(
+                AccountInfo::default()
+                    .with_code_and_hash(bytecode, hash)
+                    .with_balance(balance)
+                    .with_nonce(nonce),
+            ))
+        }
+    }
+
+    pub fn storage(
+        &self,
+        address: Address,
+        slot: U256,
+        block: u64,
+    ) -> impl Future<Output = Result<U256, NodeError>> + Send + 'static {
+        let provider = self.provider.clone();
+        async move {
+            timed(
+                provider
+                    .get_storage_at(address, slot)
+                    .block_id(BlockId::number(block))
+                    .into_future(),
+            )
+            .await
+        }
+    }
+
+    pub fn block_hash(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<B256, NodeError>> + Send + 'static {
+        let provider = self.provider.clone();
+        async move {
+            let block = timed(provider.get_block_by_number(number.into()).into_future()).await?;
+            block.map(|b| b.header.hash).ok_or(NodeError::MissingBlock(number))
+        }
+    }
+
+    /// Runs `fut` on the node's runtime and waits for it on this (non-runtime) thread.
+    pub fn blocking<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, NodeError>> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| NodeError::RuntimeGone)?
+    }
+}
+
+async fn timed<T, E: std::fmt::Display>(
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, NodeError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .map_err(|_| NodeError::Timeout(REQUEST_TIMEOUT))?
+        .map_err(|e| NodeError::Rpc(e.to_string()))
+}

@@ -1,0 +1,10 @@
+//! preempt: simulates pending transactions against forked state and pauses a protected
+//! contract when a simulation shows it being drained or re-entered.
+
+pub mod check;
+pub mod config;
+pub mod detect;
+pub mod devnet;
+pub mod fork;
+pub mod simulate;
+pub mod types;

@@ -1,0 +1,198 @@
+//! The `preempt` command line.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use alloy::primitives::{B256, Bytes};
+use clap::{Parser, Subcommand, ValueEnum};
+use preempt::{
+    check::{CheckTarget, print_human, run_check},
+    config::Config,
+};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "preempt",
+    version,
+    about = "Mempool exploit interceptor and block-level guard for DeFi protocols"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a tx (raw, by hash, or every pending one) and print the verdict with evidence.
+    /// Exit code: 0 clean, 1 findings, 2 error.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        /// Node to read state from (default: the config's first node).
+        #[arg(long)]
+        rpc: Option<String>,
+        /// A tx by hash: mined (state just before it) or pending.
+        #[arg(long, group = "target")]
+        tx: Option<B256>,
+        /// A raw signed tx, 0x-hex.
+        #[arg(long, group = "target")]
+        raw: Option<Bytes>,
+        /// Every tx now pending in the node's pool.
+        #[arg(long, group = "target")]
+        pending: bool,
+        /// Print JSON instead of the human report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Demo and benchmark helpers on a local anvil: deploy the demo protocol, send its scenarios.
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DevnetCommand {
+    /// Deploy the demo protocol; write deployment.json and preempt.toml into --out.
+    Deploy {
+        #[arg(long)]
+        rpc: String,
+        /// The node URL to write into preempt.toml (default: --rpc).
+        #[arg(long)]
+        node_url: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign and send one scenario's tx to the mempool (no mining); prints its hash.
+    Send {
+        #[arg(long)]
+        rpc: String,
+        #[arg(long)]
+        deployment: PathBuf,
+        scenario: String,
+    },
+}
+
+async fn devnet_command(command: DevnetCommand) -> eyre::Result<()> {
+    use preempt::devnet::{Deployment, Scenario, config_toml, deploy, send_scenario};
+    match command {
+        DevnetCommand::Deploy { rpc, node_url, out } => {
+            let deployment = deploy(&rpc).await?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(
+                out.join("deployment.json"),
+                serde_json::to_string_pretty(&deployment)?,
+            )?;
+            let config = config_toml(
+                &deployment,
+                node_url.as_deref().unwrap_or(&rpc),
+                "PREEMPT_GUARDIAN_KEY",
+            );
+            std::fs::write(out.join("preempt.toml"), config)?;
+            println!(
+                "deployed {} contracts; wrote {}",
+                deployment.contracts.len(),
+                out.join("preempt.toml").display()
+            );
+        }
+        DevnetCommand::Send { rpc, deployment, scenario } => {
+            let text = std::fs::read_to_string(&deployment)
+                .map_err(|e| eyre::eyre!("{}: {e}", deployment.display()))?;
+            let deployment: Deployment = serde_json::from_str(&text)?;
+            let names: Vec<&str> = Scenario::all().iter().map(|s| s.name()).collect();
+            let scenario = Scenario::from_name(&scenario).ok_or_else(|| {
+                eyre::eyre!("unknown scenario `{scenario}`; one of: {}", names.join(", "))
+            })?;
+            let hash = send_scenario(&rpc, &deployment, scenario).await?;
+            println!("sent {} as {hash}", scenario.name());
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Devnet(command) => match devnet_command(command).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::Check { config, rpc, tx, raw, pending, json } => {
+                let target = match (tx, raw, pending) {
+                    (Some(h), None, false) => CheckTarget::Hash(h),
+                    (None, Some(r), false) => CheckTarget::Raw(r),
+                    (None, None, true) => CheckTarget::Pending,
+                    _ => {
+                        eprintln!("error: give exactly one of --tx, --raw, --pending");
+                        return ExitCode::from(2);
+                    }
+                };
+                let config = match Config::load(&config) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                match run_check(&config, rpc.as_deref(), target).await {
+                    Ok(report) => {
+                        if json {
+                            match serde_json::to_string_pretty(&report) {
+                                Ok(s) => println!("{s}"),
+                                Err(e) => {
+                                    eprintln!("error: cannot encode the report: {e}");
+                                    return ExitCode::from(2);
+                                }
+                            }
+                        } else {
+                            print!("{}", print_human(&report));
+                        }
+                        let errors = report.verdicts.iter().filter(|v| v.error.is_some()).count();
+                        if report.findings() > 0 {
+                            ExitCode::from(1)
+                        } else if errors > 0 {
+                            ExitCode::from(2)
+                        } else {
+                            ExitCode::SUCCESS
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
+        }
+    })
+}

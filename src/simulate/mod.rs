@@ -1,0 +1,583 @@
+//! Simulation: runs one pending tx in revm on an overlay of the forked state and records what
+//! the detectors need (call frames, token transfers, holdings, claims, invariants, re-entries).
+
+mod advance;
+mod env;
+mod inspector;
+mod reentry;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Instant,
+};
+
+use alloy::{
+    consensus::{Transaction as _, TxEnvelope, transaction::Recovered},
+    primitives::{Address, B256, Bytes, U256, b256},
+};
+use revm::{
+    ExecuteEvm, InspectEvm, MainBuilder, MainContext,
+    context::{Context, result::ExecutionResult},
+    context_interface::result::EVMError,
+    database::CacheDB,
+    database_interface::DatabaseCommit,
+    handler::{MainnetContext, MainnetEvm},
+    primitives::hardfork::SpecId,
+    state::EvmState,
+};
+use thiserror::Error;
+
+pub use advance::{Advance, ReceiptSummary, advance_fork};
+pub use env::{SimBlock, tx_env, view_env};
+use inspector::TxRecorder;
+
+use crate::{
+    config::{
+        Asset, Config, InvariantCheck, Operand, ProtectedContract, SimulationConfig, ViewCall,
+    },
+    fork::{ForkError, SharedFork},
+    types::{
+        ClaimReading, HoldingChange, InvariantReading, InvariantValue, SimOutcome, TokenTransfer,
+    },
+};
+
+/// keccak256("Transfer(address,address,uint256)")
+const TRANSFER_TOPIC: B256 =
+    b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
+/// `balanceOf(address)`
+const BALANCE_OF: [u8; 4] = [0x70, 0xa0, 0x82, 0x31];
+
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("tx {tx} is not valid on this state: {reason}")]
+    InvalidTx { tx: B256, reason: String },
+    #[error("state for tx {tx} could not be read: {source}")]
+    State { tx: B256, source: ForkError },
+    #[error("evm failed on tx {tx}: {reason}")]
+    Evm { tx: B256, reason: String },
+}
+
+type Overlay = CacheDB<SharedFork>;
+type SimEvm = MainnetEvm<MainnetContext<Overlay>, TxRecorder>;
+
+/// An invariant's value on the pristine fork, and the accounts its views read.
+#[derive(Debug)]
+struct Baseline {
+    value: InvariantValue,
+    reads: HashSet<Address>,
+}
+
+/// Runs txs on one fork with a reusable EVM. One per worker thread.
+pub struct Simulator {
+    protected: Arc<[ProtectedContract]>,
+    settings: SimulationConfig,
+    evm: SimEvm,
+    block: SimBlock,
+    baselines: HashMap<Address, Vec<Baseline>>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("block", &self.block)
+            .field("protected", &self.protected.len())
+            .finish()
+    }
+}
+
+/// The EVM with the chain rules preempt simulates under.
+pub fn build_evm<DB: revm::Database, I>(
+    db: DB,
+    block: SimBlock,
+    chain_id: u64,
+    inspector: I,
+) -> MainnetEvm<MainnetContext<DB>, I> {
+    Context::mainnet()
+        .with_db(db)
+        .with_block(block.to_env())
+        .modify_cfg_chained(|cfg| {
+            // anvil reports Bpo1, which only changes blob parameters: Osaka rules apply.
+            cfg.set_spec_and_mainnet_gas_params(SpecId::OSAKA);
+            cfg.chain_id = chain_id;
+        })
+        .build_mainnet_with_inspector(inspector)
+}
+
+impl Simulator {
+    pub fn new(config: &Config, fork: SharedFork, block: SimBlock, chain_id: u64) -> Self {
+        Self {
+            protected: config.protected.clone().into(),
+            settings: config.simulation.clone(),
+            evm: build_evm(CacheDB::new(fork), block, chain_id, TxRecorder::default()),
+            block,
+            baselines: HashMap::new(),
+        }
+    }
+
+    pub fn block(&self) -> SimBlock {
+        self.block
+    }
+
+    pub fn fork(&self) -> &SharedFork {
+        &self.evm.ctx.journaled_state.database.db
+    }
+
+    /// Moves to a new fork (a new head) and block environment.
+    pub fn set_fork(&mut self, fork: SharedFork, block: SimBlock) {
+        self.evm.ctx.journaled_state.database = CacheDB::new(fork);
+        self.evm.ctx.block = block.to_env();
+        self.block = block;
+        self.baselines.clear();
+    }
+
+    /// Forgets cached invariant values (after the fork's state was changed in place).
+    pub fn invalidate_baselines(&mut self) {
+        self.baselines.clear();
+    }
+
+    fn reset_overlay(&mut self) {
+        let cache = &mut self.evm.ctx.journaled_state.database.cache;
+        cache.accounts.clear();
+        cache.logs.clear();
+        cache.block_hashes.clear();
+    }
+
+    /// Runs a tx without analysis and returns its result and state diff (replaying a block).
+    pub fn execute(
+        &mut self,
+        hash: B256,
+        tx: &Recovered<TxEnvelope>,
+    ) -> Result<(ExecutionResult, EvmState), SimError> {
+        self.reset_overlay();
+        let env = tx_env(tx, self.settings.max_tx_gas);
+        let out = self.evm.transact(env).map_err(|e| map_evm_error(hash, e))?;
+        Ok((out.result, out.state))
+    }
+
+    /// Simulates `tx` on the pristine fork and records everything the detectors read.
+    pub fn simulate(
+        &mut self,
+        hash: B256,
+        tx: &Recovered<TxEnvelope>,
+    ) -> Result<SimOutcome, SimError> {
+        let started = Instant::now();
+        self.reset_overlay();
+        let env = tx_env(tx, self.settings.max_tx_gas);
+        self.evm.inspector.reset(false);
+        let run = self.evm.inspect_tx(env.clone()).map_err(|e| map_evm_error(hash, e))?;
+        let (result, state) = (run.result, run.state);
+        let mut frames = std::mem::take(&mut self.evm.inspector.frames);
+        effective_success(&mut frames);
+
+        let mut outcome = SimOutcome {
+            tx_hash: hash,
+            from: tx.signer(),
+            to: tx.inner().to(),
+            success: result.is_success(),
+            gas_used: result.tx_gas_used(),
+            failure: failure_reason(&result),
+            frames: Vec::new(),
+            transfers: Vec::new(),
+            holdings: Vec::new(),
+            claims: Vec::new(),
+            invariants: Vec::new(),
+            reentries: Vec::new(),
+            touched_protected: Vec::new(),
+            sim_time: Default::default(),
+            block_number: self.block.number,
+        };
+        if !outcome.success {
+            // A reverted tx changes nothing a rule looks at.
+            outcome.frames = frames;
+            outcome.sim_time = started.elapsed();
+            return Ok(outcome);
+        }
+
+        let transfers: Vec<TokenTransfer> = result
+            .logs()
+            .iter()
+            .filter_map(|log| {
+                let topics = log.data.topics();
+                (topics.len() == 3 && topics[0] == TRANSFER_TOPIC && log.data.data.len() == 32)
+                    .then(|| TokenTransfer {
+                        token: log.address,
+                        from: Address::from_word(topics[1]),
+                        to: Address::from_word(topics[2]),
+                        value: U256::from_be_slice(&log.data.data),
+                    })
+            })
+            .collect();
+
+        let protected = Arc::clone(&self.protected);
+        let is_protected = |a: &Address| protected.iter().any(|p| p.address == *a);
+        let mut touched: Vec<Address> = Vec::new();
+        let mut touch = |a: Address| {
+            if !touched.contains(&a) {
+                touched.push(a);
+            }
+        };
+        for f in &frames {
+            if is_protected(&f.target) {
+                touch(f.target);
+            }
+        }
+        for t in &transfers {
+            if is_protected(&t.from)
+                && protected.iter().any(|p| p.address == t.from && p.tokens.contains(&t.token))
+            {
+                touch(t.from);
+            }
+            if is_protected(&t.to)
+                && protected.iter().any(|p| p.address == t.to && p.tokens.contains(&t.token))
+            {
+                touch(t.to);
+            }
+        }
+        for (address, account) in &state {
+            if is_protected(address) && account.is_touched() {
+                touch(*address);
+            }
+        }
+        let changed: HashSet<Address> =
+            state.iter().filter(|(_, a)| a.is_touched()).map(|(address, _)| *address).collect();
+
+        // Invariants whose views read something this tx changed.
+        let mut invariant_contracts = Vec::new();
+        for p in protected.iter().filter(|p| !p.invariants.is_empty()) {
+            self.ensure_baselines(p)?;
+            let baselines = self.baselines.get(&p.address).map(Vec::as_slice).unwrap_or_default();
+            if touched.contains(&p.address)
+                || baselines.iter().any(|b| b.reads.iter().any(|r| changed.contains(r)))
+            {
+                invariant_contracts.push(p);
+            }
+        }
+
+        // Re-entry into a protected contract: re-run with storage tracking to see what was stale.
+        let reentry_candidates = reentry::candidates(&frames, &touched);
+        if !reentry_candidates.is_empty() {
+            self.reset_overlay();
+            self.evm.inspector.reset(true);
+            let rerun = self.evm.inspect_tx(env).map_err(|e| map_evm_error(hash, e))?;
+            debug_assert_eq!(rerun.result.tx_gas_used(), outcome.gas_used);
+            let recorder = &self.evm.inspector;
+            outcome.reentries = reentry::observe(
+                &reentry_candidates,
+                &recorder.frames,
+                &recorder.spans,
+                &recorder.accesses,
+            );
+            self.reset_overlay();
+        }
+
+        // Holdings: ETH from the state diff, tokens from Transfer logs (values read before/after).
+        let mut holdings = Vec::new();
+        let mut token_reads: Vec<(Address, Address)> = Vec::new();
+        for p in protected.iter().filter(|p| touched.contains(&p.address)) {
+            if let Some(account) = state.get(&p.address) {
+                let before = account.original_info().balance;
+                let after = account.info.balance;
+                if before != after {
+                    let recipients = frames
+                        .iter()
+                        .filter(|f| f.success && f.caller == p.address && !f.value.is_zero())
+                        .map(|f| (f.target, f.value))
+                        .collect();
+                    holdings.push(HoldingChange {
+                        contract: p.address,
+                        asset: Asset::Eth,
+                        before,
+                        after,
+                        recipients,
+                    });
+                }
+            }
+            for token in &p.tokens {
+                if transfers
+                    .iter()
+                    .any(|t| t.token == *token && (t.from == p.address || t.to == p.address))
+                {
+                    token_reads.push((p.address, *token));
+                }
+            }
+        }
+        let mut token_before = Vec::with_capacity(token_reads.len());
+        for (contract, token) in &token_reads {
+            token_before.push(
+                self.read_uint(*token, call_with_address(BALANCE_OF, *contract))?
+                    .unwrap_or_default(),
+            );
+        }
+        let mut claim_reads: Vec<(Address, usize, Address)> = Vec::new();
+        let claim_accounts = |recipients: &[(Address, U256)]| {
+            let mut accounts: Vec<Address> = recipients.iter().map(|(a, _)| *a).collect();
+            if !accounts.contains(&outcome.from) {
+                accounts.push(outcome.from);
+            }
+            accounts
+        };
+        let mut pending_holdings = holdings;
+        for ((contract, token), before) in token_reads.iter().zip(&token_before) {
+            let recipients = transfers
+                .iter()
+                .filter(|t| t.token == *token && t.from == *contract)
+                .map(|t| (t.to, t.value))
+                .collect();
+            pending_holdings.push(HoldingChange {
+                contract: *contract,
+                asset: Asset::Token(*token),
+                before: *before,
+                after: *before,
+                recipients,
+            });
+        }
+        for h in &pending_holdings {
+            let Some(p) = protected.iter().find(|p| p.address == h.contract) else { continue };
+            for (ci, claim) in p.claims.iter().enumerate() {
+                if claim.asset == h.asset {
+                    for account in claim_accounts(&h.recipients) {
+                        claim_reads.push((p.address, ci, account));
+                    }
+                }
+            }
+        }
+        let mut claims_before = Vec::with_capacity(claim_reads.len());
+        for (contract, ci, account) in &claim_reads {
+            let selector = self.claim_selector(*contract, *ci);
+            claims_before.push(
+                self.read_uint(*contract, call_with_address(selector, *account))?
+                    .unwrap_or_default(),
+            );
+        }
+
+        // The state after the tx, for the "after" side of every reading.
+        let needs_after =
+            !token_reads.is_empty() || !claim_reads.is_empty() || !invariant_contracts.is_empty();
+        if needs_after {
+            self.evm.ctx.journaled_state.database.commit(state);
+            for (i, (contract, token)) in token_reads.iter().enumerate() {
+                let after = self
+                    .read_uint(*token, call_with_address(BALANCE_OF, *contract))?
+                    .unwrap_or_default();
+                if let Some(h) = pending_holdings
+                    .iter_mut()
+                    .find(|h| h.contract == *contract && h.asset == Asset::Token(*token))
+                {
+                    h.after = after;
+                }
+                let _ = i;
+            }
+            for ((contract, ci, account), before) in claim_reads.iter().zip(claims_before) {
+                let selector = self.claim_selector(*contract, *ci);
+                let after = self
+                    .read_uint(*contract, call_with_address(selector, *account))?
+                    .unwrap_or_default();
+                let p = protected
+                    .iter()
+                    .find(|p| p.address == *contract)
+                    .expect("claim of a protected contract");
+                let claim = &p.claims[*ci];
+                outcome.claims.push(ClaimReading {
+                    contract: *contract,
+                    asset: claim.asset,
+                    view: claim.signature.clone(),
+                    account: *account,
+                    before,
+                    after,
+                });
+            }
+            for p in &invariant_contracts {
+                for (i, inv) in p.invariants.iter().enumerate() {
+                    let (after, _) = self.evaluate(p.address, &inv.check)?;
+                    let before = self
+                        .baselines
+                        .get(&p.address)
+                        .and_then(|b| b.get(i))
+                        .map(|b| b.value.clone())
+                        .unwrap_or(InvariantValue::Unreadable { reason: "no baseline".into() });
+                    outcome.invariants.push(InvariantReading {
+                        contract: p.address,
+                        invariant: inv.source.clone(),
+                        before,
+                        after,
+                    });
+                }
+            }
+            self.reset_overlay();
+        }
+        outcome.holdings = pending_holdings.into_iter().filter(|h| h.before != h.after).collect();
+        outcome.frames = frames;
+        outcome.transfers = transfers;
+        outcome.touched_protected = touched;
+        outcome.sim_time = started.elapsed();
+        Ok(outcome)
+    }
+
+    /// Loads what the rules read for every protected contract (invariant views, token
+    /// holdings), so a simulation on the hot path finds it cached.
+    pub fn warm(&mut self) -> Result<(), SimError> {
+        self.reset_overlay();
+        let protected = Arc::clone(&self.protected);
+        for p in protected.iter() {
+            self.ensure_baselines(p)?;
+            for token in &p.tokens {
+                self.read_uint(*token, call_with_address(BALANCE_OF, p.address))?;
+            }
+        }
+        self.reset_overlay();
+        Ok(())
+    }
+
+    fn claim_selector(&self, contract: Address, index: usize) -> [u8; 4] {
+        self.protected
+            .iter()
+            .find(|p| p.address == contract)
+            .map(|p| p.claims[index].selector)
+            .unwrap_or_default()
+    }
+
+    fn ensure_baselines(&mut self, p: &ProtectedContract) -> Result<(), SimError> {
+        if self.baselines.contains_key(&p.address) {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(p.invariants.len());
+        for inv in &p.invariants {
+            let (value, reads) = self.evaluate(p.address, &inv.check)?;
+            out.push(Baseline { value, reads });
+        }
+        self.baselines.insert(p.address, out);
+        Ok(())
+    }
+
+    /// Evaluates an invariant on the overlay as it is now; returns the accounts its views read.
+    fn evaluate(
+        &mut self,
+        contract: Address,
+        check: &InvariantCheck,
+    ) -> Result<(InvariantValue, HashSet<Address>), SimError> {
+        let mut reads = HashSet::new();
+        let mut call =
+            |this: &mut Self, view: &ViewCall| -> Result<Result<Bytes, String>, SimError> {
+                let (out, touched) = this.view(contract, Bytes::copy_from_slice(&view.selector))?;
+                reads.extend(touched);
+                Ok(out.map_err(|e| format!("{}: {e}", view.signature)))
+            };
+        let value = match check {
+            InvariantCheck::IsTrue(view) => match call(self, view)? {
+                Ok(out) if out.len() >= 32 => {
+                    if U256::from_be_slice(&out[..32]).is_zero() {
+                        InvariantValue::Violated { lhs: None, rhs: None, op: None }
+                    } else {
+                        InvariantValue::Holds { lhs: None, rhs: None }
+                    }
+                }
+                Ok(out) => InvariantValue::Unreadable {
+                    reason: format!("{} returned {} bytes", view.signature, out.len()),
+                },
+                Err(reason) => InvariantValue::Unreadable { reason },
+            },
+            InvariantCheck::Compare { lhs, op, rhs } => {
+                let mut side =
+                    |this: &mut Self, o: &Operand| -> Result<Result<U256, String>, SimError> {
+                        Ok(match o {
+                            Operand::Literal(v) => Ok(*v),
+                            Operand::Call(view) => match call(this, view)? {
+                                Ok(out) if out.len() >= 32 => Ok(U256::from_be_slice(&out[..32])),
+                                Ok(out) => {
+                                    Err(format!("{} returned {} bytes", view.signature, out.len()))
+                                }
+                                Err(e) => Err(e),
+                            },
+                        })
+                    };
+                match (side(self, lhs)?, side(self, rhs)?) {
+                    (Ok(l), Ok(r)) if op.holds(l, r) => {
+                        InvariantValue::Holds { lhs: Some(l), rhs: Some(r) }
+                    }
+                    (Ok(l), Ok(r)) => {
+                        InvariantValue::Violated { lhs: Some(l), rhs: Some(r), op: Some(*op) }
+                    }
+                    (Err(reason), _) | (_, Err(reason)) => InvariantValue::Unreadable { reason },
+                }
+            }
+        };
+        Ok((value, reads))
+    }
+
+    fn read_uint(&mut self, target: Address, data: Bytes) -> Result<Option<U256>, SimError> {
+        let (out, _) = self.view(target, data)?;
+        Ok(out.ok().filter(|o| o.len() >= 32).map(|o| U256::from_be_slice(&o[..32])))
+    }
+
+    /// A read-only call on the overlay as it is now. `Err` inside: the call reverted.
+    fn view(
+        &mut self,
+        target: Address,
+        data: Bytes,
+    ) -> Result<(Result<Bytes, String>, Vec<Address>), SimError> {
+        let cfg = &mut self.evm.ctx.cfg;
+        cfg.disable_nonce_check = true;
+        cfg.disable_base_fee = true;
+        cfg.disable_balance_check = true;
+        let env = view_env(target, data, self.settings.view_gas_limit);
+        let run = self.evm.transact(env);
+        let cfg = &mut self.evm.ctx.cfg;
+        cfg.disable_nonce_check = false;
+        cfg.disable_base_fee = false;
+        cfg.disable_balance_check = false;
+        let run = run.map_err(|e| map_evm_error(B256::ZERO, e))?;
+        let reads = run.state.keys().copied().collect();
+        let out = match run.result {
+            ExecutionResult::Success { output, .. } => Ok(output.into_data()),
+            ExecutionResult::Revert { output, .. } => Err(format!("reverted {output}")),
+            ExecutionResult::Halt { reason, .. } => Err(format!("halted: {reason:?}")),
+        };
+        Ok((out, reads))
+    }
+}
+
+/// A frame inside a reverted frame did not happen either.
+fn effective_success(frames: &mut [crate::types::CallFrame]) {
+    for i in 0..frames.len() {
+        if let Some(parent) = frames[i].parent
+            && !frames[parent].success
+        {
+            frames[i].success = false;
+        }
+    }
+}
+
+fn failure_reason(result: &ExecutionResult) -> Option<String> {
+    match result {
+        ExecutionResult::Success { .. } => None,
+        ExecutionResult::Revert { output, .. } => Some(decode_revert(output)),
+        ExecutionResult::Halt { reason, .. } => Some(format!("halted: {reason:?}")),
+    }
+}
+
+/// `Error(string)` and panics decoded where possible, else the raw bytes.
+pub fn decode_revert(output: &Bytes) -> String {
+    match alloy::sol_types::decode_revert_reason(output) {
+        Some(reason) => format!("reverted: {reason}"),
+        None if output.is_empty() => "reverted without reason".to_string(),
+        None => format!("reverted: {output}"),
+    }
+}
+
+fn call_with_address(selector: [u8; 4], account: Address) -> Bytes {
+    let mut data = Vec::with_capacity(36);
+    data.extend_from_slice(&selector);
+    data.extend_from_slice(&[0u8; 12]);
+    data.extend_from_slice(account.as_slice());
+    data.into()
+}
+
+fn map_evm_error(tx: B256, e: EVMError<ForkError>) -> SimError {
+    match e {
+        EVMError::Database(source) => SimError::State { tx, source },
+        EVMError::Transaction(reason) => SimError::InvalidTx { tx, reason: reason.to_string() },
+        EVMError::Header(reason) => SimError::Evm { tx, reason: reason.to_string() },
+        other => SimError::Evm { tx, reason: other.to_string() },
+    }
+}

@@ -1,0 +1,200 @@
+//! Re-entry analysis: which protected contracts were entered again while live, and which of
+//! their storage slots the re-entrant frame read before the live frame wrote them.
+
+use alloy::primitives::{Address, U256};
+
+use super::inspector::{FrameSpan, StorageAccess};
+use crate::types::{CallFrame, ReentryObservation};
+
+/// A protected contract's live entry frame and a later frame that entered it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) contract: Address,
+    pub(crate) outer: usize,
+    pub(crate) inner: usize,
+}
+
+/// Re-entries visible at call level. `frames` must carry effective success.
+pub(crate) fn candidates(frames: &[CallFrame], protected: &[Address]) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for frame in frames {
+        if !frame.success || !protected.contains(&frame.target) {
+            continue;
+        }
+        // Entered from outside the contract's own context (a DELEGATECALL inside it is not a re-entry).
+        let Some(parent) = frame.parent else { continue };
+        if frames[parent].target == frame.target {
+            continue;
+        }
+        let Some(outer) = entry_frame_above(frames, parent, frame.target) else { continue };
+        out.push(Candidate { contract: frame.target, outer, inner: frame.index });
+    }
+    out
+}
+
+/// The outermost frame of the nearest run of frames running on `contract` above `from`.
+fn entry_frame_above(frames: &[CallFrame], from: usize, contract: Address) -> Option<usize> {
+    let mut cursor = Some(from);
+    while let Some(i) = cursor {
+        if frames[i].target == contract {
+            let mut entry = i;
+            while let Some(p) = frames[entry].parent {
+                if frames[p].target != contract {
+                    break;
+                }
+                entry = p;
+            }
+            return Some(entry);
+        }
+        cursor = frames[i].parent;
+    }
+    None
+}
+
+/// Storage evidence for each candidate, from the storage-tracking re-run.
+pub(crate) fn observe(
+    candidates: &[Candidate],
+    frames: &[CallFrame],
+    spans: &[FrameSpan],
+    accesses: &[StorageAccess],
+) -> Vec<ReentryObservation> {
+    let mut success = vec![false; frames.len()];
+    for f in frames {
+        success[f.index] = f.success && f.parent.is_none_or(|p| success[p]);
+    }
+    let mut out = Vec::new();
+    for c in candidates {
+        let (Some(inner), Some(outer)) = (spans.get(c.inner), spans.get(c.outer)) else { continue };
+        let counts = |a: &&StorageAccess| {
+            a.address == c.contract && success.get(a.frame).copied().unwrap_or(false)
+        };
+        let inside = |a: &StorageAccess| a.seq > inner.start && a.seq < inner.end;
+        let reads: Vec<U256> = accesses
+            .iter()
+            .filter(counts)
+            .filter(|a| !a.write && inside(a))
+            .map(|a| a.slot)
+            .collect();
+        let inner_read_only = !accesses.iter().filter(counts).any(|a| a.write && inside(a));
+        let mut stale: Vec<U256> = accesses
+            .iter()
+            .filter(counts)
+            .filter(|a| {
+                a.write && a.seq > inner.end && a.seq < outer.end && reads.contains(&a.slot)
+            })
+            .map(|a| a.slot)
+            .collect();
+        stale.sort();
+        stale.dedup();
+        if !stale.is_empty() {
+            out.push(ReentryObservation {
+                contract: c.contract,
+                outer_frame: c.outer,
+                inner_frame: c.inner,
+                inner_read_only,
+                stale_slots: stale,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Address = Address::with_last_byte(0xaa);
+    const A: Address = Address::with_last_byte(0xbb);
+
+    fn frame(
+        index: usize,
+        parent: Option<usize>,
+        caller: Address,
+        target: Address,
+        scheme: &'static str,
+    ) -> CallFrame {
+        CallFrame {
+            index,
+            parent,
+            depth: 0,
+            caller,
+            target,
+            code: target,
+            scheme,
+            value: U256::ZERO,
+            selector: None,
+            success: true,
+            gas_used: 0,
+        }
+    }
+
+    fn access(seq: u64, frame: usize, slot: u64, write: bool) -> StorageAccess {
+        StorageAccess { seq, frame, address: P, slot: U256::from(slot), write }
+    }
+
+    /// P (frame 0) calls A (frame 1), which calls back into P (frame 2).
+    fn reentered() -> (Vec<CallFrame>, Vec<FrameSpan>) {
+        let frames = vec![
+            frame(0, None, A, P, "CALL"),
+            frame(1, Some(0), P, A, "CALL"),
+            frame(2, Some(1), A, P, "CALL"),
+        ];
+        let spans = vec![
+            FrameSpan { start: 1, end: 20 },
+            FrameSpan { start: 2, end: 10 },
+            FrameSpan { start: 3, end: 9 },
+        ];
+        (frames, spans)
+    }
+
+    #[test]
+    fn delegatecall_inside_the_contract_is_not_a_reentry() {
+        let frames = vec![frame(0, None, A, P, "CALL"), frame(1, Some(0), A, P, "DELEGATECALL")];
+        assert!(candidates(&frames, &[P]).is_empty());
+    }
+
+    #[test]
+    fn call_back_into_a_live_contract_is_a_candidate() {
+        let (frames, _) = reentered();
+        assert_eq!(candidates(&frames, &[P]), vec![Candidate { contract: P, outer: 0, inner: 2 }]);
+        assert!(candidates(&frames, &[A]).is_empty(), "A is never entered twice");
+    }
+
+    #[test]
+    fn slot_read_inside_and_written_after_is_stale() {
+        let (frames, spans) = reentered();
+        let c = candidates(&frames, &[P]);
+        let accesses = vec![access(4, 2, 1, false), access(5, 2, 1, true), access(12, 0, 1, true)];
+        let obs = observe(&c, &frames, &spans, &accesses);
+        assert_eq!(obs.len(), 1);
+        assert_eq!(obs[0].stale_slots, vec![U256::from(1)]);
+        assert!(!obs[0].inner_read_only);
+    }
+
+    #[test]
+    fn writes_only_before_the_reentry_or_to_other_slots_are_safe() {
+        let (frames, spans) = reentered();
+        let c = candidates(&frames, &[P]);
+        // Outer writes slot 1 before the call; after the call it writes slot 7, which the re-entry never read.
+        let accesses = vec![access(1, 0, 1, true), access(4, 2, 1, false), access(12, 0, 7, true)];
+        assert!(observe(&c, &frames, &spans, &accesses).is_empty());
+    }
+
+    #[test]
+    fn a_reading_reentry_is_read_only() {
+        let (frames, spans) = reentered();
+        let c = candidates(&frames, &[P]);
+        let accesses = vec![access(4, 2, 5, false), access(12, 0, 5, true)];
+        let obs = observe(&c, &frames, &spans, &accesses);
+        assert_eq!(obs.len(), 1);
+        assert!(obs[0].inner_read_only);
+    }
+
+    #[test]
+    fn reverted_reentry_counts_for_nothing() {
+        let (mut frames, _) = reentered();
+        frames[2].success = false;
+        let c = candidates(&frames, &[P]);
+        assert!(c.is_empty());
+    }
+}

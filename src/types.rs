@@ -1,0 +1,201 @@
+//! Messages passed between pipeline stages: what a stage hands on, and nothing of its insides.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, I256, Log, U256};
+use serde::Serialize;
+
+use crate::config::{Asset, CompareOp};
+
+/// One call frame seen during a simulation (calls only; creates are recorded with `scheme = "CREATE"`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CallFrame {
+    /// Position in call order (0 = the tx's top-level call).
+    pub index: usize,
+    pub parent: Option<usize>,
+    pub depth: usize,
+    pub caller: Address,
+    /// The account whose storage and balance the frame runs on.
+    pub target: Address,
+    /// The account whose code runs (differs from `target` for DELEGATECALL).
+    pub code: Address,
+    pub scheme: &'static str,
+    pub value: U256,
+    pub selector: Option<[u8; 4]>,
+    pub success: bool,
+    pub gas_used: u64,
+}
+
+/// An ERC-20 `Transfer(from, to, value)` emitted by a successful frame.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TokenTransfer {
+    pub token: Address,
+    pub from: Address,
+    pub to: Address,
+    pub value: U256,
+}
+
+/// A protected contract's holdings of one asset before and after the tx.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldingChange {
+    pub contract: Address,
+    pub asset: Asset,
+    pub before: U256,
+    pub after: U256,
+    /// Every counterparty that received this asset from the contract, with the amount.
+    pub recipients: Vec<(Address, U256)>,
+}
+
+impl HoldingChange {
+    pub fn loss(&self) -> U256 {
+        self.before.saturating_sub(self.after)
+    }
+}
+
+/// An account's claim on a protected contract's asset, read through a configured view.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimReading {
+    pub contract: Address,
+    pub asset: Asset,
+    pub view: String,
+    pub account: Address,
+    pub before: U256,
+    pub after: U256,
+}
+
+/// A configured invariant evaluated on the state before and after the tx.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvariantReading {
+    pub contract: Address,
+    pub invariant: String,
+    pub before: InvariantValue,
+    pub after: InvariantValue,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InvariantValue {
+    Holds {
+        lhs: Option<U256>,
+        rhs: Option<U256>,
+    },
+    Violated {
+        lhs: Option<U256>,
+        rhs: Option<U256>,
+        op: Option<CompareOp>,
+    },
+    /// The view call reverted or returned something undecodable.
+    Unreadable {
+        reason: String,
+    },
+}
+
+impl InvariantValue {
+    pub fn holds(&self) -> bool {
+        matches!(self, Self::Holds { .. })
+    }
+    pub fn violated(&self) -> bool {
+        matches!(self, Self::Violated { .. })
+    }
+}
+
+/// A protected contract re-entered while one of its frames was live, with the storage slots
+/// the inner frame read that the outer frame wrote after the re-entry returned.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReentryObservation {
+    pub contract: Address,
+    /// The live frame of the contract that was re-entered.
+    pub outer_frame: usize,
+    /// The frame that entered the contract again.
+    pub inner_frame: usize,
+    /// The inner frame (and its sub-calls on the contract) wrote no storage of the contract.
+    pub inner_read_only: bool,
+    /// Slots the inner frame read and the outer frame wrote after the re-entry (stale reads).
+    pub stale_slots: Vec<U256>,
+}
+
+/// Everything a simulation of one tx shows; the detectors read only this.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimOutcome {
+    pub tx_hash: B256,
+    pub from: Address,
+    pub to: Option<Address>,
+    pub success: bool,
+    pub gas_used: u64,
+    /// Revert output or halt reason when `success` is false.
+    pub failure: Option<String>,
+    pub frames: Vec<CallFrame>,
+    pub transfers: Vec<TokenTransfer>,
+    pub holdings: Vec<HoldingChange>,
+    pub claims: Vec<ClaimReading>,
+    pub invariants: Vec<InvariantReading>,
+    pub reentries: Vec<ReentryObservation>,
+    /// Protected contracts whose code ran or whose state or holdings changed.
+    pub touched_protected: Vec<Address>,
+    #[serde(serialize_with = "serialize_micros")]
+    pub sim_time: Duration,
+    pub block_number: u64,
+}
+
+fn serialize_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e6)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Medium,
+    High,
+    Critical,
+}
+
+/// One rule's verdict on one contract, with the numbers a person needs to re-check it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub contract: Address,
+    pub contract_name: String,
+    pub summary: String,
+    pub evidence: Evidence,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    Drain {
+        asset: Asset,
+        holdings_before: U256,
+        holdings_after: U256,
+        loss: U256,
+        /// Loss not matched by a debit of the recipients' own claims.
+        unmatched_loss: U256,
+        loss_bps: u64,
+        threshold_bps: u32,
+        claim_debits: Vec<ClaimReading>,
+        recipients: Vec<(Address, U256)>,
+    },
+    Reentrancy {
+        outer: CallFrame,
+        inner: CallFrame,
+        /// Frames from the outer frame down to the re-entry.
+        path: Vec<CallFrame>,
+        stale_slots: Vec<U256>,
+    },
+    Invariant {
+        invariant: String,
+        before: InvariantValue,
+        after: InvariantValue,
+    },
+}
+
+/// A signed value of a holding, for printing.
+pub fn signed_delta(before: U256, after: U256) -> I256 {
+    I256::from_raw(after).wrapping_sub(I256::from_raw(before))
+}
+
+/// Raw log kept for evidence where a rule wants it.
+pub type RawLog = Log;
+
+/// A tx's input bytes, cheap to clone.
+pub type Calldata = Bytes;

@@ -1,0 +1,9 @@
+//! Integration tests against a real anvil with the demo protocol deployed.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod check;
+mod cli;
+mod fixtures;
+mod fork;
