@@ -55,6 +55,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Watch the mempool of every configured node and pause protected contracts under attack.
+    /// Logs a line containing `ready` once every node is subscribed and protected state is warm.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Demo and benchmark helpers on a local anvil: deploy the demo protocol, send its scenarios.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -119,10 +125,36 @@ async fn devnet_command(command: DevnetCommand) -> eyre::Result<()> {
     Ok(())
 }
 
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -141,6 +173,22 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
+            Command::Run { config } => {
+                let config = match Config::load(&config) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                match preempt::run::run(config, shutdown_signal()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
             Command::Devnet(command) => match devnet_command(command).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

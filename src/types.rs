@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes, I256, Log, U256};
+use alloy::primitives::{Address, B256, I256, U256};
 use serde::Serialize;
 
 use crate::config::{Asset, CompareOp};
@@ -194,8 +194,21 @@ pub fn signed_delta(before: U256, after: U256) -> I256 {
     I256::from_raw(after).wrapping_sub(I256::from_raw(before))
 }
 
-/// Raw log kept for evidence where a rule wants it.
-pub type RawLog = Log;
+/// A pending tx as it leaves ingest: decoded, its sender recovered, stamped when first seen.
+#[derive(Debug, Clone)]
+pub struct PendingTx {
+    pub hash: B256,
+    pub tx: alloy::consensus::transaction::Recovered<alloy::consensus::TxEnvelope>,
+    /// When the first copy arrived (any node).
+    pub seen_at: std::time::Instant,
+    /// Name of the node it came from first.
+    pub source: std::sync::Arc<str>,
+}
 
-/// A tx's input bytes, cheap to clone.
-pub type Calldata = Bytes;
+/// A new head as a node announced it.
+#[derive(Debug, Clone)]
+pub struct NewHead {
+    pub number: u64,
+    pub hash: B256,
+    pub source: std::sync::Arc<str>,
+}

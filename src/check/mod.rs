@@ -90,7 +90,7 @@ pub async fn run_check(
         None => config.nodes.first().map(|n| n.url.clone()).ok_or(CheckError::NoNode)?,
     };
     let node = NodeClient::connect("check", &url).await?;
-    let provider = node.provider().clone();
+    let provider = node.provider();
     let chain_id = provider.get_chain_id().await.map_err(|e| NodeError::Rpc(e.to_string()))?;
     let latest = node.latest_block_number().await?;
     let now = SystemTime::now()

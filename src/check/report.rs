@@ -192,14 +192,15 @@ pub fn print_human(report: &CheckReport) -> String {
         if !o.holdings.is_empty() {
             let _ = writeln!(out, "  balance changes of protected contracts:");
             for h in &o.holdings {
+                let delta = signed_delta(h.before, h.after);
+                let sign = if delta.is_negative() { "-" } else { "+" };
                 let _ = writeln!(
                     out,
-                    "    {} {}: {} -> {} ({})",
+                    "    {}: {} -> {} ({sign}{})",
                     h.contract,
-                    h.asset,
-                    h.before,
-                    h.after,
-                    signed_delta(h.before, h.after)
+                    amount(h.asset, h.before),
+                    amount(h.asset, h.after),
+                    format_units(delta.unsigned_abs(), 18).unwrap_or_default()
                 );
             }
         }

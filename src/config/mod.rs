@@ -35,6 +35,43 @@ pub struct Config {
     pub guardian: Option<GuardianKey>,
     pub protected: Vec<ProtectedContract>,
     pub simulation: SimulationConfig,
+    pub relays: Vec<RelayConfig>,
+    /// Signs `X-Flashbots-Signature`; a separate key from the guardian's.
+    pub relay_auth: Option<SecretRef>,
+    pub respond: RespondConfig,
+    /// Incident records, one JSON line each.
+    pub incidents_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub name: String,
+    /// http(s) URL of the relay's JSON-RPC endpoint.
+    pub url: String,
+}
+
+/// What preempt does with a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponseMode {
+    /// Sign and send the pause call.
+    Pause,
+    /// Record and alert; send nothing.
+    Alert,
+    /// Sign the pause call and record it, but do not send it.
+    DryRun,
+}
+
+#[derive(Debug, Clone)]
+pub struct RespondConfig {
+    pub mode: ResponseMode,
+    /// Caps on what a pause may pay, in wei.
+    pub max_fee_per_gas_cap: u128,
+    pub max_priority_fee_per_gas_cap: u128,
+    /// Gas limit of the pause tx.
+    pub pause_gas_limit: u64,
+    /// How many blocks a pause is re-sent for until it lands.
+    pub resend_blocks: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +79,8 @@ pub struct NodeConfig {
     pub name: String,
     /// `ws://`, `wss://`, `http(s)://`, or a filesystem path to an IPC socket.
     pub url: String,
+    /// Take pending txs from this node (false: heads and state only).
+    pub pending: bool,
 }
 
 /// Where the guardian key comes from; the key itself is read only when needed.
@@ -57,6 +96,10 @@ pub struct SimulationConfig {
     pub view_gas_limit: u64,
     /// Cap on a simulated tx's gas (a tx asking for more is simulated with this cap).
     pub max_tx_gas: u64,
+    /// Simulation worker threads.
+    pub workers: usize,
+    /// Capacity of the queue of txs that do not name a protected contract (full: dropped, counted).
+    pub queue_capacity: usize,
 }
 
 /// An asset a protected contract holds.
@@ -230,6 +273,41 @@ struct RawConfig {
     protected: Vec<RawProtected>,
     #[serde(default)]
     simulation: RawSimulation,
+    #[serde(default, rename = "relay")]
+    relays: Vec<RawRelay>,
+    relay_auth: Option<RawRelayAuth>,
+    #[serde(default)]
+    respond: RawRespond,
+    incidents: Option<RawIncidents>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    name: Option<String>,
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelayAuth {
+    key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRespond {
+    mode: Option<ResponseMode>,
+    max_fee_per_gas_gwei: Option<f64>,
+    max_priority_fee_per_gas_gwei: Option<f64>,
+    pause_gas_limit: Option<u64>,
+    resend_blocks: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncidents {
+    path: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +315,7 @@ struct RawConfig {
 struct RawNode {
     name: Option<String>,
     url: String,
+    pending: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +331,8 @@ struct RawGuardian {
 struct RawSimulation {
     view_gas_limit: Option<u64>,
     max_tx_gas: Option<u64>,
+    workers: Option<usize>,
+    queue_capacity: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,7 +395,11 @@ impl Config {
                     format!("`{url}` is neither ws://, wss://, http(s):// nor an IPC socket path"),
                 ));
             }
-            nodes.push(NodeConfig { name: n.name.unwrap_or_else(|| format!("node{i}")), url });
+            nodes.push(NodeConfig {
+                name: n.name.unwrap_or_else(|| format!("node{i}")),
+                url,
+                pending: n.pending.unwrap_or(true),
+            });
         }
 
         let guardian = match raw.guardian {
@@ -445,8 +530,75 @@ impl Config {
         let simulation = SimulationConfig {
             view_gas_limit: raw.simulation.view_gas_limit.unwrap_or(3_000_000),
             max_tx_gas: raw.simulation.max_tx_gas.unwrap_or(1 << 24),
+            workers: raw.simulation.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get().saturating_sub(1))
+                    .unwrap_or(1)
+                    .max(1)
+            }),
+            queue_capacity: raw.simulation.queue_capacity.unwrap_or(8_192),
         };
-        Ok(Self { nodes, guardian, protected, simulation })
+        if simulation.workers == 0 || simulation.workers > 256 {
+            return Err(invalid(
+                "simulation.workers".into(),
+                format!("{} is outside 1..=256", simulation.workers),
+            ));
+        }
+        let mut relays = Vec::with_capacity(raw.relays.len());
+        for (i, r) in raw.relays.into_iter().enumerate() {
+            let url = r.url.trim().to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("relay[{i}].url"),
+                    format!("`{url}` is not an http(s) URL"),
+                ));
+            }
+            relays.push(RelayConfig { name: r.name.unwrap_or_else(|| format!("relay{i}")), url });
+        }
+        let relay_auth = match raw.relay_auth {
+            None => None,
+            Some(a) => {
+                Some(SecretRef::from_str(&a.key).map_err(|r| invalid("relay_auth.key".into(), r))?)
+            }
+        };
+        if !relays.is_empty() && relay_auth.is_none() {
+            return Err(invalid(
+                "relay_auth".into(),
+                "relays need a [relay_auth] key to sign bundles".into(),
+            ));
+        }
+        let gwei = |key: &str, v: Option<f64>, default: f64| -> Result<u128, ConfigError> {
+            let v = v.unwrap_or(default);
+            if !(v.is_finite() && v > 0.0) {
+                return Err(invalid(key.into(), format!("{v} must be a positive number of gwei")));
+            }
+            Ok((v * 1e9) as u128)
+        };
+        let respond = RespondConfig {
+            mode: raw.respond.mode.unwrap_or(ResponseMode::Pause),
+            max_fee_per_gas_cap: gwei(
+                "respond.max_fee_per_gas_gwei",
+                raw.respond.max_fee_per_gas_gwei,
+                1_000.0,
+            )?,
+            max_priority_fee_per_gas_cap: gwei(
+                "respond.max_priority_fee_per_gas_gwei",
+                raw.respond.max_priority_fee_per_gas_gwei,
+                500.0,
+            )?,
+            pause_gas_limit: raw.respond.pause_gas_limit.unwrap_or(200_000),
+            resend_blocks: raw.respond.resend_blocks.unwrap_or(3),
+        };
+        Ok(Self {
+            nodes,
+            guardian,
+            protected,
+            simulation,
+            relays,
+            relay_auth,
+            respond,
+            incidents_path: raw.incidents.map(|i| i.path),
+        })
     }
 
     pub fn protected(&self, address: Address) -> Option<&ProtectedContract> {

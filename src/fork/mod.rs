@@ -292,3 +292,50 @@ impl ForkCache {
         next
     }
 }
+
+impl ForkCache {
+    /// Whether `address` has code, if the cache knows (never asks the node).
+    pub fn known_code(&self, address: &Address) -> Option<bool> {
+        self.accounts
+            .get(address)
+            .map(|a| a.as_ref().is_some_and(|i| !i.is_empty_code_hash() && !i.code_hash.is_zero()))
+    }
+}
+
+/// The fork the live pipeline reads, with what goes with it (the pending block env); swapped
+/// whole on each new head. Readers compare `generation` to see a swap cheaply.
+#[derive(Debug)]
+pub struct LiveFork<T> {
+    current: std::sync::RwLock<Arc<(SharedFork, T)>>,
+    generation: AtomicU64,
+}
+
+impl<T> LiveFork<T> {
+    pub fn new(fork: SharedFork, extra: T) -> Self {
+        Self {
+            current: std::sync::RwLock::new(Arc::new((fork, extra))),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn current(&self) -> Arc<(SharedFork, T)> {
+        // A poisoned lock only means a writer panicked mid-swap; the Arc inside is still whole.
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    pub fn publish(&self, fork: SharedFork, extra: T) {
+        let next = Arc::new((fork, extra));
+        match self.current.write() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}

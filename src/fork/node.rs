@@ -1,7 +1,11 @@
 //! A node connection used to read state at a pinned block, from async code or from a
 //! simulation thread (which blocks on the answer without ever being a runtime thread).
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use alloy::{
     eips::BlockId,
@@ -13,6 +17,7 @@ use thiserror::Error;
 use tokio::runtime::Handle;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum NodeError {
@@ -28,28 +33,33 @@ pub enum NodeError {
     RuntimeGone,
 }
 
-/// A node's JSON-RPC, shared by every stage that reads from it.
+/// A node's JSON-RPC, shared by every stage that reads from it. The connection behind it is
+/// replaced by `reconnect` (a dropped WebSocket does not come back by itself).
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     pub name: String,
     pub url: String,
-    provider: DynProvider,
+    provider: Arc<RwLock<DynProvider>>,
     runtime: Handle,
+}
+
+async fn open(url: &str) -> Result<DynProvider, NodeError> {
+    let connect = ProviderBuilder::new().connect(url);
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| NodeError::Connect { url: url.to_string(), reason: "timed out".into() })?
+        .map(|p| p.erased())
+        .map_err(|e| NodeError::Connect { url: url.to_string(), reason: e.to_string() })
 }
 
 impl NodeClient {
     /// Connects over ws://, http:// or IPC, as the URL says. Must run inside the tokio runtime
     /// that will serve the requests.
     pub async fn connect(name: &str, url: &str) -> Result<Self, NodeError> {
-        let connect = ProviderBuilder::new().connect(url);
-        let provider = tokio::time::timeout(REQUEST_TIMEOUT, connect)
-            .await
-            .map_err(|_| NodeError::Connect { url: url.to_string(), reason: "timed out".into() })?
-            .map_err(|e| NodeError::Connect { url: url.to_string(), reason: e.to_string() })?;
         let client = Self {
             name: name.to_string(),
             url: url.to_string(),
-            provider: provider.erased(),
+            provider: Arc::new(RwLock::new(open(url).await?)),
             runtime: Handle::current(),
         };
         // A connection that accepts but does not speak JSON-RPC is caught here, not mid-simulation.
@@ -60,12 +70,43 @@ impl NodeClient {
         Ok(client)
     }
 
-    pub fn provider(&self) -> &DynProvider {
-        &self.provider
+    /// The current connection (cheap to clone; do not keep it across a reconnect).
+    pub fn provider(&self) -> DynProvider {
+        match self.provider.read() {
+            Ok(p) => p.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Opens a fresh connection and makes it the current one for every clone of this client.
+    pub async fn reconnect(&self) -> Result<(), NodeError> {
+        let fresh = open(&self.url).await?;
+        match self.provider.write() {
+            Ok(mut p) => *p = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    /// Checks the connection every `every`; a check that fails reconnects. Ends with the runtime.
+    pub fn keep_alive(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let client = self.clone();
+        self.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let check = tokio::time::timeout(every, client.provider().get_block_number()).await;
+                if !matches!(check, Ok(Ok(_))) {
+                    match client.reconnect().await {
+                        Ok(()) => tracing::info!(node = %client.name, "node connection re-opened"),
+                        Err(e) => tracing::debug!(node = %client.name, error = %e, "node still unreachable"),
+                    }
+                }
+            }
+        })
     }
 
     pub async fn latest_block_number(&self) -> Result<u64, NodeError> {
-        timed(self.provider.get_block_number()).await
+        timed(self.provider().get_block_number()).await
     }
 
     /// Balance, nonce and code of `address` at `block`, three requests in flight at once.
@@ -74,7 +115,7 @@ impl NodeClient {
         address: Address,
         block: u64,
     ) -> impl Future<Output = Result<Option<AccountInfo>, NodeError>> + Send + 'static {
-        let provider = self.provider.clone();
+        let provider = self.provider();
         async move {
             let at = BlockId::number(block);
             let (balance, nonce, code) = tokio::join!(
@@ -103,7 +144,7 @@ impl NodeClient {
         slot: U256,
         block: u64,
     ) -> impl Future<Output = Result<U256, NodeError>> + Send + 'static {
-        let provider = self.provider.clone();
+        let provider = self.provider();
         async move {
             timed(
                 provider
@@ -119,7 +160,7 @@ impl NodeClient {
         &self,
         number: u64,
     ) -> impl Future<Output = Result<B256, NodeError>> + Send + 'static {
-        let provider = self.provider.clone();
+        let provider = self.provider();
         async move {
             let block = timed(provider.get_block_by_number(number.into()).into_future()).await?;
             block.map(|b| b.header.hash).ok_or(NodeError::MissingBlock(number))

@@ -4,6 +4,7 @@
 mod advance;
 mod env;
 mod inspector;
+pub mod pool;
 mod reentry;
 
 use std::{
@@ -19,9 +20,9 @@ use alloy::{
 use revm::{
     ExecuteEvm, InspectEvm, MainBuilder, MainContext,
     context::{Context, result::ExecutionResult},
-    context_interface::result::EVMError,
+    context_interface::result::{EVMError, InvalidTransaction},
     database::CacheDB,
-    database_interface::DatabaseCommit,
+    database_interface::{DatabaseCommit, DatabaseRef},
     handler::{MainnetContext, MainnetEvm},
     primitives::hardfork::SpecId,
     state::EvmState,
@@ -47,9 +48,14 @@ const TRANSFER_TOPIC: B256 =
     b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 /// `balanceOf(address)`
 const BALANCE_OF: [u8; 4] = [0x70, 0xa0, 0x82, 0x31];
+/// `paused()`
+const PAUSED: [u8; 4] = [0x5c, 0x97, 0x5a, 0xbb];
 
 #[derive(Debug, Error)]
 pub enum SimError {
+    /// The sender has pending txs with lower nonces that must run first.
+    #[error("tx {tx} has nonce {tx_nonce}, the sender's next is {state_nonce}")]
+    NonceAhead { tx: B256, tx_nonce: u64, state_nonce: u64 },
     #[error("tx {tx} is not valid on this state: {reason}")]
     InvalidTx { tx: B256, reason: String },
     #[error("state for tx {tx} could not be read: {source}")]
@@ -429,6 +435,31 @@ impl Simulator {
         Ok(())
     }
 
+    /// A protected contract's holdings on the fork as it is (ETH, then each token).
+    pub fn holdings_of(&mut self, p: &ProtectedContract) -> Result<Vec<(Asset, U256)>, SimError> {
+        self.reset_overlay();
+        let eth = self
+            .fork()
+            .basic_ref(p.address)
+            .map_err(|source| SimError::State { tx: B256::ZERO, source })?
+            .map(|a| a.balance)
+            .unwrap_or_default();
+        let mut out = vec![(Asset::Eth, eth)];
+        for token in &p.tokens {
+            let balance = self
+                .read_uint(*token, call_with_address(BALANCE_OF, p.address))?
+                .unwrap_or_default();
+            out.push((Asset::Token(*token), balance));
+        }
+        Ok(out)
+    }
+
+    /// `paused()` on the fork as it is; `None` when the contract has no such view.
+    pub fn read_paused(&mut self, contract: Address) -> Result<Option<bool>, SimError> {
+        self.reset_overlay();
+        Ok(self.read_uint(contract, Bytes::from_static(&PAUSED))?.map(|v| !v.is_zero()))
+    }
+
     fn claim_selector(&self, contract: Address, index: usize) -> [u8; 4] {
         self.protected
             .iter()
@@ -576,6 +607,9 @@ fn call_with_address(selector: [u8; 4], account: Address) -> Bytes {
 fn map_evm_error(tx: B256, e: EVMError<ForkError>) -> SimError {
     match e {
         EVMError::Database(source) => SimError::State { tx, source },
+        EVMError::Transaction(InvalidTransaction::NonceTooHigh { tx: tx_nonce, state }) => {
+            SimError::NonceAhead { tx, tx_nonce, state_nonce: state }
+        }
         EVMError::Transaction(reason) => SimError::InvalidTx { tx, reason: reason.to_string() },
         EVMError::Header(reason) => SimError::Evm { tx, reason: reason.to_string() },
         other => SimError::Evm { tx, reason: other.to_string() },

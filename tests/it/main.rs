@@ -7,3 +7,5 @@ mod check;
 mod cli;
 mod fixtures;
 mod fork;
+mod run;
+mod submit;

@@ -2,6 +2,10 @@
 //! deployed on it, and its config; anvil is stopped when the `Devnet` is dropped.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod guard;
+pub mod proxy;
+pub mod relay;
+
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,

@@ -1,0 +1,149 @@
+//! Incidents: every finding and every action leaves one JSON line a person can re-check —
+//! what was seen, what the simulation showed, what was sent where and when, what happened.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::SystemTime,
+};
+
+use alloy::primitives::{Address, B256, U256};
+use serde::Serialize;
+
+use crate::{
+    config::Asset,
+    respond::Decision,
+    simulate::pool::StageTimes,
+    submit::SubmitReport,
+    types::{Finding, HoldingChange},
+};
+
+/// Appends records to the configured file (and nowhere when none is configured).
+#[derive(Debug)]
+pub struct IncidentLog {
+    path: Option<PathBuf>,
+    file: Option<Mutex<BufWriter<File>>>,
+}
+
+impl IncidentLog {
+    pub fn open(path: Option<&Path>) -> std::io::Result<Self> {
+        let file = match path {
+            Some(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                Some(Mutex::new(BufWriter::new(
+                    OpenOptions::new().create(true).append(true).open(p)?,
+                )))
+            }
+            None => None,
+        };
+        Ok(Self { path: path.map(Path::to_path_buf), file })
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Writes one line and flushes it: a record must survive a crash right after the action.
+    pub fn record<T: Serialize>(&self, record: &T) {
+        let Some(file) = &self.file else { return };
+        let line = match serde_json::to_string(record) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "incident record could not be encoded");
+                return;
+            }
+        };
+        let mut f = match file.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Err(e) = writeln!(f, "{line}").and_then(|_| f.flush()) {
+            tracing::error!(error = %e, "incident record could not be written");
+        }
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Where a detection came from.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectionSource {
+    /// A pending tx, simulated before any block included it.
+    Mempool,
+    /// A tx already in a block (private order flow), found when the block arrived.
+    BlockGuard,
+}
+
+/// A finding and what was done about it.
+#[derive(Debug, Serialize)]
+pub struct DetectionRecord<'a> {
+    pub kind: &'static str,
+    pub at_unix_ms: u64,
+    pub source: DetectionSource,
+    pub attack_tx: B256,
+    pub attack_from: Address,
+    pub attack_to: Option<Address>,
+    pub seen_from: &'a str,
+    /// The block the simulation ran in (pending: the next one; block guard: the block itself).
+    pub sim_block: u64,
+    pub sim_gas_used: u64,
+    pub sim_time_us: f64,
+    pub findings: &'a [Finding],
+    pub holdings: &'a [HoldingChange],
+    pub decisions: &'a [(Address, Decision)],
+    /// Microseconds since the tx was first seen: queued → simulated → detected → signed → sent.
+    pub times: StageTimes,
+    pub sent_us: Option<u64>,
+    pub submitted: Vec<SubmitReport>,
+}
+
+/// What became of a pause once a block arrived.
+#[derive(Debug, Serialize)]
+pub struct OutcomeRecord {
+    pub kind: &'static str,
+    pub at_unix_ms: u64,
+    pub block: u64,
+    pub contract: Address,
+    pub contract_name: String,
+    pub pause_tx: B256,
+    pub pause_landed: bool,
+    pub pause_succeeded: Option<bool>,
+    pub pause_index: Option<usize>,
+    pub attack_tx: Option<B256>,
+    pub attack_index: Option<usize>,
+    /// The attack's receipt status when it is in this block.
+    pub attack_succeeded: Option<bool>,
+    pub same_block: bool,
+    pub pause_before_attack: bool,
+    pub contract_paused: Option<bool>,
+    /// The contract's holdings before the block and after it.
+    pub holdings: Vec<HoldingKept>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HoldingKept {
+    pub asset: Asset,
+    pub before: U256,
+    pub after: U256,
+    pub kept: bool,
+}
+
+/// A pause re-sent for a later block.
+#[derive(Debug, Serialize)]
+pub struct ResendRecord<'a> {
+    pub kind: &'static str,
+    pub at_unix_ms: u64,
+    pub pause_tx: B256,
+    pub contract: Address,
+    pub report: &'a SubmitReport,
+}

@@ -1,0 +1,184 @@
+//! Submit: sends one signed pause tx to every node's public mempool and, as a signed bundle for
+//! the target block, to every private relay, all at once; hands on a `SubmitReport`.
+
+mod auth;
+mod node;
+mod relay;
+
+use std::time::{Duration, Instant};
+
+use alloy::{
+    primitives::{Address, B256, Bytes},
+    signers::local::PrivateKeySigner,
+};
+use futures::future::join_all;
+use serde::Serialize;
+use thiserror::Error;
+
+pub use auth::{FLASHBOTS_SIGNATURE_HEADER, flashbots_signature, verify_flashbots_signature};
+
+use crate::{
+    config::{NodeConfig, RelayConfig},
+    fork::{NodeClient, NodeError},
+};
+use relay::RelayEndpoint;
+
+/// How long one destination may take to answer; a slow one never holds up the others.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Error)]
+pub enum SubmitError {
+    #[error("node `{name}` cannot be reached: {source}")]
+    NodeUnreachable {
+        name: String,
+        #[source]
+        source: NodeError,
+    },
+    #[error("relay `{name}`: `{url}` is not a usable URL: {reason}")]
+    RelayUrl { name: String, url: String, reason: String },
+    #[error("relay `{name}`: cannot build an HTTP client: {reason}")]
+    RelayClient { name: String, reason: String },
+    #[error("signing the relay request: {source}")]
+    Sign {
+        #[source]
+        source: alloy::signers::Error,
+    },
+    #[error("malformed X-Flashbots-Signature: {reason}")]
+    MalformedSignatureHeader { reason: String },
+    #[error("X-Flashbots-Signature claims {claimed} but the body was signed by {recovered}")]
+    SignatureMismatch { claimed: Address, recovered: Address },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// A node's public mempool, by `eth_sendRawTransaction`.
+    Node,
+    /// A private relay, by `eth_sendBundle`.
+    Relay,
+}
+
+/// Where one copy of the pause went, and how that went.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendResult {
+    /// The node's or relay's name from the config.
+    pub destination: String,
+    pub kind: DestinationKind,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// From the moment `submit` was called to this destination's answer (or its failure).
+    pub latency_us: u64,
+}
+
+/// Every copy of one pause tx sent for one target block.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmitReport {
+    pub tx_hash: B256,
+    pub target_block: u64,
+    /// Nodes first, in config order, then relays in config order.
+    pub results: Vec<SendResult>,
+}
+
+impl SubmitReport {
+    /// Whether at least one destination took the tx.
+    pub fn any_ok(&self) -> bool {
+        self.results.iter().any(|r| r.ok)
+    }
+}
+
+/// Holds a connection to every node and a keep-alive HTTP client per relay, ready to race.
+pub struct Submitter {
+    nodes: Vec<NodeClient>,
+    relays: Vec<RelayEndpoint>,
+    relay_auth: Option<PrivateKeySigner>,
+}
+
+impl std::fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The relay-auth key is shown by its address only.
+        f.debug_struct("Submitter")
+            .field("nodes", &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>())
+            .field("relays", &self.relays.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .field("relay_auth", &self.relay_auth.as_ref().map(|s| s.address()))
+            .finish()
+    }
+}
+
+impl Submitter {
+    /// Opens a persistent connection to every node (WS / IPC / HTTP keep-alive) and an HTTP
+    /// client per relay. A node that cannot be reached at start is an error naming it; relays
+    /// are not contacted until the first submit.
+    ///
+    /// Without `relay_auth`, bundles go out unsigned (some builders accept that; Flashbots
+    /// does not).
+    pub async fn connect(
+        nodes: &[NodeConfig],
+        relays: &[RelayConfig],
+        relay_auth: Option<PrivateKeySigner>,
+    ) -> Result<Self, SubmitError> {
+        let relays = relays.iter().map(RelayEndpoint::new).collect::<Result<Vec<_>, _>>()?;
+        let connected = join_all(nodes.iter().map(|n| async move {
+            NodeClient::connect(&n.name, &n.url)
+                .await
+                .map_err(|source| SubmitError::NodeUnreachable { name: n.name.clone(), source })
+        }))
+        .await;
+        let nodes = connected.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { nodes, relays, relay_auth })
+    }
+
+    /// Sends the same signed raw tx to every node (`eth_sendRawTransaction`) and, as a bundle
+    /// for `target_block`, to every relay (`eth_sendBundle`), all concurrently.
+    ///
+    /// Never fails as a whole: each destination's outcome is in the report. A node answering
+    /// that it already holds these bytes counts as ok.
+    pub async fn submit(&self, raw: Bytes, tx_hash: B256, target_block: u64) -> SubmitReport {
+        let started = Instant::now();
+        let to_nodes = join_all(self.nodes.iter().map(|n| {
+            let sent = node::send_raw(n, raw.clone(), tx_hash);
+            outcome(&n.name, DestinationKind::Node, started, sent)
+        }));
+        // The nodes' requests are polled first, so the relay signature (a secp256k1 signing)
+        // is computed while they are already on their way.
+        let to_relays = async {
+            if self.relays.is_empty() {
+                return Vec::new();
+            }
+            let body = relay::bundle_body(&raw, target_block);
+            let signature = self.relay_auth.as_ref().map(|s| flashbots_signature(s, &body));
+            join_all(self.relays.iter().map(|r| {
+                let body = body.clone();
+                let signature = signature.as_ref();
+                let sent = async move {
+                    match signature {
+                        Some(Err(e)) => Err(e.to_string()),
+                        Some(Ok(header)) => r.send(body, Some(header)).await,
+                        None => r.send(body, None).await,
+                    }
+                };
+                outcome(&r.name, DestinationKind::Relay, started, sent)
+            }))
+            .await
+        };
+        let (mut results, relay_results) = futures::join!(to_nodes, to_relays);
+        results.extend(relay_results);
+        SubmitReport { tx_hash, target_block, results }
+    }
+}
+
+async fn outcome(
+    destination: &str,
+    kind: DestinationKind,
+    started: Instant,
+    sent: impl Future<Output = Result<(), String>>,
+) -> SendResult {
+    let result = sent.await;
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    SendResult {
+        destination: destination.to_string(),
+        kind,
+        ok: result.is_ok(),
+        error: result.err(),
+        latency_us,
+    }
+}

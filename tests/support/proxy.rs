@@ -1,0 +1,71 @@
+//! A loopback TCP proxy whose live connections can be cut, to test reconnects.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use tokio::{net::TcpListener, task::JoinHandle};
+
+pub struct TcpProxy {
+    pub port: u16,
+    accept: JoinHandle<()>,
+    live: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    refusing: Arc<AtomicBool>,
+}
+
+impl TcpProxy {
+    /// Forwards 127.0.0.1:<port> to `upstream`. Call inside a tokio runtime.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let live: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let refusing: Arc<AtomicBool> = Arc::default();
+        let conns = Arc::clone(&live);
+        let refuse = Arc::clone(&refusing);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if refuse.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            }
+        });
+        Self { port, accept, live, refusing }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// While set, new connections are closed at once (the node looks down).
+    pub fn refuse(&self, on: bool) {
+        self.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// Cuts every connection open now; new ones are still accepted.
+    pub fn cut_all(&self) -> usize {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let n = live.iter().filter(|c| !c.is_finished()).count();
+        for c in live.drain(..) {
+            c.abort();
+        }
+        n
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut_all();
+    }
+}
