@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: a local anvil devnet (no automine, a real mempool), the demo protocol deployed,
-# benign traffic and then a reentrancy attack sent to the mempool, each checked by preempt.
+# The demo: a local anvil devnet (no automine: a real mempool), the demo protocol deployed,
+# `preempt run` guarding it; benign traffic, then a reentrancy attack sent with the attacker's
+# own fees; one block mined; the timeline of what preempt saw, simulated, sent and achieved.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -9,17 +10,21 @@ scripts/setup.sh >/dev/null
 echo "== building preempt (release)"
 cargo build --release --locked --quiet
 BIN="$ROOT/target/release/preempt"
-ANVIL="$ROOT/.tools/bin/anvil"
 CAST="$ROOT/.tools/bin/cast"
+OUT="$ROOT/out/demo"
+rm -rf "$OUT"
+mkdir -p "$OUT"
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 RPC="http://127.0.0.1:$PORT"
-OUT="$ROOT/out/demo"
-mkdir -p "$OUT"
-
-"$ANVIL" --port "$PORT" --host 127.0.0.1 --no-mining --silent &
+"$ROOT/.tools/bin/anvil" --port "$PORT" --host 127.0.0.1 --no-mining --silent &
 ANVIL_PID=$!
-trap 'kill $ANVIL_PID 2>/dev/null || true' EXIT
+PREEMPT_PID=""
+cleanup() {
+  [ -n "$PREEMPT_PID" ] && kill -TERM "$PREEMPT_PID" 2>/dev/null && wait "$PREEMPT_PID" 2>/dev/null
+  kill "$ANVIL_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do
   "$CAST" block-number --rpc-url "$RPC" >/dev/null 2>&1 && break
   sleep 0.1
@@ -28,25 +33,64 @@ done
 echo "== anvil on $RPC (--no-mining); deploying the demo protocol"
 "$BIN" devnet deploy --rpc "$RPC" --node-url "ws://127.0.0.1:$PORT" --out "$OUT"
 CONFIG="$OUT/preempt.toml"
+printf '\n[incidents]\npath = "%s"\n' "$OUT/incidents.jsonl" >> "$CONFIG"
 
-check() {
-  set +e
-  "$BIN" check --config "$CONFIG" --rpc "$RPC" --pending
-  local rc=$?
-  set -e
-  echo "(preempt check exit code $rc: 0 clean, 1 findings, 2 error)"
-  return 0
+# anvil's dev account 1 is the demo guardian (a public test key).
+export PREEMPT_GUARDIAN_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
+"$BIN" run --config "$CONFIG" 2> "$OUT/preempt.log" &
+PREEMPT_PID=$!
+for _ in $(seq 1 300); do
+  grep -q " ready" "$OUT/preempt.log" && break
+  sleep 0.1
+done
+grep " ready" "$OUT/preempt.log" | sed 's/^/preempt: /'
+
+send() { "$BIN" devnet send --rpc "$RPC" --deployment "$OUT/deployment.json" "$1"; }
+guardian_pending() {
+  "$CAST" rpc txpool_content --rpc-url "$RPC" | python3 -c '
+import json, sys
+pool = json.load(sys.stdin)["pending"]
+print(sum(len(v) for k, v in pool.items() if k.lower() == "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"))'
 }
 
 echo
-echo "== benign traffic in the mempool: a deposit, a whale withdrawing 90% of the vault (its own funds), a 20% swap"
-for s in vault-deposit vault-whale-withdraw-90pct swap-20pct; do
-  "$BIN" devnet send --rpc "$RPC" --deployment "$OUT/deployment.json" "$s"
-done
-check
+echo "== benign traffic: a deposit, a whale withdrawing 90% of the vault (its own funds), a 20% swap, a safe flash loan"
+for s in vault-deposit vault-whale-withdraw-90pct swap-20pct flash-loan-safe; do send "$s"; done
+sleep 1
 "$CAST" rpc evm_mine --rpc-url "$RPC" >/dev/null
+echo "mined block $("$CAST" block-number --rpc-url "$RPC"); guardian txs pending: $(guardian_pending)"
 
 echo
-echo "== an attacker sends a reentrancy attack on EthVault to the mempool"
-"$BIN" devnet send --rpc "$RPC" --deployment "$OUT/deployment.json" vault-reentrancy-attack
-check
+echo "== an attacker sends a reentrancy attack on EthVault, with its own fees"
+send vault-reentrancy-attack
+for _ in $(seq 1 200); do
+  [ "$(guardian_pending)" -gt 0 ] && break
+  sleep 0.05
+done
+"$CAST" rpc evm_mine --rpc-url "$RPC" >/dev/null
+BLOCK="$("$CAST" block-number --rpc-url "$RPC")"
+sleep 1
+
+echo
+echo "== timeline (from $OUT/incidents.jsonl)"
+"$BIN" incidents "$OUT/incidents.jsonl"
+
+echo
+echo "== block $BLOCK as the node has it"
+"$CAST" block "$BLOCK" --full --rpc-url "$RPC" --json | python3 -c '
+import json, sys
+for i, tx in enumerate(json.load(sys.stdin)["transactions"]):
+    fee = int(tx["maxFeePerGas"], 16) / 1e9
+    tip = int(tx["maxPriorityFeePerGas"], 16) / 1e9
+    print("  [%d] %s from %s  maxFee %.3f gwei  tip %.3f gwei" % (i, tx["hash"], tx["from"], fee, tip))'
+echo
+echo "== forensics: preempt check on the mined attack (state just before it)"
+ATTACK="$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["kind"] == "detection":
+        print(r["attack_tx"]); break' "$OUT/incidents.jsonl")"
+set +e
+"$BIN" check --config "$CONFIG" --rpc "$RPC" --tx "$ATTACK" | sed -n '1,12p'
+set -e

@@ -61,6 +61,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print an incident file (JSON lines written by `run`) as a readable timeline.
+    Incidents { file: PathBuf },
     /// Demo and benchmark helpers on a local anvil: deploy the demo protocol, send its scenarios.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -189,6 +191,16 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Incidents { file } => match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    print!("{}", preempt::incident::render_timeline(&text));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    ExitCode::from(2)
+                }
+            },
             Command::Devnet(command) => match devnet_command(command).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -48,8 +48,8 @@ impl BalanceDrainRule {
                 summary: format!(
                     "{} lost {} of {} {} ({}.{:02}% of its holdings) not matched by any claim debit (threshold {}.{:02}%)",
                     p.name,
-                    unmatched,
-                    h.before,
+                    units(unmatched),
+                    units(h.before),
                     h.asset,
                     loss_bps / 100,
                     loss_bps % 100,
@@ -70,4 +70,10 @@ impl BalanceDrainRule {
             });
         }
     }
+}
+
+/// A raw amount as a decimal with 18 places (ETH and the usual ERC-20), trailing zeros cut.
+fn units(v: U256) -> String {
+    let s = alloy::primitives::utils::format_units(v, 18).unwrap_or_else(|_| v.to_string());
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }

@@ -33,6 +33,8 @@ impl DBErrorMarker for ForkError {}
 /// Counters for the slow path.
 #[derive(Debug, Default)]
 pub struct ForkStats {
+    /// Batches of misses fetched together (each costs about one round trip).
+    pub fetch_rounds: AtomicU64,
     pub account_fetches: AtomicU64,
     pub storage_fetches: AtomicU64,
     pub block_hash_fetches: AtomicU64,
@@ -123,41 +125,70 @@ impl ForkCache {
         self.storage.len()
     }
 
-    /// Fetches accounts and slots not cached yet, all requests at once.
+    /// Fetches accounts and slots not cached yet, all requests at once: one `eth_getProof` per
+    /// account (with every slot wanted of it), and its code where the code is not cached.
     pub async fn prefetch(
         &self,
         accounts: &[Address],
         slots: &[(Address, U256)],
     ) -> Result<(), ForkError> {
         let Some(node) = &self.node else { return Ok(()) };
-        let missing_accounts: Vec<Address> =
-            accounts.iter().copied().filter(|a| !self.accounts.contains_key(a)).collect();
-        let missing_slots: Vec<(Address, U256)> =
-            slots.iter().copied().filter(|k| !self.storage.contains_key(k)).collect();
         let block = self.block();
-        let (infos, values) = tokio::join!(
-            futures::future::join_all(missing_accounts.iter().map(|a| node.account(*a, block))),
-            futures::future::join_all(
-                missing_slots.iter().map(|(a, s)| node.storage(*a, *s, block))
-            ),
-        );
-        for (address, info) in missing_accounts.into_iter().zip(infos) {
-            let info = info.map_err(|source| ForkError::Fetch {
-                what: format!("account {address}"),
-                block,
-                source,
-            })?;
-            self.stats.account_fetches.fetch_add(1, Ordering::Relaxed);
-            self.store_fetched_account(address, info);
+        let mut wanted: std::collections::BTreeMap<Address, (bool, Vec<U256>)> = Default::default();
+        for a in accounts.iter().filter(|a| !self.accounts.contains_key(*a)) {
+            wanted.entry(*a).or_default().0 = true;
         }
-        for ((address, slot), value) in missing_slots.into_iter().zip(values) {
-            let value = value.map_err(|source| ForkError::Fetch {
-                what: format!("storage {address} slot {slot:#x}"),
-                block,
-                source,
-            })?;
-            self.stats.storage_fetches.fetch_add(1, Ordering::Relaxed);
-            self.storage.insert((address, slot), value);
+        for (a, s) in slots.iter().filter(|k| !self.storage.contains_key(k)) {
+            let entry = wanted.entry(*a).or_default();
+            if !entry.1.contains(s) {
+                entry.1.push(*s);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let requests = wanted.iter().map(|(address, (need_account, slots))| {
+            let proof = node.proof(*address, slots.clone(), block);
+            // The code is asked for alongside, not after: one round trip either way.
+            let code = need_account.then(|| node.code(*address, block));
+            async move {
+                let code = match code {
+                    Some(c) => Some(c.await),
+                    None => None,
+                };
+                (proof.await, code)
+            }
+        });
+        let answers = futures::future::join_all(requests).await;
+        for ((address, (need_account, slots)), (proof, code)) in wanted.into_iter().zip(answers) {
+            let what = || format!("account {address}");
+            let proof = proof.map_err(|source| ForkError::Fetch { what: what(), block, source })?;
+            self.stats.storage_fetches.fetch_add(slots.len() as u64, Ordering::Relaxed);
+            for (slot, value) in slots.iter().zip(&proof.slots) {
+                self.storage.insert((address, *slot), *value);
+            }
+            if need_account {
+                self.stats.account_fetches.fetch_add(1, Ordering::Relaxed);
+                let code = match code {
+                    Some(c) => {
+                        c.map_err(|source| ForkError::Fetch { what: what(), block, source })?
+                    }
+                    None => Default::default(),
+                };
+                let info = if proof.balance.is_zero() && proof.nonce == 0 && code.is_empty() {
+                    None
+                } else {
+                    let bytecode = Bytecode::new_raw(code);
+                    let hash = bytecode.hash_slow();
+                    Some(
+                        AccountInfo::default()
+                            .with_code_and_hash(bytecode, hash)
+                            .with_balance(proof.balance)
+                            .with_nonce(proof.nonce),
+                    )
+                };
+                self.store_fetched_account(address, info);
+            }
         }
         Ok(())
     }
@@ -337,5 +368,131 @@ impl<T> LiveFork<T> {
             Err(p) => *p.into_inner() = next,
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A piece of state a speculative run needed and did not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKey {
+    Account(Address),
+    Slot(Address, U256),
+    BlockHash(u64),
+}
+
+/// One simulation's read handle on the shared fork. While `speculative`, a miss is answered
+/// with an empty value and noted instead of fetched, so a single run finds every independent
+/// miss and they are fetched together (one round trip), not one by one.
+#[derive(Debug)]
+pub struct ForkView {
+    fork: SharedFork,
+    speculative: std::cell::Cell<bool>,
+    misses: std::cell::RefCell<Vec<StateKey>>,
+}
+
+impl ForkView {
+    pub fn new(fork: SharedFork) -> Self {
+        Self { fork, speculative: std::cell::Cell::new(false), misses: Default::default() }
+    }
+
+    pub fn fork(&self) -> &SharedFork {
+        &self.fork
+    }
+
+    pub fn set_speculative(&self, on: bool) {
+        self.speculative.set(on);
+    }
+
+    pub fn take_misses(&self) -> Vec<StateKey> {
+        std::mem::take(&mut *self.misses.borrow_mut())
+    }
+
+    fn note(&self, key: StateKey) {
+        let mut misses = self.misses.borrow_mut();
+        if !misses.contains(&key) {
+            misses.push(key);
+        }
+    }
+}
+
+impl DatabaseRef for ForkView {
+    type Error = ForkError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, ForkError> {
+        if self.speculative.get() && self.fork.node.is_some() {
+            return match self.fork.accounts.get(&address) {
+                Some(hit) => Ok(hit.clone()),
+                None => {
+                    self.note(StateKey::Account(address));
+                    Ok(None)
+                }
+            };
+        }
+        self.fork.basic_ref(address)
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, ForkError> {
+        self.fork.code_by_hash_ref(code_hash)
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, ForkError> {
+        if self.speculative.get() && self.fork.node.is_some() {
+            return match self.fork.storage.get(&(address, index)) {
+                Some(hit) => Ok(*hit),
+                None => {
+                    self.note(StateKey::Slot(address, index));
+                    Ok(U256::ZERO)
+                }
+            };
+        }
+        self.fork.storage_ref(address, index)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, ForkError> {
+        if self.speculative.get()
+            && self.fork.node.is_some()
+            && !self.fork.block_hashes.contains_key(&number)
+        {
+            self.note(StateKey::BlockHash(number));
+            return Ok(B256::ZERO);
+        }
+        self.fork.block_hash_ref(number)
+    }
+}
+
+impl ForkCache {
+    /// Fetches `keys` with every request in flight at once, waiting on this (non-runtime) thread.
+    pub fn fetch_blocking(self: &Arc<Self>, keys: &[StateKey]) -> Result<(), ForkError> {
+        let Some(node) = self.node.clone() else { return Ok(()) };
+        let mut accounts = Vec::new();
+        let mut slots = Vec::new();
+        let mut hashes = Vec::new();
+        for key in keys {
+            match *key {
+                StateKey::Account(a) => accounts.push(a),
+                StateKey::Slot(a, s) => slots.push((a, s)),
+                StateKey::BlockHash(n) => hashes.push(n),
+            }
+        }
+        let fork = Arc::clone(self);
+        let block = self.block();
+        self.stats.fetch_rounds.fetch_add(1, Ordering::Relaxed);
+        node.blocking(async move {
+            fork.prefetch(&accounts, &slots).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
+            for n in hashes {
+                if !fork.block_hashes.contains_key(&n)
+                    && let Some(node) = &fork.node
+                {
+                    let hash = node.block_hash(n).await?;
+                    fork.stats.block_hash_fetches.fetch_add(1, Ordering::Relaxed);
+                    fork.block_hashes.insert(n, hash);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|source| ForkError::Fetch {
+            what: format!("{} missing state item(s)", keys.len()),
+            block,
+            source,
+        })
     }
 }

@@ -9,7 +9,7 @@ use std::{
 
 use alloy::{
     eips::BlockId,
-    primitives::{Address, B256, U256},
+    primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
 };
 use revm::{bytecode::Bytecode, state::AccountInfo};
@@ -31,6 +31,15 @@ pub enum NodeError {
     MissingBlock(u64),
     #[error("the runtime that serves node requests has shut down")]
     RuntimeGone,
+}
+
+/// What `eth_getProof` says of an account and the slots asked for (in the order asked).
+#[derive(Debug, Clone)]
+pub struct AccountProof {
+    pub balance: U256,
+    pub nonce: u64,
+    pub code_hash: B256,
+    pub slots: Vec<U256>,
 }
 
 /// A node's JSON-RPC, shared by every stage that reads from it. The connection behind it is
@@ -135,6 +144,52 @@ impl NodeClient {
                     .with_balance(balance)
                     .with_nonce(nonce),
             ))
+        }
+    }
+
+    /// An account (balance, nonce, code hash) and any of its slots in one `eth_getProof`.
+    pub fn proof(
+        &self,
+        address: Address,
+        slots: Vec<U256>,
+        block: u64,
+    ) -> impl Future<Output = Result<AccountProof, NodeError>> + Send + 'static {
+        let provider = self.provider();
+        async move {
+            let keys = slots.iter().map(|s| B256::from(*s)).collect();
+            let proof = timed(
+                provider.get_proof(address, keys).block_id(BlockId::number(block)).into_future(),
+            )
+            .await?;
+            let values = slots
+                .iter()
+                .map(|s| {
+                    proof
+                        .storage_proof
+                        .iter()
+                        .find(|p| p.key.as_b256() == B256::from(*s))
+                        .map(|p| p.value)
+                        .unwrap_or_default()
+                })
+                .collect();
+            Ok(AccountProof {
+                balance: proof.balance,
+                nonce: proof.nonce,
+                code_hash: proof.code_hash,
+                slots: values,
+            })
+        }
+    }
+
+    pub fn code(
+        &self,
+        address: Address,
+        block: u64,
+    ) -> impl Future<Output = Result<Bytes, NodeError>> + Send + 'static {
+        let provider = self.provider();
+        async move {
+            timed(provider.get_code_at(address).block_id(BlockId::number(block)).into_future())
+                .await
         }
     }
 

@@ -282,6 +282,7 @@ impl BlockGuard {
                 attack_tx: found.tx.hash,
                 attack_from: found.tx.tx.signer(),
                 attack_to: found.tx.tx.inner().to(),
+                attack_fees: None,
                 seen_from: "block",
                 sim_block: number,
                 sim_gas_used: found.outcome.gas_used,

@@ -1,6 +1,10 @@
 //! Incidents: every finding and every action leaves one JSON line a person can re-check —
 //! what was seen, what the simulation showed, what was sent where and when, what happened.
 
+mod timeline;
+
+pub use timeline::render as render_timeline;
+
 use std::{
     fs::{File, OpenOptions},
     io::{BufWriter, Write},
@@ -14,7 +18,7 @@ use serde::Serialize;
 
 use crate::{
     config::Asset,
-    respond::Decision,
+    respond::{AttackFees, Decision},
     simulate::pool::StageTimes,
     submit::SubmitReport,
     types::{Finding, HoldingChange},
@@ -93,6 +97,8 @@ pub struct DetectionRecord<'a> {
     pub attack_tx: B256,
     pub attack_from: Address,
     pub attack_to: Option<Address>,
+    /// The attack's own fee fields (what a pause must outbid).
+    pub attack_fees: Option<AttackFees>,
     pub seen_from: &'a str,
     /// The block the simulation ran in (pending: the next one; block guard: the block itself).
     pub sim_block: u64,

@@ -223,6 +223,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     attack_tx: d.tx.hash,
                     attack_from: d.tx.tx.signer(),
                     attack_to: alloy::consensus::Transaction::to(d.tx.tx.inner()),
+                    attack_fees: Some(d.attack_fees),
                     seen_from: &d.tx.source,
                     sim_block: d.outcome.block_number,
                     sim_gas_used: d.outcome.gas_used,

@@ -37,7 +37,7 @@ use crate::{
     config::{
         Asset, Config, InvariantCheck, Operand, ProtectedContract, SimulationConfig, ViewCall,
     },
-    fork::{ForkError, SharedFork},
+    fork::{ForkError, ForkView, SharedFork},
     types::{
         ClaimReading, HoldingChange, InvariantReading, InvariantValue, SimOutcome, TokenTransfer,
     },
@@ -64,7 +64,10 @@ pub enum SimError {
     Evm { tx: B256, reason: String },
 }
 
-type Overlay = CacheDB<SharedFork>;
+type Overlay = CacheDB<ForkView>;
+
+/// Speculative rounds before a run falls back to fetching misses one by one.
+const MAX_SPECULATIVE_ROUNDS: usize = 8;
 type SimEvm = MainnetEvm<MainnetContext<Overlay>, TxRecorder>;
 
 /// An invariant's value on the pristine fork, and the accounts its views read.
@@ -115,7 +118,12 @@ impl Simulator {
         Self {
             protected: config.protected.clone().into(),
             settings: config.simulation.clone(),
-            evm: build_evm(CacheDB::new(fork), block, chain_id, TxRecorder::default()),
+            evm: build_evm(
+                CacheDB::new(ForkView::new(fork)),
+                block,
+                chain_id,
+                TxRecorder::default(),
+            ),
             block,
             baselines: HashMap::new(),
         }
@@ -126,12 +134,12 @@ impl Simulator {
     }
 
     pub fn fork(&self) -> &SharedFork {
-        &self.evm.ctx.journaled_state.database.db
+        self.evm.ctx.journaled_state.database.db.fork()
     }
 
     /// Moves to a new fork (a new head) and block environment.
     pub fn set_fork(&mut self, fork: SharedFork, block: SimBlock) {
-        self.evm.ctx.journaled_state.database = CacheDB::new(fork);
+        self.evm.ctx.journaled_state.database = CacheDB::new(ForkView::new(fork));
         self.evm.ctx.block = block.to_env();
         self.block = block;
         self.baselines.clear();
@@ -155,9 +163,8 @@ impl Simulator {
         hash: B256,
         tx: &Recovered<TxEnvelope>,
     ) -> Result<(ExecutionResult, EvmState), SimError> {
-        self.reset_overlay();
         let env = tx_env(tx, self.settings.max_tx_gas);
-        let out = self.evm.transact(env).map_err(|e| map_evm_error(hash, e))?;
+        let out = self.settle(hash, |evm| evm.transact(env.clone()))?;
         Ok((out.result, out.state))
     }
 
@@ -168,10 +175,11 @@ impl Simulator {
         tx: &Recovered<TxEnvelope>,
     ) -> Result<SimOutcome, SimError> {
         let started = Instant::now();
-        self.reset_overlay();
         let env = tx_env(tx, self.settings.max_tx_gas);
-        self.evm.inspector.reset(false);
-        let run = self.evm.inspect_tx(env.clone()).map_err(|e| map_evm_error(hash, e))?;
+        let run = self.settle(hash, |evm| {
+            evm.inspector.reset(false);
+            evm.inspect_tx(env.clone())
+        })?;
         let (result, state) = (run.result, run.state);
         let mut frames = std::mem::take(&mut self.evm.inspector.frames);
         effective_success(&mut frames);
@@ -458,6 +466,33 @@ impl Simulator {
     pub fn read_paused(&mut self, contract: Address) -> Result<Option<bool>, SimError> {
         self.reset_overlay();
         Ok(self.read_uint(contract, Bytes::from_static(&PAUSED))?.map(|v| !v.is_zero()))
+    }
+
+    /// Runs `run` on a fresh overlay until it reads only cached state: each speculative run
+    /// notes what it missed, the misses are fetched together, and the run is repeated.
+    fn settle<R>(
+        &mut self,
+        hash: B256,
+        mut run: impl FnMut(&mut SimEvm) -> Result<R, EVMError<ForkError>>,
+    ) -> Result<R, SimError> {
+        let mut round = 0;
+        loop {
+            self.reset_overlay();
+            let view = &self.evm.ctx.journaled_state.database.db;
+            view.set_speculative(round < MAX_SPECULATIVE_ROUNDS);
+            let out = run(&mut self.evm);
+            let view = &self.evm.ctx.journaled_state.database.db;
+            let misses = view.take_misses();
+            view.set_speculative(false);
+            if misses.is_empty() {
+                return out.map_err(|e| map_evm_error(hash, e));
+            }
+            // What ran on guessed values is discarded; fetch what was missing and run again.
+            Arc::clone(view.fork())
+                .fetch_blocking(&misses)
+                .map_err(|source| SimError::State { tx: hash, source })?;
+            round += 1;
+        }
     }
 
     fn claim_selector(&self, contract: Address, index: usize) -> [u8; 4] {

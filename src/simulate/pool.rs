@@ -42,6 +42,7 @@ pub struct StageTimes {
 #[derive(Debug)]
 pub struct Detection {
     pub tx: PendingTx,
+    pub attack_fees: AttackFees,
     pub outcome: SimOutcome,
     pub findings: Vec<Finding>,
     pub decisions: Vec<(Address, Decision)>,
@@ -242,7 +243,15 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
     };
     let signed_at = Instant::now();
     let times = StageTimes { queued_us, simulated_us, detected_us, signed_us: micros(tx.seen_at) };
-    let _ = ctx.detections.send(Detection { tx, outcome, findings, decisions, times, signed_at });
+    let _ = ctx.detections.send(Detection {
+        tx,
+        attack_fees: fees,
+        outcome,
+        findings,
+        decisions,
+        times,
+        signed_at,
+    });
 }
 
 /// Runs `before` (the sender's earlier pending txs) on a copy of the fork, then `tx`.

@@ -109,3 +109,39 @@ async fn new_head_is_applied_by_replay_and_matches_the_node() {
     assert!(outcome.success);
     assert!(!outcome.reentries.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm() {
+    let devnet = Devnet::start().await;
+    let node = NodeClient::connect("test", &devnet.anvil.http_url()).await.expect("node");
+    let provider = node.provider();
+    let chain_id = provider.get_chain_id().await.expect("chain id");
+    let head = node.latest_block_number().await.expect("head");
+    let header =
+        provider.get_block_by_number(head.into()).await.expect("rpc").expect("head").header;
+    let hash = devnet.send(Scenario::VaultReentrancyAttack).await;
+    let tx = provider.get_transaction_by_hash(hash).await.expect("rpc").expect("pending").inner;
+    let config = devnet.config.clone();
+    let (cold, warm, rounds, requests) = tokio::task::spawn_blocking(move || {
+        let fork = Arc::new(ForkCache::new(head, Some(node)));
+        let block = SimBlock::pending_after(&header, header.timestamp + 1);
+        let mut sim = Simulator::new(&config, Arc::clone(&fork), block, chain_id);
+        let cold = sim.simulate(hash, &tx).expect("cold");
+        let rounds = fork.stats().fetch_rounds.load(std::sync::atomic::Ordering::Relaxed);
+        let requests = fork.stats().round_trips();
+        let warm = sim.simulate(hash, &tx).expect("warm");
+        (cold, warm, rounds, requests)
+    })
+    .await
+    .expect("join");
+    assert_eq!(cold.gas_used, warm.gas_used);
+    assert_eq!(cold.frames.len(), warm.frames.len());
+    assert_eq!(cold.reentries.len(), warm.reentries.len());
+    assert!(requests > 5, "a cold run reads several accounts and slots ({requests})");
+    // Misses are discovered in dependency order, each level fetched as one batch.
+    assert!(rounds <= 6, "{rounds} fetch rounds for {requests} items");
+    eprintln!(
+        "cold: {rounds} rounds, {requests} requests, {:?}; warm {:?}",
+        cold.sim_time, warm.sim_time
+    );
+}
