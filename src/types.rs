@@ -199,8 +199,12 @@ pub fn signed_delta(before: U256, after: U256) -> I256 {
 pub struct PendingTx {
     pub hash: B256,
     pub tx: alloy::consensus::transaction::Recovered<alloy::consensus::TxEnvelope>,
-    /// When the first copy arrived (any node).
+    /// When the first copy's frame arrived (any node).
     pub seen_at: std::time::Instant,
+    /// When it was decoded into a tx.
+    pub decoded_at: std::time::Instant,
+    /// When the filter queued it for a worker.
+    pub queued_at: std::time::Instant,
     /// Name of the node it came from first.
     pub source: std::sync::Arc<str>,
 }

@@ -14,7 +14,7 @@ use alloy::primitives::B256;
 use dashmap::DashMap;
 use serde::Serialize;
 
-pub use node::{NodeEvent, spawn_node};
+pub use node::{NodeEvent, decode_pending, spawn_node};
 pub use router::{Priority, TxRouter};
 
 /// Counters a person reads to see that nothing was lost silently.

@@ -122,7 +122,7 @@ async fn session<T: Send + Sync + 'static>(
             Ok(content) => {
                 for tx in content.pending.into_values().flat_map(|by_nonce| by_nonce.into_values())
                 {
-                    router.route(pending_of(tx, name));
+                    router.route(pending_of(tx, name, Instant::now()));
                 }
             }
             Err(e) => {
@@ -178,13 +178,26 @@ async fn next_pending<S: futures::Stream + Unpin>(stream: &mut Option<S>) -> Opt
     }
 }
 
-fn pending_of(tx: Transaction, source: &Arc<str>) -> PendingTx {
+fn pending_of(tx: Transaction, source: &Arc<str>, seen_at: Instant) -> PendingTx {
+    let now = Instant::now();
     PendingTx {
         hash: *tx.inner.tx_hash(),
         tx: tx.inner,
-        seen_at: Instant::now(),
+        seen_at,
+        decoded_at: now,
+        queued_at: now,
         source: Arc::clone(source),
     }
+}
+
+/// A full pending-tx frame (the JSON object a node sends) as a `PendingTx`. The sender is the
+/// node's `from`: the node checked the signature before it took the tx into its pool.
+pub fn decode_pending(
+    frame: serde_json::Value,
+    source: &Arc<str>,
+    seen_at: Instant,
+) -> Result<PendingTx, serde_json::Error> {
+    serde_json::from_value::<Transaction>(frame).map(|tx| pending_of(tx, source, seen_at))
 }
 
 /// A full tx body or a bare hash (fetched). Malformed frames are counted and skipped.
@@ -212,11 +225,7 @@ fn handle_pending<T: Send + Sync + 'static>(
             let fetch = fetch.into_future();
             tokio::spawn(async move {
                 match fetch.await {
-                    Ok(Some(tx)) => {
-                        let mut p = pending_of(tx, &name);
-                        p.seen_at = seen_at;
-                        router.route(p);
-                    }
+                    Ok(Some(tx)) => router.route(pending_of(tx, &name, seen_at)),
                     _ => {
                         router.stats().fetch_failures.fetch_add(1, Ordering::Relaxed);
                     }
@@ -232,12 +241,8 @@ fn handle_pending<T: Send + Sync + 'static>(
                 router.stats().duplicates.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            match serde_json::from_value::<Transaction>(other) {
-                Ok(tx) => {
-                    let mut p = pending_of(tx, name);
-                    p.seen_at = seen_at;
-                    router.route(p);
-                }
+            match decode_pending(other, name, seen_at) {
+                Ok(p) => router.route(p),
                 Err(e) => {
                     router.stats().undecodable.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(node = %name, error = %e, "undecodable pending tx skipped");

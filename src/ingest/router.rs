@@ -82,14 +82,16 @@ impl<T> TxRouter<T> {
     }
 
     /// Takes a tx from a node: dedupes, filters, queues. Never blocks on the `Other` queue.
-    pub fn route(&self, tx: PendingTx) {
+    pub fn route(&self, mut tx: PendingTx) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         if !self.seen.first_sight(tx.hash) {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let current = self.fork.current();
-        match self.priority(&tx, &current.0) {
+        let priority = self.priority(&tx, &current.0);
+        tx.queued_at = std::time::Instant::now();
+        match priority {
             Priority::Skip => {
                 self.stats.filtered.fetch_add(1, Ordering::Relaxed);
             }

@@ -29,13 +29,22 @@ use crate::{
 /// The fork the workers read, with the block env pending txs run in.
 pub type LiveState = LiveFork<SimBlock>;
 
-/// Microseconds from when the tx was first seen.
+/// Microseconds from when the tx's frame arrived, at the end of each stage.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StageTimes {
+    pub decoded_us: u64,
     pub queued_us: u64,
+    /// Taken off the queue by a worker.
+    pub picked_us: u64,
     pub simulated_us: u64,
     pub detected_us: u64,
     pub signed_us: u64,
+}
+
+impl StageTimes {
+    fn since(seen: Instant, at: Instant) -> u64 {
+        at.saturating_duration_since(seen).as_micros() as u64
+    }
 }
 
 /// A tx whose simulation produced findings, and what the responder decided for each contract.
@@ -164,7 +173,7 @@ fn worker_loop(ctx: &WorkerContext, high: &Receiver<PendingTx>, normal: &Receive
 }
 
 fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
-    let queued_us = micros(tx.seen_at);
+    let picked_us = micros(tx.seen_at);
     ctx.chains.record(&tx);
     let started = Instant::now();
     let result = match simulator.simulate(tx.hash, &tx.tx) {
@@ -242,7 +251,14 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
             .collect()
     };
     let signed_at = Instant::now();
-    let times = StageTimes { queued_us, simulated_us, detected_us, signed_us: micros(tx.seen_at) };
+    let times = StageTimes {
+        decoded_us: StageTimes::since(tx.seen_at, tx.decoded_at),
+        queued_us: StageTimes::since(tx.seen_at, tx.queued_at),
+        picked_us,
+        simulated_us,
+        detected_us,
+        signed_us: micros(tx.seen_at),
+    };
     let _ = ctx.detections.send(Detection {
         tx,
         attack_fees: fees,

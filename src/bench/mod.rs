@@ -1,0 +1,3 @@
+//! `preempt bench`: the latency benchmarking harness.
+
+pub mod svg;

@@ -1,0 +1,1 @@
+//! Latency CDF charts as SVG.
