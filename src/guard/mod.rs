@@ -291,7 +291,8 @@ impl BlockGuard {
                 holdings: &found.outcome.holdings,
                 decisions: &decisions,
                 times: StageTimes::default(),
-                sent_us: Some(signed.elapsed().as_micros() as u64),
+                submit_started_us: None,
+                sent_us: Some(signed.elapsed().as_secs_f64() * 1e6),
                 submitted,
             });
         }

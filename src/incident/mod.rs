@@ -109,7 +109,10 @@ pub struct DetectionRecord<'a> {
     pub decisions: &'a [(Address, Decision)],
     /// Microseconds since the tx was first seen: queued → simulated → detected → signed → sent.
     pub times: StageTimes,
-    pub sent_us: Option<u64>,
+    /// When the pause was handed to the sockets.
+    pub submit_started_us: Option<f64>,
+    /// When every destination had answered.
+    pub sent_us: Option<f64>,
     pub submitted: Vec<SubmitReport>,
 }
 

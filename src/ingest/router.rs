@@ -102,7 +102,12 @@ impl<T> TxRouter<T> {
                     Ok(()) => {}
                     Err(TrySendError::Full(tx)) => {
                         let high = self.high.clone();
-                        let _ = tokio::task::block_in_place(move || high.send(tx).map_err(|_| ()));
+                        let wait = move || high.send(tx).map_err(|_| ());
+                        // Inside the runtime, tell it this thread blocks; elsewhere just wait.
+                        let _ = match tokio::runtime::Handle::try_current() {
+                            Ok(_) => tokio::task::block_in_place(wait),
+                            Err(_) => wait(),
+                        };
                     }
                     Err(TrySendError::Disconnected(_)) => {}
                 }

@@ -82,6 +82,16 @@ fn relay_signer(config: &Config) -> Result<Option<PrivateKeySigner>, RunError> {
 
 /// Runs the live guard until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    run_with(config, shutdown, || {}).await
+}
+
+/// As `run`; `on_ready` is called once, when every node is subscribed and state is warm.
+pub async fn run_with(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(),
+) -> Result<(), RunError> {
+    let mut on_ready = Some(on_ready);
     let guardian = guardian_signer(&config)?;
     let relay_auth = relay_signer(&config)?;
     let state_node = config.nodes.first().ok_or(RunError::NoNode)?;
@@ -163,6 +173,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         stats: WorkerStats::default(),
         requeue: high_tx.clone(),
         stop: Default::default(),
+        completions: None,
     });
     let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), high_rx, normal_rx);
 
@@ -195,10 +206,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 let target = live.current().1.number;
                 let mut submitted = Vec::new();
                 let mut sent_us = None;
+                let mut submit_started_us = None;
                 for (_, decision) in &d.decisions {
                     if let Decision::Pause { plan } | Decision::Replace { plan, .. } = decision {
+                        submit_started_us.get_or_insert(d.tx.seen_at.elapsed().as_secs_f64() * 1e6);
                         let report = submitter.submit(plan.raw.clone(), plan.tx_hash, target).await;
-                        sent_us.get_or_insert(d.tx.seen_at.elapsed().as_micros() as u64);
+                        sent_us.get_or_insert(d.tx.seen_at.elapsed().as_secs_f64() * 1e6);
                         let _ = tracked_tx.send((plan.clone(), target));
                         tracing::warn!(
                             attack = %d.tx.hash,
@@ -232,6 +245,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     holdings: &d.outcome.holdings,
                     decisions: &d.decisions,
                     times: d.times,
+                    submit_started_us,
                     sent_us,
                     submitted,
                 });
@@ -268,6 +282,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     up.insert(node);
                     if !ready && up.len() == config.nodes.len() {
                         ready = true;
+                        if let Some(f) = on_ready.take() {
+                            f();
+                        }
                         tracing::info!(
                             nodes = config.nodes.len(),
                             protected = config.protected.len(),

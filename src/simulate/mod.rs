@@ -70,11 +70,41 @@ type Overlay = CacheDB<ForkView>;
 const MAX_SPECULATIVE_ROUNDS: usize = 8;
 type SimEvm = MainnetEvm<MainnetContext<Overlay>, TxRecorder>;
 
-/// An invariant's value on the pristine fork, and the accounts its views read.
+/// An invariant's value on the pristine fork, and the state its views read.
 #[derive(Debug)]
 struct Baseline {
     value: InvariantValue,
-    reads: HashSet<Address>,
+    reads: ReadSet,
+}
+
+/// What a view call read: storage slots, and the balances of the accounts it loaded.
+#[derive(Debug, Default)]
+struct ReadSet {
+    balances: HashSet<Address>,
+    slots: HashSet<(Address, U256)>,
+}
+
+impl ReadSet {
+    fn add(&mut self, state: &EvmState, ignore: &[Address]) {
+        for (address, account) in state {
+            if ignore.contains(address) {
+                continue;
+            }
+            self.balances.insert(*address);
+            self.slots.extend(account.storage.keys().map(|slot| (*address, *slot)));
+        }
+    }
+
+    /// Whether a tx's state diff changed anything read here.
+    fn touched_by(&self, state: &EvmState) -> bool {
+        state.iter().any(|(address, account)| {
+            (account.info.balance != account.original_info().balance
+                && self.balances.contains(address))
+                || account
+                    .changed_storage_slots()
+                    .any(|(slot, _)| self.slots.contains(&(*address, *slot)))
+        })
+    }
 }
 
 /// Runs txs on one fork with a reusable EVM. One per worker thread.
@@ -176,8 +206,10 @@ impl Simulator {
     ) -> Result<SimOutcome, SimError> {
         let started = Instant::now();
         let env = tx_env(tx, self.settings.max_tx_gas);
+        // Storage accesses are recorded in the same run: the inspector's per-opcode hook is
+        // paid anyway, and a reentrancy check then needs no second run.
         let run = self.settle(hash, |evm| {
-            evm.inspector.reset(false);
+            evm.inspector.reset(true);
             evm.inspect_tx(env.clone())
         })?;
         let (result, state) = (run.result, run.state);
@@ -253,36 +285,23 @@ impl Simulator {
                 touch(*address);
             }
         }
-        let changed: HashSet<Address> =
-            state.iter().filter(|(_, a)| a.is_touched()).map(|(address, _)| *address).collect();
-
-        // Invariants whose views read something this tx changed.
+        // Invariants whose views read a slot or a balance this tx changed.
         let mut invariant_contracts = Vec::new();
         for p in protected.iter().filter(|p| !p.invariants.is_empty()) {
             self.ensure_baselines(p)?;
             let baselines = self.baselines.get(&p.address).map(Vec::as_slice).unwrap_or_default();
-            if touched.contains(&p.address)
-                || baselines.iter().any(|b| b.reads.iter().any(|r| changed.contains(r)))
+            if touched.contains(&p.address) || baselines.iter().any(|b| b.reads.touched_by(&state))
             {
                 invariant_contracts.push(p);
             }
         }
 
-        // Re-entry into a protected contract: re-run with storage tracking to see what was stale.
+        // Re-entry into a protected contract: which slots did the re-entrant frame see stale?
         let reentry_candidates = reentry::candidates(&frames, &touched);
         if !reentry_candidates.is_empty() {
-            self.reset_overlay();
-            self.evm.inspector.reset(true);
-            let rerun = self.evm.inspect_tx(env).map_err(|e| map_evm_error(hash, e))?;
-            debug_assert_eq!(rerun.result.tx_gas_used(), outcome.gas_used);
             let recorder = &self.evm.inspector;
-            outcome.reentries = reentry::observe(
-                &reentry_candidates,
-                &recorder.frames,
-                &recorder.spans,
-                &recorder.accesses,
-            );
-            self.reset_overlay();
+            outcome.reentries =
+                reentry::observe(&reentry_candidates, &frames, &recorder.spans, &recorder.accesses);
         }
 
         // Holdings: ETH from the state diff, tokens from Transfer logs (values read before/after).
@@ -521,12 +540,13 @@ impl Simulator {
         &mut self,
         contract: Address,
         check: &InvariantCheck,
-    ) -> Result<(InvariantValue, HashSet<Address>), SimError> {
-        let mut reads = HashSet::new();
+    ) -> Result<(InvariantValue, ReadSet), SimError> {
+        let mut reads = ReadSet::default();
         let mut call =
             |this: &mut Self, view: &ViewCall| -> Result<Result<Bytes, String>, SimError> {
-                let (out, touched) = this.view(contract, Bytes::copy_from_slice(&view.selector))?;
-                reads.extend(touched);
+                let (out, state) = this.view(contract, Bytes::copy_from_slice(&view.selector))?;
+                // The view's caller and the block's beneficiary are loaded by every call.
+                reads.add(&state, &[Address::ZERO, this.block.beneficiary]);
                 Ok(out.map_err(|e| format!("{}: {e}", view.signature)))
             };
         let value = match check {
@@ -581,7 +601,7 @@ impl Simulator {
         &mut self,
         target: Address,
         data: Bytes,
-    ) -> Result<(Result<Bytes, String>, Vec<Address>), SimError> {
+    ) -> Result<(Result<Bytes, String>, EvmState), SimError> {
         let cfg = &mut self.evm.ctx.cfg;
         cfg.disable_nonce_check = true;
         cfg.disable_base_fee = true;
@@ -593,13 +613,12 @@ impl Simulator {
         cfg.disable_base_fee = false;
         cfg.disable_balance_check = false;
         let run = run.map_err(|e| map_evm_error(B256::ZERO, e))?;
-        let reads = run.state.keys().copied().collect();
         let out = match run.result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => Err(format!("reverted {output}")),
             ExecutionResult::Halt { reason, .. } => Err(format!("halted: {reason:?}")),
         };
-        Ok((out, reads))
+        Ok((out, run.state))
     }
 }
 

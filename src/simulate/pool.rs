@@ -32,18 +32,19 @@ pub type LiveState = LiveFork<SimBlock>;
 /// Microseconds from when the tx's frame arrived, at the end of each stage.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StageTimes {
-    pub decoded_us: u64,
-    pub queued_us: u64,
+    pub decoded_us: f64,
+    pub queued_us: f64,
     /// Taken off the queue by a worker.
-    pub picked_us: u64,
-    pub simulated_us: u64,
-    pub detected_us: u64,
-    pub signed_us: u64,
+    pub picked_us: f64,
+    pub simulated_us: f64,
+    pub detected_us: f64,
+    pub signed_us: f64,
 }
 
 impl StageTimes {
-    fn since(seen: Instant, at: Instant) -> u64 {
-        at.saturating_duration_since(seen).as_micros() as u64
+    /// Microseconds, to a tenth.
+    fn since(seen: Instant, at: Instant) -> f64 {
+        (at.saturating_duration_since(seen).as_nanos() as f64 / 100.0).round() / 10.0
     }
 }
 
@@ -117,6 +118,8 @@ pub struct WorkerContext {
     pub stats: WorkerStats,
     pub requeue: Sender<PendingTx>,
     pub stop: AtomicBool,
+    /// Benchmarks: every handled tx's stage times, findings or not.
+    pub completions: Option<Sender<(StageTimes, bool)>>,
 }
 
 /// Starts `count` workers on the two queues.
@@ -223,6 +226,17 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
     );
     if findings.is_empty() {
         ctx.stats.clean.fetch_add(1, Ordering::Relaxed);
+        if let Some(done) = &ctx.completions {
+            let times = StageTimes {
+                decoded_us: StageTimes::since(tx.seen_at, tx.decoded_at),
+                queued_us: StageTimes::since(tx.seen_at, tx.queued_at),
+                picked_us,
+                simulated_us,
+                detected_us,
+                signed_us: detected_us,
+            };
+            let _ = done.try_send((times, false));
+        }
         return;
     }
     ctx.stats.with_findings.fetch_add(1, Ordering::Relaxed);
@@ -259,6 +273,9 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
         detected_us,
         signed_us: micros(tx.seen_at),
     };
+    if let Some(done) = &ctx.completions {
+        let _ = done.try_send((times, true));
+    }
     let _ = ctx.detections.send(Detection {
         tx,
         attack_fees: fees,
@@ -288,6 +305,6 @@ fn simulate_after(
     stepper.simulate(tx.hash, &tx.tx)
 }
 
-fn micros(since: Instant) -> u64 {
-    since.elapsed().as_micros() as u64
+fn micros(since: Instant) -> f64 {
+    StageTimes::since(since, Instant::now())
 }

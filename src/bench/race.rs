@@ -1,0 +1,154 @@
+//! The race end to end: `preempt run` in-process against anvil, an attack sent with the
+//! attacker's own fees, the time until the guardian's pause is in the node's pool, and whether
+//! the next block holds the pause ahead of a failed attack. Each run starts from the same state.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::Address,
+    providers::{DynProvider, Provider, ProviderBuilder, WsConnect},
+};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::{BenchError, fixtures::FixtureTx};
+use crate::config::Config;
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct RaceResult {
+    pub(super) runs: usize,
+    pub(super) wins: usize,
+    pub(super) attack_to_pool_ms: Vec<f64>,
+    /// From the incident records, µs since the frame arrived.
+    pub(super) signed_us: Vec<f64>,
+    pub(super) handed_us: Vec<f64>,
+    pub(super) node_answer_us: Vec<f64>,
+    pub(super) failures: Vec<String>,
+}
+
+async fn rpc(
+    provider: &DynProvider,
+    method: &'static str,
+    params: Value,
+) -> Result<Value, BenchError> {
+    provider
+        .raw_request::<_, Value>(method.into(), params)
+        .await
+        .map_err(|e| BenchError::Node(format!("{method}: {e}")))
+}
+
+/// `runs` races, cycling through `attacks`. `config_text` is a full config without `[incidents]`.
+pub(super) async fn races(
+    http: &DynProvider,
+    ws_url: &str,
+    config_text: &str,
+    guardian: Address,
+    attacks: &[FixtureTx],
+    runs: usize,
+    dir: &Path,
+) -> Result<RaceResult, BenchError> {
+    let observer = ProviderBuilder::new()
+        .connect_ws(WsConnect::new(ws_url))
+        .await
+        .map_err(|e| BenchError::Node(format!("observer: {e}")))?;
+    let mut pending = observer
+        .subscribe::<_, Value>(("newPendingTransactions", true))
+        .await
+        .map_err(|e| BenchError::Node(format!("observer subscribe: {e}")))?
+        .into_stream();
+    let mut result = RaceResult::default();
+    for i in 0..runs {
+        let attack = &attacks[i % attacks.len()];
+        let snapshot = rpc(http, "evm_snapshot", json!([])).await?;
+        let incidents = dir.join(format!("race-{i}.jsonl"));
+        let _ = std::fs::remove_file(&incidents);
+        let text = format!("{config_text}\n[incidents]\npath = \"{}\"\n", incidents.display());
+        let config = Config::parse(&text, &dir.join("bench.toml"))
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let guard = tokio::spawn(crate::run::run_with(
+            config,
+            async move {
+                let _ = stop_rx.await;
+            },
+            move || {
+                let _ = ready_tx.send(());
+            },
+        ));
+        if tokio::time::timeout(Duration::from_secs(30), ready_rx).await.is_err() {
+            return Err(BenchError::Setup("preempt run did not get ready".into()));
+        }
+        // Whatever the observer saw before this run is not part of it.
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), pending.next()).await
+        {
+        }
+
+        let sent = Instant::now();
+        rpc(http, "eth_sendRawTransaction", json!([attack.raw])).await?;
+        let mut seen_pause = None;
+        let deadline = sent + Duration::from_secs(5);
+        while seen_pause.is_none() && Instant::now() < deadline {
+            match tokio::time::timeout(deadline - Instant::now(), pending.next()).await {
+                Ok(Some(tx)) => {
+                    let from = tx["from"].as_str().and_then(|f| f.parse::<Address>().ok());
+                    if from == Some(guardian) {
+                        seen_pause = Some(sent.elapsed());
+                    }
+                }
+                _ => break,
+            }
+        }
+        match seen_pause {
+            Some(d) => result.attack_to_pool_ms.push(d.as_secs_f64() * 1e3),
+            None => result.failures.push(format!("run {i} ({}): no pause within 5 s", attack.name)),
+        }
+        rpc(http, "evm_mine", json!([])).await?;
+        let block = rpc(http, "eth_getBlockByNumber", json!(["latest", true])).await?;
+        let txs = block["transactions"].as_array().cloned().unwrap_or_default();
+        let position = |pred: &dyn Fn(&Value) -> bool| txs.iter().position(pred);
+        let attack_at = position(&|t: &Value| {
+            t["hash"].as_str().and_then(|h| h.parse().ok()) == Some(attack.hash)
+        });
+        let pause_at = position(&|t: &Value| {
+            t["from"].as_str().and_then(|f| f.parse::<Address>().ok()) == Some(guardian)
+        });
+        let receipt = rpc(http, "eth_getTransactionReceipt", json!([attack.hash])).await?;
+        let attack_failed = receipt["status"] == "0x0";
+        let won = matches!((pause_at, attack_at), (Some(p), Some(a)) if p < a) && attack_failed;
+        if won {
+            result.wins += 1;
+        } else {
+            result.failures.push(format!(
+                "run {i} ({}): pause at {pause_at:?}, attack at {attack_at:?}, attack failed: {attack_failed}",
+                attack.name
+            ));
+        }
+        result.runs += 1;
+
+        // Let the guard see the block (outcome record), then stop it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), guard).await;
+        for line in std::fs::read_to_string(&incidents).unwrap_or_default().lines() {
+            let Ok(r) = serde_json::from_str::<Value>(line) else { continue };
+            if r["kind"] == "detection" {
+                if let Some(v) = r["times"]["signed_us"].as_f64() {
+                    result.signed_us.push(v);
+                }
+                if let Some(v) = r["submit_started_us"].as_f64() {
+                    result.handed_us.push(v);
+                }
+                if let Some(v) = r["submitted"][0]["results"][0]["latency_us"].as_f64() {
+                    result.node_answer_us.push(v);
+                }
+            }
+        }
+        rpc(http, "evm_revert", json!([snapshot])).await?;
+    }
+    Ok(result)
+}

@@ -1,0 +1,161 @@
+//! The pipeline in-process at a set rate: frames decoded, filtered, queued, simulated,
+//! detected and (for attacks) answered with a signed pause, on warm state with the real
+//! workers; per-stage times for every tx, drops, and resident memory.
+
+use std::{
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::B256;
+
+use super::{SimSetup, fixtures::FixtureTx};
+use crate::{
+    config::ResponseMode,
+    devnet::dev_accounts,
+    ingest::{IngestStats, SeenSet, TxRouter, decode_pending},
+    respond::{Pauser, Responder},
+    simulate::pool::{
+        LiveState, SenderChains, StageTimes, WorkerContext, WorkerStats, spawn_workers,
+    },
+};
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct ReplayResult {
+    pub(super) rate: u64,
+    pub(super) sent: usize,
+    pub(super) achieved_rate: f64,
+    pub(super) completed: usize,
+    pub(super) dropped: u64,
+    pub(super) attacks_answered: usize,
+    /// Per tx, µs: frame in → handled (signed for attacks).
+    pub(super) total_us: Vec<f64>,
+    pub(super) decode_us: Vec<f64>,
+    pub(super) filter_us: Vec<f64>,
+    pub(super) queue_us: Vec<f64>,
+    pub(super) simulate_us: Vec<f64>,
+    pub(super) detect_us: Vec<f64>,
+    pub(super) sign_us: Vec<f64>,
+    pub(super) peak_rss_mb: f64,
+}
+
+/// Resident memory now, MiB (Linux).
+pub(super) fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or_default()
+}
+
+/// Sends `count` frames (the mix: `mix` in order, repeated) at `rate` per second.
+pub(super) fn replay(
+    setup: &SimSetup,
+    mix: &[FixtureTx],
+    rate: u64,
+    count: usize,
+    workers: usize,
+) -> ReplayResult {
+    let SimSetup { config, fork, env: block, chain_id } = setup;
+    let (block, chain_id) = (*block, *chain_id);
+    let mut config = config.clone();
+    config.respond.mode = ResponseMode::DryRun;
+    let live = Arc::new(LiveState::new(Arc::clone(fork), block));
+    let (high_tx, high_rx) = crossbeam_channel::bounded(65_536);
+    let (normal_tx, normal_rx) = crossbeam_channel::bounded(config.simulation.queue_capacity);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(count + 16);
+    let (detections, _) = tokio::sync::mpsc::unbounded_channel();
+    let pauser = Pauser::new(dev_accounts()[1].signer.clone(), chain_id, 0);
+    let ctx = Arc::new(WorkerContext {
+        config: config.clone(),
+        chain_id,
+        live: Arc::clone(&live),
+        responder: Arc::new(Mutex::new(Responder::new(config.respond.clone(), Some(pauser)))),
+        detections,
+        chains: Arc::new(SenderChains::default()),
+        stats: WorkerStats::default(),
+        requeue: high_tx.clone(),
+        stop: Default::default(),
+        completions: Some(done_tx),
+    });
+    let threads = spawn_workers(workers, Arc::clone(&ctx), high_rx, normal_rx);
+    let stats = Arc::new(IngestStats::default());
+    let router = TxRouter::new(
+        config.protected.iter().map(|p| p.address),
+        live,
+        Arc::new(SeenSet::default()),
+        Arc::clone(&stats),
+        high_tx,
+        normal_tx,
+    );
+    let source: Arc<str> = "replay".into();
+    let frames: Vec<String> = mix.iter().map(|t| t.frame.to_string()).collect();
+
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let started = Instant::now();
+    let mut peak = rss_mb();
+    for i in 0..count {
+        let due = started + interval * i as u32;
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        let seen_at = Instant::now();
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&frames[i % frames.len()]) else {
+            continue;
+        };
+        let Ok(mut tx) = decode_pending(value, &source, seen_at) else { continue };
+        // Each copy is a new tx to the dedupe set.
+        tx.hash = B256::from(alloy::primitives::U256::from(i as u64 + 1));
+        router.route(tx);
+        if i % 1024 == 0 {
+            peak = peak.max(rss_mb());
+        }
+    }
+    let send_secs = started.elapsed().as_secs_f64();
+    let expected = count as u64
+        - stats.dropped_overload.load(Ordering::Relaxed)
+        - stats.filtered.load(Ordering::Relaxed);
+    let mut result = ReplayResult {
+        rate,
+        sent: count,
+        achieved_rate: count as f64 / send_secs.max(1e-9),
+        dropped: stats.dropped_overload.load(Ordering::Relaxed),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (result.completed as u64) < expected && Instant::now() < deadline {
+        match done_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((times, attack)) => {
+                record(&mut result, times, attack);
+                result.completed += 1;
+            }
+            Err(_) => peak = peak.max(rss_mb()),
+        }
+    }
+    result.peak_rss_mb = peak.max(rss_mb());
+    ctx.stop.store(true, Ordering::Release);
+    drop(router);
+    for t in threads {
+        let _ = t.join();
+    }
+    result
+}
+
+fn record(r: &mut ReplayResult, t: StageTimes, attack: bool) {
+    let d = |a: f64, b: f64| (a - b).max(0.0);
+    r.decode_us.push(t.decoded_us);
+    r.filter_us.push(d(t.queued_us, t.decoded_us));
+    r.queue_us.push(d(t.picked_us, t.queued_us));
+    r.simulate_us.push(d(t.simulated_us, t.picked_us));
+    r.detect_us.push(d(t.detected_us, t.simulated_us));
+    if attack {
+        r.sign_us.push(d(t.signed_us, t.detected_us));
+        r.attacks_answered += 1;
+    }
+    r.total_us.push(t.signed_us);
+}
