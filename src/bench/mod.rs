@@ -388,6 +388,7 @@ fn build_report(
             "plan_sign": p(&replay.sign_us),
             "hand_to_sockets_since_seen": p(&races.handed_us),
             "node_answer": p(&races.node_answer_us),
+            "node_announces_attack_ms": p(&races.attack_announced_ms),
             "frame_to_signed_attack": p(&races.signed_us),
         },
         "replay": {

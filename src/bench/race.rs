@@ -22,6 +22,8 @@ pub(super) struct RaceResult {
     pub(super) runs: usize,
     pub(super) wins: usize,
     pub(super) attack_to_pool_ms: Vec<f64>,
+    /// The node's own delay: attack sent → the attack itself announced as pending.
+    pub(super) attack_announced_ms: Vec<f64>,
     /// From the incident records, µs since the frame arrived.
     pub(super) signed_us: Vec<f64>,
     pub(super) handed_us: Vec<f64>,
@@ -96,8 +98,12 @@ pub(super) async fn races(
             match tokio::time::timeout(deadline - Instant::now(), pending.next()).await {
                 Ok(Some(tx)) => {
                     let from = tx["from"].as_str().and_then(|f| f.parse::<Address>().ok());
+                    let hash =
+                        tx["hash"].as_str().and_then(|h| h.parse::<alloy::primitives::B256>().ok());
                     if from == Some(guardian) {
                         seen_pause = Some(sent.elapsed());
+                    } else if hash == Some(attack.hash) {
+                        result.attack_announced_ms.push(sent.elapsed().as_secs_f64() * 1e3);
                     }
                 }
                 _ => break,
@@ -149,6 +155,8 @@ pub(super) async fn races(
             }
         }
         rpc(http, "evm_revert", json!([snapshot])).await?;
+        // A revert restores state, not the pool: what a run left pending must not leak into the next.
+        rpc(http, "anvil_dropAllTransactions", json!([])).await?;
     }
     Ok(result)
 }

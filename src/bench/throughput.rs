@@ -100,7 +100,13 @@ pub(super) fn replay(
     let started = Instant::now();
     let mut peak = rss_mb();
     for i in 0..count {
+        // Sleep most of the gap and spin only its end: a spinning producer would take a core
+        // from the workers it is measuring.
         let due = started + interval * i as u32;
+        let now = Instant::now();
+        if due > now + Duration::from_micros(200) {
+            std::thread::sleep(due - now - Duration::from_micros(100));
+        }
         while Instant::now() < due {
             std::hint::spin_loop();
         }

@@ -114,6 +114,8 @@ pub struct Simulator {
     evm: SimEvm,
     block: SimBlock,
     baselines: HashMap<Address, Vec<Baseline>>,
+    /// `balanceOf(contract)` of each held token on the pristine fork.
+    token_holdings: HashMap<(Address, Address), U256>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -156,6 +158,7 @@ impl Simulator {
             ),
             block,
             baselines: HashMap::new(),
+            token_holdings: HashMap::new(),
         }
     }
 
@@ -173,11 +176,13 @@ impl Simulator {
         self.evm.ctx.block = block.to_env();
         self.block = block;
         self.baselines.clear();
+        self.token_holdings.clear();
     }
 
     /// Forgets cached invariant values (after the fork's state was changed in place).
     pub fn invalidate_baselines(&mut self) {
         self.baselines.clear();
+        self.token_holdings.clear();
     }
 
     fn reset_overlay(&mut self) {
@@ -304,9 +309,9 @@ impl Simulator {
                 reentry::observe(&reentry_candidates, &frames, &recorder.spans, &recorder.accesses);
         }
 
-        // Holdings: ETH from the state diff, tokens from Transfer logs (values read before/after).
+        // Holdings: ETH from the state diff; tokens from the fork's holdings and this tx's
+        // Transfer logs.
         let mut holdings = Vec::new();
-        let mut token_reads: Vec<(Address, Address)> = Vec::new();
         for p in protected.iter().filter(|p| touched.contains(&p.address)) {
             if let Some(account) = state.get(&p.address) {
                 let before = account.original_info().balance;
@@ -327,52 +332,52 @@ impl Simulator {
                 }
             }
             for token in &p.tokens {
-                if transfers
-                    .iter()
-                    .any(|t| t.token == *token && (t.from == p.address || t.to == p.address))
-                {
-                    token_reads.push((p.address, *token));
-                }
-            }
-        }
-        let mut token_before = Vec::with_capacity(token_reads.len());
-        for (contract, token) in &token_reads {
-            token_before.push(
-                self.read_uint(*token, call_with_address(BALANCE_OF, *contract))?
-                    .unwrap_or_default(),
-            );
-        }
-        let mut claim_reads: Vec<(Address, usize, Address)> = Vec::new();
-        let claim_accounts = |recipients: &[(Address, U256)]| {
-            let mut accounts: Vec<Address> = recipients.iter().map(|(a, _)| *a).collect();
-            if !accounts.contains(&outcome.from) {
-                accounts.push(outcome.from);
-            }
-            accounts
-        };
-        let mut pending_holdings = holdings;
-        for ((contract, token), before) in token_reads.iter().zip(&token_before) {
-            let recipients = transfers
-                .iter()
-                .filter(|t| t.token == *token && t.from == *contract)
-                .map(|t| (t.to, t.value))
-                .collect();
-            pending_holdings.push(HoldingChange {
-                contract: *contract,
-                asset: Asset::Token(*token),
-                before: *before,
-                after: *before,
-                recipients,
-            });
-        }
-        for h in &pending_holdings {
-            let Some(p) = protected.iter().find(|p| p.address == h.contract) else { continue };
-            for (ci, claim) in p.claims.iter().enumerate() {
-                if claim.asset == h.asset {
-                    for account in claim_accounts(&h.recipients) {
-                        claim_reads.push((p.address, ci, account));
+                let moved = transfers.iter().filter(|t| t.token == *token);
+                let (mut out, mut inflow, mut recipients) = (U256::ZERO, U256::ZERO, Vec::new());
+                for t in moved {
+                    if t.from == p.address {
+                        out = out.saturating_add(t.value);
+                        recipients.push((t.to, t.value));
+                    }
+                    if t.to == p.address {
+                        inflow = inflow.saturating_add(t.value);
                     }
                 }
+                if out.is_zero() && inflow.is_zero() {
+                    continue;
+                }
+                let before = self.token_holding(p.address, *token)?;
+                let after = before.saturating_sub(out).saturating_add(inflow);
+                if before != after {
+                    holdings.push(HoldingChange {
+                        contract: p.address,
+                        asset: Asset::Token(*token),
+                        before,
+                        after,
+                        recipients,
+                    });
+                }
+            }
+        }
+
+        // Claims are read only where a loss would otherwise cross the contract's threshold.
+        let mut claim_reads: Vec<(Address, usize, Address)> = Vec::new();
+        for h in &holdings {
+            let Some(p) = protected.iter().find(|p| p.address == h.contract) else { continue };
+            let crosses = !h.before.is_zero()
+                && h.loss().saturating_mul(U256::from(10_000u64)) / h.before
+                    >= U256::from(p.drain_threshold_bps);
+            if !crosses {
+                continue;
+            }
+            let mut accounts: Vec<Address> = h.recipients.iter().map(|(a, _)| *a).collect();
+            accounts.push(outcome.from);
+            accounts.sort();
+            accounts.dedup();
+            for ci in
+                p.claims.iter().enumerate().filter(|(_, c)| c.asset == h.asset).map(|(ci, _)| ci)
+            {
+                claim_reads.extend(accounts.iter().map(|a| (p.address, ci, *a)));
             }
         }
         let mut claims_before = Vec::with_capacity(claim_reads.len());
@@ -384,33 +389,19 @@ impl Simulator {
             );
         }
 
-        // The state after the tx, for the "after" side of every reading.
-        let needs_after =
-            !token_reads.is_empty() || !claim_reads.is_empty() || !invariant_contracts.is_empty();
-        if needs_after {
+        // The state after the tx, for the "after" side of claims and invariants.
+        if !claim_reads.is_empty() || !invariant_contracts.is_empty() {
             self.evm.ctx.journaled_state.database.commit(state);
-            for (i, (contract, token)) in token_reads.iter().enumerate() {
-                let after = self
-                    .read_uint(*token, call_with_address(BALANCE_OF, *contract))?
-                    .unwrap_or_default();
-                if let Some(h) = pending_holdings
-                    .iter_mut()
-                    .find(|h| h.contract == *contract && h.asset == Asset::Token(*token))
-                {
-                    h.after = after;
-                }
-                let _ = i;
-            }
             for ((contract, ci, account), before) in claim_reads.iter().zip(claims_before) {
                 let selector = self.claim_selector(*contract, *ci);
                 let after = self
                     .read_uint(*contract, call_with_address(selector, *account))?
                     .unwrap_or_default();
-                let p = protected
-                    .iter()
-                    .find(|p| p.address == *contract)
-                    .expect("claim of a protected contract");
-                let claim = &p.claims[*ci];
+                let Some(claim) =
+                    protected.iter().find(|p| p.address == *contract).map(|p| &p.claims[*ci])
+                else {
+                    continue;
+                };
                 outcome.claims.push(ClaimReading {
                     contract: *contract,
                     asset: claim.asset,
@@ -439,7 +430,7 @@ impl Simulator {
             }
             self.reset_overlay();
         }
-        outcome.holdings = pending_holdings.into_iter().filter(|h| h.before != h.after).collect();
+        outcome.holdings = holdings;
         outcome.frames = frames;
         outcome.transfers = transfers;
         outcome.touched_protected = touched;
@@ -455,11 +446,21 @@ impl Simulator {
         for p in protected.iter() {
             self.ensure_baselines(p)?;
             for token in &p.tokens {
-                self.read_uint(*token, call_with_address(BALANCE_OF, p.address))?;
+                self.token_holding(p.address, *token)?;
             }
         }
         self.reset_overlay();
         Ok(())
+    }
+
+    /// `balanceOf(contract)` of `token` on the pristine fork, read once per fork.
+    fn token_holding(&mut self, contract: Address, token: Address) -> Result<U256, SimError> {
+        if let Some(v) = self.token_holdings.get(&(contract, token)) {
+            return Ok(*v);
+        }
+        let v = self.read_uint(token, call_with_address(BALANCE_OF, contract))?.unwrap_or_default();
+        self.token_holdings.insert((contract, token), v);
+        Ok(v)
     }
 
     /// A protected contract's holdings on the fork as it is (ETH, then each token).
