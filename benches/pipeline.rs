@@ -64,7 +64,7 @@ async fn collect(devnet: &support::Devnet, source: &Arc<str>) -> Vec<Fixture> {
         assert_ne!(frame, "null", "{} is not pending", scenario.name());
         let value: Value = serde_json::from_str(&frame).expect("frame is JSON");
         assert!(value["blockHash"].is_null(), "{} was mined", scenario.name());
-        let tx = decode_pending(value, source, Instant::now()).expect("frame decodes");
+        let tx = decode_pending(&frame, source, Instant::now()).expect("frame decodes");
         assert_eq!(tx.hash, hash, "{}: decoded hash", scenario.name());
         out.push(Fixture { scenario, frame, tx });
         devnet.drop_pending().await;
@@ -84,8 +84,7 @@ struct HotPath<'a> {
 impl HotPath<'_> {
     /// Frame text → JSON → `PendingTx` → filter; `None` when the filter skips it.
     fn ingest(&self, frame: &str) -> Option<PendingTx> {
-        let value: Value = serde_json::from_str(frame).expect("frame is JSON");
-        let tx = decode_pending(value, &self.source, Instant::now()).expect("frame decodes");
+        let tx = decode_pending(frame, &self.source, Instant::now()).expect("frame decodes");
         let current = self.live.current();
         match self.router.priority(&tx, &current.0) {
             Priority::Skip => None,
@@ -298,8 +297,9 @@ fn main() {
         let frame = fixture(&fixtures, scenario).frame.as_str();
         group.bench_function(name, |b| {
             b.iter(|| {
-                let value: Value = serde_json::from_str(black_box(frame)).expect("JSON");
-                black_box(decode_pending(value, &source, Instant::now()).expect("decode"))
+                black_box(
+                    decode_pending(black_box(frame), &source, Instant::now()).expect("decode"),
+                )
             })
         });
     }
@@ -349,7 +349,7 @@ fn main() {
     let samples = if quick { 5 } else { 2_000 };
     let mut rows = Vec::new();
     println!(
-        "\n{:<30} {:>14} {:>14} {:>14} {:>14} {:>7}",
+        "\n{:<30} {:>14} {:>14} {:>14} {:>14} {:>7}  findings",
         "attack (µs)", "frame→pause p50", "p99", "outside-EVM p50", "p99", "pauses"
     );
     for (f, outcome) in &attacks {
@@ -368,14 +368,20 @@ fn main() {
         }
         let (w50, w99) = percentiles(whole);
         let (o50, o99) = percentiles(outside);
+        let findings: Vec<String> = detect(outcome, &config.protected)
+            .iter()
+            .map(|x| format!("{}:{}", x.contract_name, x.rule))
+            .collect();
         println!(
-            "{:<30} {w50:>15.1} {w99:>14.1} {o50:>15.1} {o99:>14.1} {pauses:>7}",
-            f.scenario.name()
+            "{:<30} {w50:>15.1} {w99:>14.1} {o50:>15.1} {o99:>14.1} {pauses:>7}  {}",
+            f.scenario.name(),
+            findings.join(", ")
         );
         rows.push(serde_json::json!({
             "name": f.scenario.name(),
             "frame_bytes": f.frame.len(),
             "pauses": pauses,
+            "findings": findings,
             "frame_to_pause_bytes_us": {"p50": w50, "p99": w99},
             "outside_evm_us": {"p50": o50, "p99": o99},
             "outside_evm_within_target": o99 <= OUTSIDE_EVM_P99_TARGET_US,

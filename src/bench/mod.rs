@@ -85,7 +85,11 @@ impl Default for BenchOptions {
             rate: 2_000,
             count: 10_000,
             sweep_secs: 2.0,
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            // As `preempt run`: one core is left to ingest and the node connections.
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get().saturating_sub(1))
+                .unwrap_or(1)
+                .max(1),
             cold_runs: 5,
         }
     }

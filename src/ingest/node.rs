@@ -12,6 +12,7 @@ use alloy::{
     rpc::types::Transaction,
 };
 use futures::StreamExt;
+use serde_json::value::RawValue;
 use tokio::{
     sync::{mpsc::UnboundedSender, watch},
     task::JoinHandle,
@@ -107,7 +108,8 @@ async fn session<T: Send + Sync + 'static>(
     };
     let mut pending = if node.pending {
         // Full bodies where the node offers them; a node that sends hashes is handled too.
-        match provider.subscribe::<_, serde_json::Value>(("newPendingTransactions", true)).await {
+        // Raw frames: decoded straight from the text, not through a JSON tree.
+        match provider.subscribe::<_, Box<RawValue>>(("newPendingTransactions", true)).await {
             Ok(s) => Some(s.into_stream()),
             Err(e) => return SessionEnd::Lost(format!("subscribe newPendingTransactions: {e}")),
         }
@@ -164,7 +166,7 @@ async fn session<T: Send + Sync + 'static>(
                 None => return SessionEnd::Lost("head subscription closed".into()),
             },
             item = next_pending(&mut pending) => match item {
-                Some(value) => handle_pending(value, &provider, name, router),
+                Some(frame) => handle_pending(&frame, &provider, name, router),
                 None => return SessionEnd::Lost("pending subscription closed".into()),
             },
         }
@@ -190,64 +192,70 @@ fn pending_of(tx: Transaction, source: &Arc<str>, seen_at: Instant) -> PendingTx
     }
 }
 
-/// A full pending-tx frame (the JSON object a node sends) as a `PendingTx`. The sender is the
-/// node's `from`: the node checked the signature before it took the tx into its pool.
+/// A full pending-tx frame (the JSON object a node sends, as text) as a `PendingTx`. The sender
+/// is the node's `from`: the node checked the signature before it took the tx into its pool.
 pub fn decode_pending(
-    frame: serde_json::Value,
+    frame: &str,
     source: &Arc<str>,
     seen_at: Instant,
 ) -> Result<PendingTx, serde_json::Error> {
-    serde_json::from_value::<Transaction>(frame).map(|tx| pending_of(tx, source, seen_at))
+    serde_json::from_str::<Transaction>(frame).map(|tx| pending_of(tx, source, seen_at))
+}
+
+/// Just the hash of a frame, to drop a duplicate before decoding all of it.
+#[derive(serde::Deserialize)]
+struct FrameHash {
+    hash: B256,
 }
 
 /// A full tx body or a bare hash (fetched). Malformed frames are counted and skipped.
 fn handle_pending<T: Send + Sync + 'static>(
-    value: serde_json::Value,
+    frame: &RawValue,
     provider: &impl Provider,
     name: &Arc<str>,
     router: &Arc<TxRouter<T>>,
 ) {
     let seen_at = Instant::now();
-    match value {
-        serde_json::Value::String(s) => {
-            let Ok(hash) = s.parse::<B256>() else {
-                router.stats().undecodable.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            if router.seen().contains(&hash) {
-                router.stats().received.fetch_add(1, Ordering::Relaxed);
-                router.stats().duplicates.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            let fetch = provider.get_transaction_by_hash(hash);
-            let router = Arc::clone(router);
-            let name = Arc::clone(name);
-            let fetch = fetch.into_future();
-            tokio::spawn(async move {
-                match fetch.await {
-                    Ok(Some(tx)) => router.route(pending_of(tx, &name, seen_at)),
-                    _ => {
-                        router.stats().fetch_failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
+    let text = frame.get();
+    let duplicate = |hash: &B256| {
+        let seen = router.seen().contains(hash);
+        if seen {
+            router.stats().received.fetch_add(1, Ordering::Relaxed);
+            router.stats().duplicates.fetch_add(1, Ordering::Relaxed);
         }
-        other => {
-            if let Some(hash) =
-                other.get("hash").and_then(|h| h.as_str()).and_then(|h| h.parse::<B256>().ok())
-                && router.seen().contains(&hash)
-            {
-                router.stats().received.fetch_add(1, Ordering::Relaxed);
-                router.stats().duplicates.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            match decode_pending(other, name, seen_at) {
-                Ok(p) => router.route(p),
-                Err(e) => {
-                    router.stats().undecodable.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(node = %name, error = %e, "undecodable pending tx skipped");
+        seen
+    };
+    if text.starts_with('"') {
+        let Ok(hash) = serde_json::from_str::<B256>(text) else {
+            router.stats().undecodable.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if duplicate(&hash) {
+            return;
+        }
+        let fetch = provider.get_transaction_by_hash(hash).into_future();
+        let router = Arc::clone(router);
+        let name = Arc::clone(name);
+        tokio::spawn(async move {
+            match fetch.await {
+                Ok(Some(tx)) => router.route(pending_of(tx, &name, seen_at)),
+                _ => {
+                    router.stats().fetch_failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        });
+        return;
+    }
+    if let Ok(FrameHash { hash }) = serde_json::from_str::<FrameHash>(text)
+        && duplicate(&hash)
+    {
+        return;
+    }
+    match decode_pending(text, name, seen_at) {
+        Ok(p) => router.route(p),
+        Err(e) => {
+            router.stats().undecodable.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(node = %name, error = %e, "undecodable pending tx skipped");
         }
     }
 }

@@ -441,6 +441,7 @@ impl Simulator {
     /// Loads what the rules read for every protected contract (invariant views, token
     /// holdings), so a simulation on the hot path finds it cached.
     pub fn warm(&mut self) -> Result<(), SimError> {
+        self.warm_call_stack();
         self.reset_overlay();
         let protected = Arc::clone(&self.protected);
         for p in protected.iter() {
@@ -451,6 +452,25 @@ impl Simulator {
         }
         self.reset_overlay();
         Ok(())
+    }
+
+    /// Runs a self-calling contract some 80 frames deep, so the EVM's frame stack and memory are
+    /// allocated (and their pages touched) now, not during the first deep attack it simulates.
+    fn warm_call_stack(&mut self) {
+        // PUSH0 x5, ADDRESS, GAS, CALL, STOP: calls itself until the gas runs out.
+        const RECURSE: [u8; 9] = [0x5f, 0x5f, 0x5f, 0x5f, 0x5f, 0x30, 0x5a, 0xf1, 0x00];
+        let address = Address::repeat_byte(0xfe);
+        self.reset_overlay();
+        let code = revm::bytecode::Bytecode::new_raw(Bytes::from_static(&RECURSE));
+        self.evm
+            .ctx
+            .journaled_state
+            .database
+            .insert_account_info(address, revm::state::AccountInfo::from_bytecode(code));
+        let gas = std::mem::replace(&mut self.settings.view_gas_limit, 21_000 + 12_000);
+        let _ = self.view(address, Bytes::new());
+        self.settings.view_gas_limit = gas;
+        self.reset_overlay();
     }
 
     /// `balanceOf(contract)` of `token` on the pristine fork, read once per fork.

@@ -62,6 +62,8 @@ pub struct Detection {
 
 #[derive(Debug, Default)]
 pub struct WorkerStats {
+    /// Workers whose EVM and protected state are warm.
+    pub warmed: AtomicU64,
     pub simulated: AtomicU64,
     pub clean: AtomicU64,
     pub with_findings: AtomicU64,
@@ -162,6 +164,7 @@ fn worker_loop(ctx: &WorkerContext, high: &Receiver<PendingTx>, normal: &Receive
     let mut simulator =
         Simulator::new(&ctx.config, Arc::clone(&current.0), current.1, ctx.chain_id);
     let _ = simulator.warm();
+    ctx.stats.warmed.fetch_add(1, Ordering::AcqRel);
     while !ctx.stop.load(Ordering::Acquire) {
         // Shutdown sets `stop` before the queues close, so an idle wait ends within 100 ms.
         let Some(tx) = next_job(high, normal) else { continue };
