@@ -2,6 +2,7 @@
 //! simulation through `DatabaseRef`; simulations write only into their own overlays.
 
 mod node;
+mod ws;
 
 use std::sync::{
     Arc,
@@ -19,6 +20,7 @@ use revm::{
 use thiserror::Error;
 
 pub use node::{NodeClient, NodeError};
+pub use ws::{LowLatencyWs, connect_provider};
 
 #[derive(Debug, Error)]
 pub enum ForkError {

@@ -10,7 +10,7 @@ use std::{
 use alloy::{
     eips::BlockId,
     primitives::{Address, B256, Bytes, U256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
 };
 use revm::{bytecode::Bytecode, state::AccountInfo};
 use thiserror::Error;
@@ -53,11 +53,10 @@ pub struct NodeClient {
 }
 
 async fn open(url: &str) -> Result<DynProvider, NodeError> {
-    let connect = ProviderBuilder::new().connect(url);
-    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+    // alloy's default reconnect policy for a WebSocket; `keep_alive` covers the rest.
+    tokio::time::timeout(CONNECT_TIMEOUT, super::ws::connect_provider(url, 10))
         .await
         .map_err(|_| NodeError::Connect { url: url.to_string(), reason: "timed out".into() })?
-        .map(|p| p.erased())
         .map_err(|e| NodeError::Connect { url: url.to_string(), reason: e.to_string() })
 }
 

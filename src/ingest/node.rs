@@ -8,7 +8,7 @@ use std::{
 
 use alloy::{
     primitives::B256,
-    providers::{Provider, ProviderBuilder, WsConnect, ext::TxPoolApi},
+    providers::{Provider, ext::TxPoolApi},
     rpc::types::Transaction,
 };
 use futures::StreamExt;
@@ -89,14 +89,7 @@ async fn session<T: Send + Sync + 'static>(
 ) -> SessionEnd {
     // The transport's own silent reconnect is off: a gap must end the session, so that the
     // pool is re-synced on the new one.
-    let connect = async {
-        if node.url.starts_with("ws://") || node.url.starts_with("wss://") {
-            let ws = WsConnect::new(node.url.as_str()).with_max_retries(0);
-            ProviderBuilder::new().connect_ws(ws).await.map(|p| p.erased())
-        } else {
-            ProviderBuilder::new().connect(&node.url).await.map(|p| p.erased())
-        }
-    };
+    let connect = crate::fork::connect_provider(&node.url, 0);
     let provider = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return SessionEnd::Lost(format!("connect: {e}")),
