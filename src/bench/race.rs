@@ -101,12 +101,6 @@ pub(super) async fn races(
                 tokio::time::sleep(Duration::from_micros(100)).await;
             }
         }
-        if std::env::var_os("PREEMPT_BENCH_TRACE").is_some() {
-            eprintln!(
-                "race {i}: send returned {returned:?}, attack in pool {:?}, pause {seen_pause:?}",
-                result.attack_announced_ms.last()
-            );
-        }
         match seen_pause {
             Some(d) => result.attack_to_pool_ms.push(d.as_secs_f64() * 1e3),
             None => result.failures.push(format!("run {i} ({}): no pause within 5 s", attack.name)),
