@@ -243,7 +243,7 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
         let p99 = percentile(&step.total_us, 0.99).unwrap_or(f64::MAX);
         let pass = p99 <= 1_000.0
             && step.dropped == 0
-            && step.completed == step.sent
+            && step.completed as u64 + step.filtered == step.sent as u64
             && step.achieved_rate >= rate as f64 * 0.95;
         eprintln!(
             "  {rate}/s: achieved {:.0}/s, p99 {p99:.0} µs, dropped {}, rss {:.0} MiB {}",
@@ -397,7 +397,7 @@ fn build_report(
         },
         "replay": {
             "rate": replay.rate, "sent": replay.sent, "achieved_rate": round2(replay.achieved_rate),
-            "completed": replay.completed, "dropped": replay.dropped, "attacks_answered": replay.attacks_answered,
+            "completed": replay.completed, "filtered": replay.filtered, "dropped": replay.dropped, "attacks_answered": replay.attacks_answered,
             "total_us": p(&replay.total_us),
         },
         "sweep": sweep.iter().map(|(s, pass)| json!({

@@ -27,6 +27,8 @@ pub(super) struct ReplayResult {
     pub(super) achieved_rate: f64,
     pub(super) completed: usize,
     pub(super) dropped: u64,
+    /// Frames the filter skipped (plain transfers to accounts without code).
+    pub(super) filtered: u64,
     pub(super) attacks_answered: usize,
     /// Per tx, µs: frame in → handled (signed for attacks).
     pub(super) total_us: Vec<f64>,
@@ -137,6 +139,7 @@ pub(super) fn replay(
         sent: count,
         achieved_rate: count as f64 / send_secs.max(1e-9),
         dropped: stats.dropped_overload.load(Ordering::Relaxed),
+        filtered: stats.filtered.load(Ordering::Relaxed),
         ..Default::default()
     };
     let deadline = Instant::now() + Duration::from_secs(30);

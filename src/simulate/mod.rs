@@ -290,14 +290,16 @@ impl Simulator {
                 touch(*address);
             }
         }
-        // Invariants whose views read a slot or a balance this tx changed.
-        let mut invariant_contracts = Vec::new();
+        // Invariants whose views read a slot or a balance this tx changed; the others cannot
+        // have moved (a view is a function of the state it reads).
+        let mut invariants_to_check: Vec<(&ProtectedContract, usize)> = Vec::new();
         for p in protected.iter().filter(|p| !p.invariants.is_empty()) {
             self.ensure_baselines(p)?;
             let baselines = self.baselines.get(&p.address).map(Vec::as_slice).unwrap_or_default();
-            if touched.contains(&p.address) || baselines.iter().any(|b| b.reads.touched_by(&state))
-            {
-                invariant_contracts.push(p);
+            for (i, b) in baselines.iter().enumerate() {
+                if b.reads.touched_by(&state) {
+                    invariants_to_check.push((p, i));
+                }
             }
         }
 
@@ -390,7 +392,7 @@ impl Simulator {
         }
 
         // The state after the tx, for the "after" side of claims and invariants.
-        if !claim_reads.is_empty() || !invariant_contracts.is_empty() {
+        if !claim_reads.is_empty() || !invariants_to_check.is_empty() {
             self.evm.ctx.journaled_state.database.commit(state);
             for ((contract, ci, account), before) in claim_reads.iter().zip(claims_before) {
                 let selector = self.claim_selector(*contract, *ci);
@@ -411,22 +413,21 @@ impl Simulator {
                     after,
                 });
             }
-            for p in &invariant_contracts {
-                for (i, inv) in p.invariants.iter().enumerate() {
-                    let (after, _) = self.evaluate(p.address, &inv.check)?;
-                    let before = self
-                        .baselines
-                        .get(&p.address)
-                        .and_then(|b| b.get(i))
-                        .map(|b| b.value.clone())
-                        .unwrap_or(InvariantValue::Unreadable { reason: "no baseline".into() });
-                    outcome.invariants.push(InvariantReading {
-                        contract: p.address,
-                        invariant: inv.source.clone(),
-                        before,
-                        after,
-                    });
-                }
+            for (p, i) in &invariants_to_check {
+                let Some(inv) = p.invariants.get(*i) else { continue };
+                let (after, _) = self.evaluate(p.address, &inv.check)?;
+                let before = self
+                    .baselines
+                    .get(&p.address)
+                    .and_then(|b| b.get(*i))
+                    .map(|b| b.value.clone())
+                    .unwrap_or(InvariantValue::Unreadable { reason: "no baseline".into() });
+                outcome.invariants.push(InvariantReading {
+                    contract: p.address,
+                    invariant: inv.source.clone(),
+                    before,
+                    after,
+                });
             }
             self.reset_overlay();
         }
