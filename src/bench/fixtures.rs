@@ -12,9 +12,9 @@ use alloy::{
     sol,
     sol_types::SolCall,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::BenchError;
+use super::{BenchError, rpc};
 use crate::{
     devnet::{Deployment, Scenario, dev_accounts, send_scenario},
     simulate::SimBlock,
@@ -55,17 +55,6 @@ pub(super) fn class_of(name: &str, attack: bool) -> &'static str {
     } else {
         "protocol call"
     }
-}
-
-async fn rpc(
-    provider: &DynProvider,
-    method: &'static str,
-    params: Value,
-) -> Result<Value, BenchError> {
-    provider
-        .raw_request::<_, Value>(method.into(), params)
-        .await
-        .map_err(|e| BenchError::Node(format!("{method}: {e}")))
 }
 
 /// Signs a plain EIP-1559 call from dev account `from`.

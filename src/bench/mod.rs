@@ -284,6 +284,32 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
     Ok(report)
 }
 
+/// Every sample of one kind from the txs of one class.
+fn class_samples(
+    txs: &[fixtures::FixtureTx],
+    per_tx: &[measure::TxSamples],
+    class: &str,
+    f: &dyn Fn(&measure::TxSamples) -> &Vec<f64>,
+) -> Vec<f64> {
+    txs.iter()
+        .zip(per_tx)
+        .filter(|(t, _)| t.class == class)
+        .flat_map(|(_, s)| f(s).iter().copied())
+        .collect()
+}
+
+/// JSON-RPC by name, for the harness's own calls to the node.
+pub(crate) async fn rpc(
+    provider: &alloy::providers::DynProvider,
+    method: &'static str,
+    params: Value,
+) -> Result<Value, BenchError> {
+    provider
+        .raw_request::<_, Value>(method.into(), params)
+        .await
+        .map_err(|e| BenchError::Node(format!("{method}: {e}")))
+}
+
 /// Mostly benign, attacks sprinkled in: every benign tx, then one attack, in turn.
 fn mix_of(txs: &[fixtures::FixtureTx]) -> Vec<fixtures::FixtureTx> {
     let benign: Vec<_> = txs.iter().filter(|t| !t.attack).cloned().collect();
@@ -347,13 +373,8 @@ fn build_report(
     }
     let mut classes = serde_json::Map::new();
     for class in txs.iter().map(|t| t.class).collect::<std::collections::BTreeSet<_>>() {
-        let pick = |f: &dyn Fn(&measure::TxSamples) -> &Vec<f64>| -> Vec<f64> {
-            txs.iter()
-                .zip(per_tx)
-                .filter(|(t, _)| t.class == class)
-                .flat_map(|(_, s)| f(s).iter().copied())
-                .collect()
-        };
+        let pick =
+            |f: &dyn Fn(&measure::TxSamples) -> &Vec<f64>| class_samples(txs, per_tx, class, f);
         let (floor, ours, http, ws) = (
             pick(&|s| &s.floor),
             pick(&|s| &s.preempt),
@@ -451,13 +472,8 @@ fn write_outputs(
         });
     }
     for class in txs.iter().map(|t| t.class).collect::<std::collections::BTreeSet<_>>() {
-        let pick = |f: &dyn Fn(&measure::TxSamples) -> &Vec<f64>| -> Vec<f64> {
-            txs.iter()
-                .zip(per_tx)
-                .filter(|(t, _)| t.class == class)
-                .flat_map(|(_, s)| f(s).iter().copied())
-                .collect()
-        };
+        let pick =
+            |f: &dyn Fn(&measure::TxSamples) -> &Vec<f64>| class_samples(txs, per_tx, class, f);
         let panel = format!("simulate: {class}");
         series.push(CdfSeries {
             panel: panel.clone(),

@@ -7,13 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{
-    primitives::Address,
-    providers::{DynProvider, Provider},
-};
+use alloy::{primitives::Address, providers::DynProvider};
 use serde_json::{Value, json};
 
-use super::{BenchError, fixtures::FixtureTx};
+use super::{BenchError, fixtures::FixtureTx, rpc};
 use crate::config::Config;
 
 #[derive(Debug, Default, Clone)]
@@ -28,17 +25,6 @@ pub(super) struct RaceResult {
     pub(super) handed_us: Vec<f64>,
     pub(super) node_answer_us: Vec<f64>,
     pub(super) failures: Vec<String>,
-}
-
-async fn rpc(
-    provider: &DynProvider,
-    method: &'static str,
-    params: Value,
-) -> Result<Value, BenchError> {
-    provider
-        .raw_request::<_, Value>(method.into(), params)
-        .await
-        .map_err(|e| BenchError::Node(format!("{method}: {e}")))
 }
 
 /// `runs` races, cycling through `attacks`. `config_text` is a full config without `[incidents]`.

@@ -42,6 +42,18 @@ pub struct StageTimes {
 }
 
 impl StageTimes {
+    /// The tx's own stamps, then the worker's: picked, simulated, detected, signed.
+    fn of(tx: &PendingTx, [picked_us, simulated_us, detected_us, signed_us]: [f64; 4]) -> Self {
+        Self {
+            decoded_us: Self::since(tx.seen_at, tx.decoded_at),
+            queued_us: Self::since(tx.seen_at, tx.queued_at),
+            picked_us,
+            simulated_us,
+            detected_us,
+            signed_us,
+        }
+    }
+
     /// Microseconds, to a tenth.
     fn since(seen: Instant, at: Instant) -> f64 {
         (at.saturating_duration_since(seen).as_nanos() as f64 / 100.0).round() / 10.0
@@ -230,14 +242,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
     if findings.is_empty() {
         ctx.stats.clean.fetch_add(1, Ordering::Relaxed);
         if let Some(done) = &ctx.completions {
-            let times = StageTimes {
-                decoded_us: StageTimes::since(tx.seen_at, tx.decoded_at),
-                queued_us: StageTimes::since(tx.seen_at, tx.queued_at),
-                picked_us,
-                simulated_us,
-                detected_us,
-                signed_us: detected_us,
-            };
+            let times = StageTimes::of(&tx, [picked_us, simulated_us, detected_us, detected_us]);
             let _ = done.try_send((times, false));
         }
         return;
@@ -268,14 +273,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
             .collect()
     };
     let signed_at = Instant::now();
-    let times = StageTimes {
-        decoded_us: StageTimes::since(tx.seen_at, tx.decoded_at),
-        queued_us: StageTimes::since(tx.seen_at, tx.queued_at),
-        picked_us,
-        simulated_us,
-        detected_us,
-        signed_us: micros(tx.seen_at),
-    };
+    let times = StageTimes::of(&tx, [picked_us, simulated_us, detected_us, micros(tx.seen_at)]);
     if let Some(done) = &ctx.completions {
         let _ = done.try_send((times, true));
     }

@@ -6,14 +6,10 @@ pub mod guard;
 pub mod proxy;
 pub mod relay;
 
-use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::path::PathBuf;
 
 use preempt::{
+    bench::AnvilProcess,
     config::Config,
     devnet::{Deployment, Scenario, deploy, send_scenario},
 };
@@ -25,76 +21,26 @@ pub fn tools_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"))
 }
 
-/// A running anvil; killed on drop.
+/// A running anvil with `--no-mining` on a free loopback port; killed on drop.
 pub struct Anvil {
-    child: Child,
+    inner: AnvilProcess,
     pub port: u16,
 }
 
 impl Anvil {
     pub fn start_no_mining() -> Self {
-        let anvil = tools_dir().join("bin/anvil");
-        assert!(anvil.exists(), "{} missing: run scripts/setup.sh", anvil.display());
-        for _attempt in 0..5 {
-            let port = free_port();
-            let child = Command::new(&anvil)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--host",
-                    "127.0.0.1",
-                    "--no-mining",
-                    "--silent",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn anvil");
-            let mut node = Self { child, port };
-            if node.wait_ready(Duration::from_secs(15)) {
-                return node;
-            }
-            let _ = node.child.kill();
-        }
-        panic!("anvil did not start");
-    }
-
-    fn wait_ready(&mut self, limit: Duration) -> bool {
-        let started = Instant::now();
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        while started.elapsed() < limit {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        let inner = AnvilProcess::start(&tools_dir().join("bin/anvil"))
+            .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"));
+        Self { port: inner.port, inner }
     }
 
     pub fn http_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.inner.http_url()
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        self.inner.ws_url()
     }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// anvil with the demo protocol deployed, and a config protecting it.
