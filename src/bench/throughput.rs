@@ -85,7 +85,9 @@ pub(super) fn replay(
         stop: Default::default(),
         completions: Some(done_tx),
     });
-    let threads = spawn_workers(workers, Arc::clone(&ctx), high_rx, normal_rx);
+    let Ok(threads) = spawn_workers(workers, Arc::clone(&ctx), high_rx, normal_rx) else {
+        return ReplayResult { rate, sent: 0, ..Default::default() };
+    };
     let stats = Arc::new(IngestStats::default());
     let router = TxRouter::new(
         config.protected.iter().map(|p| p.address),

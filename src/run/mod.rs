@@ -42,6 +42,8 @@ pub enum RunError {
     Incidents { path: String, source: std::io::Error },
     #[error("warming protected state: {0}")]
     Warm(String),
+    #[error("cannot start the simulation threads: {0}")]
+    Threads(std::io::Error),
 }
 
 fn guardian_signer(config: &Config) -> Result<Option<PrivateKeySigner>, RunError> {
@@ -175,7 +177,8 @@ pub async fn run_with(
         stop: Default::default(),
         completions: None,
     });
-    let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), high_rx, normal_rx);
+    let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), high_rx, normal_rx)
+        .map_err(RunError::Threads)?;
 
     let seen = Arc::new(SeenSet::default());
     let ingest_stats = Arc::new(IngestStats::default());

@@ -142,7 +142,7 @@ pub fn spawn_workers(
     ctx: Arc<WorkerContext>,
     high: Receiver<PendingTx>,
     normal: Receiver<PendingTx>,
-) -> Vec<JoinHandle<()>> {
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     (0..count.max(1))
         .map(|i| {
             let ctx = Arc::clone(&ctx);
@@ -150,7 +150,6 @@ pub fn spawn_workers(
             std::thread::Builder::new()
                 .name(format!("sim-worker-{i}"))
                 .spawn(move || worker_loop(&ctx, &high, &normal))
-                .unwrap_or_else(|e| panic!("cannot start a simulation thread: {e}"))
         })
         .collect()
 }
