@@ -201,45 +201,25 @@ fn simulate_jobs(
     }
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let verdict = if job.before.is_empty() {
-            run_one(&mut simulator, &job, config)
+        // Earlier txs of the same sender (or of the block) run first, on a fork of their own.
+        let simulated = if job.before.is_empty() {
+            simulator.simulate(job.hash, &job.tx)
         } else {
-            // Earlier txs of the same sender (or of the block) run first, on a fork of their own.
-            let stepped = Arc::new(base.successor(base.block()));
-            let mut stepper = Simulator::new(config, Arc::clone(&stepped), block, chain_id);
-            let mut failed = None;
-            for prior in &job.before {
-                match stepper.execute(*prior.tx_hash(), prior) {
-                    Ok((_, state)) => stepped.apply_state(&state),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            match failed {
-                Some(e) => {
-                    TxVerdict::failed(job.hash, format!("replaying an earlier tx failed: {e}"))
-                }
-                None => {
-                    stepper.invalidate_baselines();
-                    run_one(&mut stepper, &job, config)
-                }
-            }
+            simulator.simulate_after(
+                job.before.iter().map(|t| (*t.tx_hash(), t)),
+                job.hash,
+                &job.tx,
+            )
         };
-        out.push(verdict);
+        out.push(match simulated {
+            Ok(outcome) => {
+                let findings = detect(&outcome, &config.protected);
+                TxVerdict::simulated(outcome, findings)
+            }
+            Err(e) => TxVerdict::failed(job.hash, e.to_string()),
+        });
     }
     out
-}
-
-fn run_one(simulator: &mut Simulator, job: &Job, config: &Config) -> TxVerdict {
-    match simulator.simulate(job.hash, &job.tx) {
-        Ok(outcome) => {
-            let findings = detect(&outcome, &config.protected);
-            TxVerdict::simulated(outcome, findings)
-        }
-        Err(e) => TxVerdict::failed(job.hash, e.to_string()),
-    }
 }
 
 async fn header_of(

@@ -53,7 +53,7 @@ impl ForkStats {
 /// Node state at one block. Reads that miss go to the node (when there is one) and are kept.
 #[derive(Debug)]
 pub struct ForkCache {
-    /// The block misses are fetched at; moved forward only by `advance_fork`, after a replay.
+    /// The block misses are fetched at; moved forward only by the block guard, after a replay.
     block: AtomicU64,
     /// `None`: the account does not exist at this block.
     accounts: DashMap<Address, Option<AccountInfo>>,

@@ -20,7 +20,9 @@ use alloy::{
 };
 use thiserror::Error;
 
-pub use replay::{BlockReplay, HoldingBeforeAfter, MinedFinding, MinedTx, replay_block};
+pub use replay::{
+    BlockReplay, HoldingBeforeAfter, MinedFinding, MinedTx, ReceiptSummary, replay_block,
+};
 
 use crate::{
     config::Config,
@@ -31,7 +33,7 @@ use crate::{
     },
     respond::{Decision, PausePlan, Responder},
     simulate::{
-        ReceiptSummary, SimBlock,
+        SimBlock,
         pool::{LiveState, SenderChains, StageTimes},
     },
     submit::Submitter,

@@ -13,12 +13,19 @@ use crate::{
     config::{Asset, Config},
     detect::detect,
     fork::{ForkCache, SharedFork},
-    simulate::{ReceiptSummary, SimBlock, Simulator},
+    simulate::{SimBlock, Simulator},
     types::{Finding, SimOutcome},
 };
 
 /// One asset of a contract, before and after a block.
 pub type HoldingBeforeAfter = (Asset, U256, U256);
+
+/// What a block's tx did according to the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptSummary {
+    pub success: bool,
+    pub gas_used: u64,
+}
 
 /// A mined tx as the node reported it.
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
 //! Simulation: runs one pending tx in revm on an overlay of the forked state and records what
 //! the detectors need (call frames, token transfers, holdings, claims, invariants, re-entries).
 
-mod advance;
 mod env;
 mod inspector;
 pub mod pool;
@@ -29,7 +28,6 @@ use revm::{
 };
 use thiserror::Error;
 
-pub use advance::{Advance, ReceiptSummary, advance_fork};
 pub use env::{SimBlock, tx_env, view_env};
 use inspector::TxRecorder;
 
@@ -164,6 +162,35 @@ impl Simulator {
 
     pub fn block(&self) -> SimBlock {
         self.block
+    }
+
+    /// Runs `before` (earlier txs of the same sender, or of the same block) on a copy of this
+    /// simulator's fork, then analyses `tx` on the state they leave.
+    pub fn simulate_after<'a>(
+        &self,
+        before: impl IntoIterator<Item = (B256, &'a Recovered<TxEnvelope>)>,
+        hash: B256,
+        tx: &Recovered<TxEnvelope>,
+    ) -> Result<SimOutcome, SimError> {
+        let stepped = Arc::new(self.fork().copy());
+        let mut stepper = Self {
+            protected: Arc::clone(&self.protected),
+            settings: self.settings.clone(),
+            evm: build_evm(
+                CacheDB::new(ForkView::new(Arc::clone(&stepped))),
+                self.block,
+                self.evm.ctx.cfg.chain_id,
+                TxRecorder::default(),
+            ),
+            block: self.block,
+            baselines: HashMap::new(),
+            token_holdings: HashMap::new(),
+        };
+        for (prior_hash, prior) in before {
+            let (_, state) = stepper.execute(prior_hash, prior)?;
+            stepped.apply_state(&state);
+        }
+        stepper.simulate(hash, tx)
     }
 
     pub fn fork(&self) -> &SharedFork {

@@ -21,7 +21,7 @@ use super::{SimBlock, SimError, Simulator};
 use crate::{
     config::Config,
     detect::detect,
-    fork::{ForkCache, LiveFork},
+    fork::LiveFork,
     respond::{AttackFees, Decision, Responder},
     types::{Finding, PendingTx, SimOutcome},
 };
@@ -198,7 +198,11 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
             match ctx.chains.predecessors(tx.tx.signer(), state_nonce, tx_nonce) {
                 Some(before) => {
                     ctx.stats.chained.fetch_add(1, Ordering::Relaxed);
-                    simulate_after(ctx, simulator, &before, &tx)
+                    simulator.simulate_after(
+                        before.iter().map(|p| (p.hash, &p.tx)),
+                        tx.hash,
+                        &tx.tx,
+                    )
                 }
                 None => {
                     // Runs once its predecessors arrive.
@@ -285,24 +289,6 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, tx: PendingTx) {
         times,
         signed_at,
     });
-}
-
-/// Runs `before` (the sender's earlier pending txs) on a copy of the fork, then `tx`.
-fn simulate_after(
-    ctx: &WorkerContext,
-    simulator: &Simulator,
-    before: &[PendingTx],
-    tx: &PendingTx,
-) -> Result<SimOutcome, SimError> {
-    let stepped = Arc::new(ForkCache::copy(simulator.fork()));
-    let mut stepper =
-        Simulator::new(&ctx.config, Arc::clone(&stepped), simulator.block(), ctx.chain_id);
-    for prior in before {
-        let (_, state) = stepper.execute(prior.hash, &prior.tx)?;
-        stepped.apply_state(&state);
-    }
-    stepper.invalidate_baselines();
-    stepper.simulate(tx.hash, &tx.tx)
 }
 
 fn micros(since: Instant) -> f64 {

@@ -9,7 +9,8 @@ use alloy::{
 use preempt::{
     devnet::Scenario,
     fork::{ForkCache, NodeClient},
-    simulate::{Advance, ReceiptSummary, SimBlock, Simulator, advance_fork},
+    guard::{MinedTx, ReceiptSummary, replay_block},
+    simulate::{SimBlock, Simulator},
 };
 use revm::database_interface::DatabaseRef;
 
@@ -49,22 +50,23 @@ async fn new_head_is_applied_by_replay_and_matches_the_node() {
     for tx in block.transactions.txns() {
         let hash = *tx.inner.tx_hash();
         let receipt = provider.get_transaction_receipt(hash).await.expect("rpc").expect("receipt");
-        txs.push((
+        txs.push(MinedTx {
             hash,
-            tx.inner.clone(),
-            ReceiptSummary { success: receipt.status(), gas_used: receipt.gas_used },
-        ));
+            tx: tx.inner.clone(),
+            receipt: ReceiptSummary { success: receipt.status(), gas_used: receipt.gas_used },
+        });
     }
     assert_eq!(txs.len(), 4, "all four txs in one block");
 
     let config = devnet.config.clone();
     let advanced = tokio::task::spawn_blocking(move || {
-        advance_fork(&config, &fork, SimBlock::of_block(&block.header), chain_id, &txs)
+        replay_block(&config, &fork, SimBlock::of_block(&block.header), chain_id, &txs)
     })
     .await
     .expect("join");
-    let (next, how) = advanced;
-    assert_eq!(how, Advance::Replayed { txs: 4 });
+    assert_eq!(advanced.refetched, None, "every tx replayed as the node ran it");
+    assert!(advanced.findings.is_empty(), "benign block");
+    let next = advanced.fork;
     assert_eq!(next.block(), head + 1);
 
     let node_vault =
