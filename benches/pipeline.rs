@@ -19,14 +19,13 @@ use std::{
 use alloy::{
     consensus::{Transaction as _, TxType},
     primitives::{Address, Bytes},
-    providers::{Provider, ProviderBuilder, ext::TxPoolApi},
+    providers::{Provider, ProviderBuilder},
 };
 use criterion::Criterion;
 use preempt::{
     config::{Config, ResponseMode},
     detect::detect,
     devnet::{Scenario, dev_accounts},
-    fork::{ForkCache, NodeClient},
     ingest::{IngestStats, Priority, SeenSet, TxRouter, decode_pending},
     respond::{AttackFees, Decision, Pauser, Responder},
     simulate::{SimBlock, Simulator, pool::LiveState},
@@ -175,21 +174,7 @@ fn main() {
     let source: Arc<str> = Arc::from("bench");
     let devnet = runtime.block_on(support::Devnet::start());
     let fixtures = runtime.block_on(collect(&devnet, &source));
-    let (node, header, chain_id) = runtime.block_on(async {
-        let node = NodeClient::connect("bench", &devnet.anvil.http_url()).await.expect("node");
-        let number = node.latest_block_number().await.expect("head");
-        let block = node
-            .provider()
-            .get_block_by_number(number.into())
-            .await
-            .expect("rpc")
-            .expect("head block");
-        let chain_id = node.provider().get_chain_id().await.expect("chain id");
-        let _ = node.provider().txpool_status().await;
-        (node, block.header, chain_id)
-    });
-    let fork = Arc::new(ForkCache::new(header.number, Some(node)));
-    let block = SimBlock::pending_after(&header, header.timestamp + 12);
+    let (fork, block, chain_id) = runtime.block_on(devnet.fork_at_head());
     let config = devnet.config.clone();
 
     // The filter, wired as `preempt run` wires it (nothing is routed: only `priority` runs).

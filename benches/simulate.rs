@@ -12,14 +12,13 @@ use std::{sync::Arc, time::Instant};
 use alloy::{
     consensus::{TxEnvelope, transaction::Recovered},
     primitives::B256,
-    providers::{Provider, ProviderBuilder, ext::TxPoolApi},
+    providers::{Provider, ProviderBuilder},
 };
 use criterion::Criterion;
 use preempt::{
     detect::detect,
     devnet::Scenario,
-    fork::{ForkCache, NodeClient},
-    simulate::{SimBlock, Simulator, build_evm, tx_env},
+    simulate::{Simulator, build_evm, tx_env},
 };
 use revm::{ExecuteEvm, database::CacheDB};
 use std::hint::black_box;
@@ -58,21 +57,7 @@ fn main() {
         .expect("runtime");
     let devnet = runtime.block_on(support::Devnet::start());
     let txs = runtime.block_on(collect(&devnet));
-    let (node, header, chain_id) = runtime.block_on(async {
-        let node = NodeClient::connect("bench", &devnet.anvil.http_url()).await.expect("node");
-        let number = node.latest_block_number().await.expect("head");
-        let block = node
-            .provider()
-            .get_block_by_number(number.into())
-            .await
-            .expect("rpc")
-            .expect("head block");
-        let chain_id = node.provider().get_chain_id().await.expect("chain id");
-        let _ = node.provider().txpool_status().await;
-        (node, block.header, chain_id)
-    });
-    let fork = Arc::new(ForkCache::new(header.number, Some(node)));
-    let block = SimBlock::pending_after(&header, header.timestamp + 12);
+    let (fork, block, chain_id) = runtime.block_on(devnet.fork_at_head());
     let config = devnet.config.clone();
 
     // Warm: every tx once, so both sides read only cached state.

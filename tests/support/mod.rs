@@ -96,6 +96,31 @@ impl Devnet {
             self.rpc("anvil_dropAllTransactions", serde_json::json!([])).await;
     }
 
+    /// A fork of the node at its head, and the env of the next block (12 s later).
+    pub async fn fork_at_head(
+        &self,
+    ) -> (std::sync::Arc<preempt::fork::ForkCache>, preempt::simulate::SimBlock, u64) {
+        use alloy::providers::Provider;
+        let node = preempt::fork::NodeClient::connect("bench", &self.anvil.http_url())
+            .await
+            .expect("node");
+        let number = node.latest_block_number().await.expect("head");
+        let header = node
+            .provider()
+            .get_block_by_number(number.into())
+            .await
+            .expect("rpc")
+            .expect("head block")
+            .header;
+        let chain_id = node.provider().get_chain_id().await.expect("chain id");
+        let block = preempt::simulate::SimBlock::pending_after(&header, header.timestamp + 12);
+        (
+            std::sync::Arc::new(preempt::fork::ForkCache::new(header.number, Some(node))),
+            block,
+            chain_id,
+        )
+    }
+
     pub async fn mine(&self) {
         let _: serde_json::Value = self.rpc("evm_mine", serde_json::json!([])).await;
     }
