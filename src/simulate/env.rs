@@ -119,3 +119,72 @@ pub fn view_env(target: Address, data: alloy::primitives::Bytes, gas_limit: u64)
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::{
+        consensus::{SignableTransaction, TxEip4844, TxEip7702, TxLegacy},
+        eips::eip7702::Authorization,
+        primitives::{Signature, U256, address},
+    };
+
+    use super::*;
+
+    fn recovered(envelope: TxEnvelope) -> Recovered<TxEnvelope> {
+        Recovered::new_unchecked(envelope, address!("0x00000000000000000000000000000000000000f0"))
+    }
+
+    #[test]
+    fn legacy_tx_pays_its_gas_price_and_has_no_tip() {
+        let tx = TxLegacy {
+            gas_price: 7,
+            gas_limit: 21_000,
+            to: TxKind::Call(Address::ZERO),
+            ..Default::default()
+        };
+        let env = tx_env(&recovered(tx.into_signed(Signature::test_signature()).into()), 1 << 24);
+        assert_eq!((env.tx_type, env.gas_price, env.gas_priority_fee), (0, 7, None));
+    }
+
+    #[test]
+    fn blob_tx_keeps_its_blob_hashes_and_blob_fee() {
+        let tx = TxEip4844 {
+            chain_id: 1,
+            gas_limit: 100_000,
+            max_fee_per_gas: 10,
+            max_priority_fee_per_gas: 2,
+            max_fee_per_blob_gas: 5,
+            blob_versioned_hashes: vec![B256::repeat_byte(1)],
+            to: Address::repeat_byte(2),
+            ..Default::default()
+        };
+        let signed = tx.into_signed(Signature::test_signature());
+        let env = tx_env(&recovered(TxEnvelope::from(signed)), 1 << 24);
+        assert_eq!(env.tx_type, 3);
+        assert_eq!(env.blob_hashes, vec![B256::repeat_byte(1)]);
+        assert_eq!(
+            (env.max_fee_per_blob_gas, env.gas_price, env.gas_priority_fee),
+            (5, 10, Some(2))
+        );
+    }
+
+    #[test]
+    fn set_code_tx_keeps_its_authorizations_and_a_hostile_gas_limit_is_capped() {
+        let auth =
+            Authorization { chain_id: U256::from(1), address: Address::repeat_byte(3), nonce: 0 }
+                .into_signed(Signature::test_signature());
+        let tx = TxEip7702 {
+            chain_id: 1,
+            gas_limit: u64::MAX,
+            max_fee_per_gas: 10,
+            max_priority_fee_per_gas: 2,
+            to: Address::repeat_byte(2),
+            authorization_list: vec![auth],
+            ..Default::default()
+        };
+        let env = tx_env(&recovered(tx.into_signed(Signature::test_signature()).into()), 1 << 24);
+        assert_eq!(env.tx_type, 4);
+        assert_eq!(env.authorization_list.len(), 1);
+        assert_eq!(env.gas_limit, 1 << 24);
+    }
+}
