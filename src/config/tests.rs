@@ -143,3 +143,25 @@ fn custom_pause_call_is_decoded() {
     assert_eq!(config.protected[0].pause.calldata.as_ref(), &[0xde, 0xad, 0xbe, 0xef]);
     assert_eq!(config.protected[0].pause.target, Address::with_last_byte(9));
 }
+
+#[test]
+fn secret_in_a_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("key");
+    std::fs::write(&path, "0xabc\n").expect("write");
+    let r: SecretRef = format!("file:{}", path.display()).parse().expect("reference");
+    assert_eq!(r.resolve().expect("readable").expose(), "0xabc");
+    let missing: SecretRef = "file:/nonexistent/key".parse().expect("reference");
+    let e = missing.resolve().expect_err("missing file");
+    assert!(e.contains("/nonexistent/key"), "{e}");
+}
+
+#[test]
+fn relays_need_a_relay_auth_key_and_an_http_url() {
+    let with_relay = format!("{GOOD}\n[[relay]]\nurl = \"http://127.0.0.1:1\"\n");
+    assert!(error_of(&with_relay).contains("key `relay_auth`"));
+    let bad_url = format!("{GOOD}\n[relay_auth]\nkey = \"env:K\"\n[[relay]]\nurl = \"ws://x\"\n");
+    assert!(error_of(&bad_url).contains("relay[0].url"));
+    let mode = format!("{GOOD}\n[respond]\nmode = \"panic\"\n");
+    assert!(error_of(&mode).contains("panic"), "unknown mode is named");
+}
