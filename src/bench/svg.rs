@@ -668,48 +668,4 @@ mod tests {
         assert_eq!(fmt_latency(7.25), "7.2");
         assert_eq!(fmt_latency(0.456), "0.46");
     }
-
-    /// Writes a sample chart to /tmp/cdf-sample.svg for eyeballing:
-    /// `cargo test --lib bench::svg::tests::write_sample -- --ignored`.
-    #[test]
-    #[ignore]
-    fn write_sample() {
-        let stages = [
-            ("decode", 4.0, 0.0),
-            ("simulate+detect: Router02 swap", 72.0, 1.0),
-            ("simulate+detect: flash-loan exploit", 210.0, 1.3),
-            ("end to end: tx seen → pause sent", 390.0, 2.0),
-            ("simulate+detect: plain transfer (no storage misses)", 18.0, 0.5),
-        ];
-        let mut input = Vec::new();
-        for (i, (panel, median, peer_scale)) in stages.iter().enumerate() {
-            let seed = i as u64 * 10;
-            input.push(series(panel, "preempt", &lognormal(seed + 1, 20_000, *median, 0.35)));
-            input.push(series(
-                panel,
-                "floor (bare revm)",
-                &lognormal(seed + 2, 20_000, median * 0.6, 0.25),
-            ));
-            if *peer_scale > 0.0 {
-                input.push(series(
-                    panel,
-                    "peer: debug_traceCall http",
-                    &lognormal(seed + 3, 2_000, 1800.0 * peer_scale, 0.5),
-                ));
-                input.push(series(
-                    panel,
-                    "peer: ws",
-                    &lognormal(seed + 4, 1, 1400.0 * peer_scale, 0.5),
-                ));
-            } else {
-                input.push(series(panel, "peer: ws", &[]));
-            }
-        }
-        let svg = render_cdf_svg(
-            "preempt latency: CDF per stage <vs> peers & floor",
-            "AMD EPYC 2-core VM · 2025-01-01 · 20k samples per series",
-            &input,
-        );
-        std::fs::write("/tmp/cdf-sample.svg", svg).expect("write /tmp/cdf-sample.svg");
-    }
 }
