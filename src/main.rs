@@ -63,36 +63,7 @@ enum Command {
     },
     /// The latency benchmark: starts its own anvil with the fixtures, measures every stage against
     /// the floor (bare revm) and the peer (debug_traceCall), writes bench.json, bench.svg, bench.txt.
-    Bench {
-        /// anvil binary (scripts/setup.sh installs it here).
-        #[arg(long, default_value = ".tools/bin/anvil")]
-        anvil: PathBuf,
-        #[arg(long, default_value = "out/bench")]
-        out: PathBuf,
-        /// Floor / preempt samples per fixture tx.
-        #[arg(long, default_value_t = 2_000)]
-        samples: usize,
-        /// debug_traceCall samples per fixture tx and transport.
-        #[arg(long, default_value_t = 200)]
-        peer_samples: usize,
-        /// Attack → pause races.
-        #[arg(long, default_value_t = 50)]
-        races: usize,
-        /// Pipeline replay rate (frames per second) and count.
-        #[arg(long, default_value_t = 2_000)]
-        rate: u64,
-        #[arg(long, default_value_t = 10_000)]
-        count: usize,
-        /// Seconds per step of the throughput sweep.
-        #[arg(long, default_value_t = 2.0)]
-        sweep_secs: f64,
-        /// Simulation workers for the replay and the sweep (default: one per core).
-        #[arg(long)]
-        workers: Option<usize>,
-        /// Cold-state runs per fixture tx.
-        #[arg(long, default_value_t = 5)]
-        cold_runs: usize,
-    },
+    Bench(preempt::bench::BenchOptions),
     /// Print an incident file (JSON lines written by `run`) as a readable timeline.
     Incidents { file: PathBuf },
     /// Demo and benchmark helpers on a local anvil: deploy the demo protocol, send its scenarios.
@@ -223,46 +194,20 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Command::Bench {
-                anvil,
-                out,
-                samples,
-                peer_samples,
-                races,
-                rate,
-                count,
-                sweep_secs,
-                workers,
-                cold_runs,
-            } => {
-                let defaults = preempt::bench::BenchOptions::default();
-                let opts = preempt::bench::BenchOptions {
-                    anvil,
-                    out,
-                    samples,
-                    peer_samples,
-                    races,
-                    rate,
-                    count,
-                    sweep_secs,
-                    workers: workers.unwrap_or(defaults.workers),
-                    cold_runs,
-                };
-                match preempt::bench::run_bench(&opts).await {
-                    Ok(report) => {
-                        print!("{}", preempt::bench::table(&report));
-                        println!(
-                            "wrote {0}/bench.json, {0}/bench.svg, {0}/bench.txt",
-                            opts.out.display()
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(2)
-                    }
+            Command::Bench(opts) => match preempt::bench::run_bench(&opts).await {
+                Ok(report) => {
+                    print!("{}", preempt::bench::table(&report));
+                    println!(
+                        "wrote {0}/bench.json, {0}/bench.svg, {0}/bench.txt",
+                        opts.out.display()
+                    );
+                    ExitCode::SUCCESS
                 }
-            }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            },
             Command::Incidents { file } => match std::fs::read_to_string(&file) {
                 Ok(text) => {
                     print!("{}", preempt::incident::render_timeline(&text));

@@ -54,45 +54,43 @@ pub(crate) struct SimSetup {
     pub(crate) chain_id: u64,
 }
 
-/// What to run; the defaults finish in a few minutes on 2 cores.
-#[derive(Debug, Clone)]
+/// What to run; the defaults finish in a few minutes on 2 cores. Also the `bench` command's flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
+    /// anvil binary (scripts/setup.sh installs it here).
+    #[arg(long, default_value = ".tools/bin/anvil")]
     pub anvil: PathBuf,
+    #[arg(long, default_value = "out/bench")]
     pub out: PathBuf,
-    /// Floor / preempt samples per tx.
+    /// Floor / preempt samples per fixture tx.
+    #[arg(long, default_value_t = 2_000)]
     pub samples: usize,
-    /// `debug_traceCall` samples per tx and transport.
+    /// `debug_traceCall` samples per fixture tx and transport.
+    #[arg(long, default_value_t = 200)]
     pub peer_samples: usize,
     /// Attack → pause races.
+    #[arg(long, default_value_t = 50)]
     pub races: usize,
-    /// Pipeline replay: frames per second and how many.
+    /// Pipeline replay: frames per second.
+    #[arg(long, default_value_t = 2_000)]
     pub rate: u64,
+    /// Pipeline replay: how many frames.
+    #[arg(long, default_value_t = 10_000)]
     pub count: usize,
     /// Seconds per step of the throughput sweep.
+    #[arg(long, default_value_t = 2.0)]
     pub sweep_secs: f64,
+    /// Simulation workers for the replay and the sweep (as `preempt run`: cores - 1).
+    #[arg(long, default_value_t = default_workers())]
     pub workers: usize,
+    /// Cold-state runs per fixture tx.
+    #[arg(long, default_value_t = 5)]
     pub cold_runs: usize,
 }
 
-impl Default for BenchOptions {
-    fn default() -> Self {
-        Self {
-            anvil: PathBuf::from(".tools/bin/anvil"),
-            out: PathBuf::from("out/bench"),
-            samples: 2_000,
-            peer_samples: 200,
-            races: 50,
-            rate: 2_000,
-            count: 10_000,
-            sweep_secs: 2.0,
-            // As `preempt run`: one core is left to ingest and the node connections.
-            workers: std::thread::available_parallelism()
-                .map(|n| n.get().saturating_sub(1))
-                .unwrap_or(1)
-                .max(1),
-            cold_runs: 5,
-        }
-    }
+/// One core is left to ingest and the node connections.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get().saturating_sub(1)).unwrap_or(1).max(1)
 }
 
 fn p(samples: &[f64]) -> Value {
