@@ -28,8 +28,9 @@ use preempt::{
     devnet::{Scenario, dev_accounts},
     ingest::{IngestStats, Priority, SeenSet, TxRouter, decode_pending},
     respond::{AttackFees, Decision, Pauser, Responder},
-    simulate::{SimBlock, Simulator, pool::LiveState},
+    simulate::{SimBlock, Simulator},
     types::{PendingTx, SimOutcome},
+    worker::LiveState,
 };
 use serde_json::{Value, value::RawValue};
 

@@ -15,3 +15,4 @@ pub mod run;
 pub mod simulate;
 pub mod submit;
 pub mod types;
+pub mod worker;

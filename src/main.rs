@@ -176,7 +176,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Run { config } => {
                 let config = match Config::load(&config) {
@@ -188,6 +188,35 @@ fn main() -> ExitCode {
                 };
                 match preempt::run::run(config, shutdown_signal()).await {
                     Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
+            Command::Bench(opts) if opts.soak.is_some() => {
+                let soak = preempt::bench::soak::SoakOptions {
+                    anvil: opts.anvil.clone(),
+                    preempt: std::env::current_exe().unwrap_or_else(|_| "preempt".into()),
+                    out: opts.out.clone(),
+                    blocks: opts.soak.unwrap_or_default(),
+                    txs_per_block: opts.soak_txs,
+                    max_entries: opts.soak_max_entries,
+                };
+                match preempt::bench::soak::run_soak(&soak).await {
+                    Ok(report) => {
+                        println!(
+                            "soak: {} blocks, divergences {}, attacks paused {:?}, rss {} MiB, replay µs {}, head lag ms {}",
+                            report.blocks,
+                            report.divergences,
+                            report.attacks_paused,
+                            report.rss_mb,
+                            report.replay_us,
+                            report.head_lag_ms
+                        );
+                        println!("wrote {0}/soak.json, {0}/soak.svg", opts.out.display());
+                        ExitCode::SUCCESS
+                    }
                     Err(e) => {
                         eprintln!("error: {e}");
                         ExitCode::from(2)
@@ -271,5 +300,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-    })
+    });
+    // Tasks still waiting on a dead node must not hold the exit (SIGTERM → exit within 2 s).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(300));
+    code
 }

@@ -5,9 +5,11 @@
 //! wins), the highest sustained rate, and cold state. Writes JSON, an SVG, and a table.
 
 mod anvil;
+mod chart;
 mod fixtures;
 mod measure;
 mod race;
+pub mod soak;
 pub mod svg;
 mod throughput;
 
@@ -86,6 +88,16 @@ pub struct BenchOptions {
     /// Cold-state runs per fixture tx.
     #[arg(long, default_value_t = 5)]
     pub cold_runs: usize,
+    /// Run the soak instead: `preempt run` beside anvil for this many busy blocks
+    /// (writes soak.json and soak.svg into --out).
+    #[arg(long)]
+    pub soak: Option<u64>,
+    /// Soak: txs per block, each touching fresh state.
+    #[arg(long, default_value_t = 240)]
+    pub soak_txs: usize,
+    /// Soak: the guard's `[fork] max_entries` (0: its default).
+    #[arg(long, default_value_t = 0)]
+    pub soak_max_entries: usize,
 }
 
 /// One core is left to ingest and the node connections.

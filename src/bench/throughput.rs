@@ -15,8 +15,9 @@ use crate::{
     devnet::dev_accounts,
     ingest::{IngestStats, SeenSet, TxRouter, decode_pending},
     respond::{Pauser, Responder},
-    simulate::pool::{
-        LiveState, SenderChains, StageTimes, WorkerContext, WorkerStats, spawn_workers,
+    worker::{
+        LiveState, SenderChains, StageTimes, WorkerContext, WorkerQueues, WorkerStats,
+        spawn_workers,
     },
 };
 
@@ -71,7 +72,8 @@ pub(super) fn replay(
     let (high_tx, high_rx) = crossbeam_channel::bounded(65_536);
     let (normal_tx, normal_rx) = crossbeam_channel::bounded(config.simulation.queue_capacity);
     let (done_tx, done_rx) = crossbeam_channel::bounded(count + 16);
-    let (detections, _) = tokio::sync::mpsc::unbounded_channel();
+    let (detections, _detections_rx) = tokio::sync::mpsc::channel(count + 16);
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let pauser = Pauser::new(dev_accounts()[1].signer.clone(), chain_id, 0);
     let ctx = Arc::new(WorkerContext {
         config: config.clone(),
@@ -81,11 +83,13 @@ pub(super) fn replay(
         detections,
         chains: Arc::new(SenderChains::default()),
         stats: WorkerStats::default(),
-        requeue: high_tx.clone(),
+        ready: ready_tx,
         stop: Default::default(),
+        runtime: None,
         completions: Some(done_tx),
     });
-    let Ok(threads) = spawn_workers(workers, Arc::clone(&ctx), high_rx, normal_rx) else {
+    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, normal_rx] };
+    let Ok(threads) = spawn_workers(workers, Arc::clone(&ctx), queues) else {
         return ReplayResult { rate, sent: 0, ..Default::default() };
     };
     let stats = Arc::new(IngestStats::default());

@@ -1,12 +1,21 @@
-//! Forked state: a shared, concurrent cache of node state pinned to one block, read by every
-//! simulation through `DatabaseRef`; simulations write only into their own overlays.
+//! Forked state: one shared, bounded cache of node state at the guard's head, read by every
+//! simulation through `ForkView` (which stacks private layers over it); only the block guard
+//! moves it forward, by each block's changes, and back on a reorg.
 
+mod diff;
+mod evict;
+mod layer;
 mod node;
+mod source;
+mod view;
 mod ws;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
 };
 
 use alloy::primitives::{Address, B256, U256};
@@ -19,7 +28,12 @@ use revm::{
 };
 use thiserror::Error;
 
-pub use node::{NodeClient, NodeError};
+pub use diff::{BlockDiff, ChangedKeys, DiffError};
+pub use evict::{EvictionReport, ForkLimits};
+pub use layer::StateLayer;
+pub use node::{NodeClient, NodeError, StateAnswer, StateRequest};
+pub use source::{PeerStatus, StateSource};
+pub use view::{ForkView, StateKey};
 pub use ws::{LowLatencyWs, connect_provider};
 
 #[derive(Debug, Error)]
@@ -32,7 +46,7 @@ pub enum ForkError {
 
 impl DBErrorMarker for ForkError {}
 
-/// Counters for the slow path.
+/// Counters for the slow path and the cache's size.
 #[derive(Debug, Default)]
 pub struct ForkStats {
     /// Batches of misses fetched together (each costs about one round trip).
@@ -40,6 +54,12 @@ pub struct ForkStats {
     pub account_fetches: AtomicU64,
     pub storage_fetches: AtomicU64,
     pub block_hash_fetches: AtomicU64,
+    /// Fetched values dropped because the fork was rewound or reset while they were in flight.
+    pub stale_fetches: AtomicU64,
+    pub evicted: AtomicU64,
+    /// Entries fetched again after they had been evicted.
+    pub refetched: AtomicU64,
+    pub resets: AtomicU64,
 }
 
 impl ForkStats {
@@ -50,30 +70,88 @@ impl ForkStats {
     }
 }
 
-/// Node state at one block. Reads that miss go to the node (when there is one) and are kept.
+/// A cached value, the block it was last used at (for eviction by age), and where it came
+/// from: a block's change set, or a fetch made while the fork sat at `fetched_at`.
+#[derive(Debug)]
+struct Stamped<T> {
+    value: T,
+    used: AtomicU32,
+    /// `SETTLED`: written by a block's change set (or seeded); else the fork's block when it
+    /// was fetched. A node asked for the state of its own head while mining the next block may
+    /// answer with the next block's values (anvil does), so such a value is not trusted for
+    /// replaying that next block.
+    fetched_at: u32,
+}
+
+const SETTLED: u32 = u32::MAX;
+
+impl<T> Stamped<T> {
+    fn new(value: T, block: u64) -> Self {
+        Self { value, used: AtomicU32::new(block as u32), fetched_at: SETTLED }
+    }
+
+    fn fetched(value: T, block: u64) -> Self {
+        Self { value, used: AtomicU32::new(block as u32), fetched_at: block as u32 }
+    }
+
+    fn trusted_for_block_after(&self, base: u64) -> bool {
+        self.fetched_at != base as u32
+    }
+
+    fn touch(&self, block: u32) {
+        // A relaxed load first: most reads find the stamp current and write nothing.
+        if self.used.load(Ordering::Relaxed) != block {
+            self.used.store(block, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Node state at the block `block()`: every cached account and slot holds its value at that
+/// block. Misses go to the nodes (at that block) and are kept.
 #[derive(Debug)]
 pub struct ForkCache {
-    /// The block misses are fetched at; moved forward only by the block guard, after a replay.
     block: AtomicU64,
-    /// `None`: the account does not exist at this block.
-    accounts: DashMap<Address, Option<AccountInfo>>,
+    /// Bumped by every rewind and reset: a fetch that started before one is not kept.
+    epoch: AtomicU64,
+    /// Held for writing by rewinds and resets, for reading by fetches storing what they read.
+    rewinding: RwLock<()>,
+    /// `None`: the account does not exist at this block. Code travels inside the info.
+    accounts: DashMap<Address, Stamped<Option<AccountInfo>>>,
+    storage: DashMap<(Address, U256), Stamped<U256>>,
     code: DashMap<B256, Bytecode>,
-    storage: DashMap<(Address, U256), U256>,
     block_hashes: DashMap<u64, B256>,
-    node: Option<NodeClient>,
+    /// Accounts (and their slots) never evicted: the protected contracts and what they hold.
+    pinned: RwLock<HashSet<Address>>,
+    limits: ForkLimits,
+    /// Hashes of recently evicted keys, to count refetches.
+    recently_evicted: evict::EvictedKeys,
+    source: Option<StateSource>,
     stats: ForkStats,
 }
 
+/// The fork every simulation reads.
+pub type SharedFork = Arc<ForkCache>;
+
 impl ForkCache {
-    /// A cache of `node`'s state at `block`.
+    /// A cache of `node`'s state at `block` (`None`: the cache is the whole state).
     pub fn new(block: u64, node: Option<NodeClient>) -> Self {
+        Self::with_source(block, node.map(|n| StateSource::new([n])), ForkLimits::default())
+    }
+
+    /// A cache reading cold state from any of `source`'s nodes, bounded by `limits`.
+    pub fn with_source(block: u64, source: Option<StateSource>, limits: ForkLimits) -> Self {
         Self {
             block: AtomicU64::new(block),
+            epoch: AtomicU64::new(0),
+            rewinding: RwLock::new(()),
             accounts: DashMap::new(),
-            code: DashMap::new(),
             storage: DashMap::new(),
+            code: DashMap::new(),
             block_hashes: DashMap::new(),
-            node,
+            pinned: RwLock::new(HashSet::new()),
+            limits,
+            recently_evicted: evict::EvictedKeys::default(),
+            source,
             stats: ForkStats::default(),
         }
     }
@@ -82,41 +160,25 @@ impl ForkCache {
         self.block.load(Ordering::Acquire)
     }
 
-    /// Pins the cache to a later block whose changes it already holds.
-    pub fn repin(&self, block: u64) {
-        self.block.store(block, Ordering::Release);
-    }
-
     pub fn stats(&self) -> &ForkStats {
         &self.stats
     }
 
-    pub fn node(&self) -> Option<&NodeClient> {
-        self.node.as_ref()
+    pub fn source(&self) -> Option<&StateSource> {
+        self.source.as_ref()
     }
 
-    /// Seeds an account (tests, benches and state copied from another fork).
-    pub fn insert_account(&self, address: Address, mut info: AccountInfo) {
-        if let Some(code) = info.code.take() {
-            if !code.is_empty() {
-                self.code.insert(info.code_hash, code.clone());
-            }
-            info.code = Some(code);
-        }
-        self.accounts.insert(address, Some(info));
+    pub fn limits(&self) -> ForkLimits {
+        self.limits
     }
 
-    pub fn insert_storage(&self, address: Address, slot: U256, value: U256) {
-        self.storage.insert((address, slot), value);
+    /// Accounts and slots held.
+    pub fn len(&self) -> usize {
+        self.accounts.len() + self.storage.len()
     }
 
-    /// A new cache at `block` that keeps this one's code (immutable by hash) but no state.
-    pub fn successor(&self, block: u64) -> Self {
-        let next = Self::new(block, self.node.clone());
-        for entry in self.code.iter() {
-            next.code.insert(*entry.key(), entry.value().clone());
-        }
-        next
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn cached_accounts(&self) -> usize {
@@ -127,95 +189,284 @@ impl ForkCache {
         self.storage.len()
     }
 
-    /// Fetches accounts and slots not cached yet, all requests at once: one `eth_getProof` per
-    /// account (with every slot wanted of it), and its code where the code is not cached.
+    /// Keeps `addresses` (and their slots) in the cache for good.
+    pub fn pin(&self, addresses: impl IntoIterator<Item = Address>) {
+        let mut pinned = self.pinned.write().unwrap_or_else(|p| p.into_inner());
+        pinned.extend(addresses);
+    }
+
+    /// Seeds an account (tests, benches, and offline state).
+    pub fn insert_account(&self, address: Address, info: AccountInfo) {
+        let info = self.with_shared_code(info);
+        self.accounts.insert(address, Stamped::new(Some(info), self.block()));
+    }
+
+    pub fn insert_storage(&self, address: Address, slot: U256, value: U256) {
+        self.storage.insert((address, slot), Stamped::new(value, self.block()));
+    }
+
+    pub fn insert_block_hash(&self, number: u64, hash: B256) {
+        self.block_hashes.insert(number, hash);
+    }
+
+    /// Whether `address` has code, if the cache knows (never asks the node).
+    pub fn known_code(&self, address: &Address) -> Option<bool> {
+        self.accounts.get(address).map(|a| {
+            a.value.as_ref().is_some_and(|i| !i.is_empty_code_hash() && !i.code_hash.is_zero())
+        })
+    }
+
+    /// The cached account, if any (`Some(None)`: known not to exist). Never asks the node.
+    pub fn cached_account(&self, address: &Address) -> Option<Option<AccountInfo>> {
+        self.accounts.get(address).map(|a| a.value.clone())
+    }
+
+    pub fn cached_slot(&self, address: &Address, slot: &U256) -> Option<U256> {
+        self.storage.get(&(*address, *slot)).map(|s| s.value)
+    }
+
+    /// Code is immutable by hash: one copy is shared by every account that runs it.
+    fn with_shared_code(&self, mut info: AccountInfo) -> AccountInfo {
+        match info.code.take() {
+            Some(code) if !code.is_empty() => {
+                let shared = self.code.entry(info.code_hash).or_insert(code).clone();
+                info.code = Some(shared);
+            }
+            // Code known only by its hash: revm asks `code_by_hash` for it.
+            None if !info.code_hash.is_zero() && info.code_hash != KECCAK_EMPTY => {}
+            _ => {
+                info.code_hash = KECCAK_EMPTY;
+                info.code = Some(Bytecode::default());
+            }
+        }
+        info
+    }
+
+    /// Moves the cache to `number` by the changes of the blocks up to it. Only the block
+    /// guard calls this, with a block's full change set.
+    pub fn apply_layer(&self, layer: &StateLayer, number: u64) {
+        let cleared: Vec<Address> = layer.cleared().copied().collect();
+        // A fetch in flight for an account whose storage this block voids must not land.
+        let _guard = (!cleared.is_empty())
+            .then(|| self.rewinding.write().unwrap_or_else(|p| p.into_inner()));
+        if !cleared.is_empty() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.storage.retain(|(a, _), _| !cleared.contains(a));
+        }
+        for (address, info) in layer.accounts() {
+            let info = info.clone().map(|i| self.with_shared_code(i));
+            self.accounts.insert(*address, Stamped::new(info, number));
+        }
+        for ((address, slot), value) in layer.slots() {
+            self.storage.insert((*address, *slot), Stamped::new(*value, number));
+        }
+        self.block.store(number, Ordering::Release);
+        // BLOCKHASH reaches back 256 blocks.
+        let oldest = number.saturating_sub(300);
+        if self.block_hashes.len() > 512 {
+            self.block_hashes.retain(|n, _| *n >= oldest);
+        }
+    }
+
+    /// Forgets what the given blocks changed (a reorg dropped them) and moves back to
+    /// `number`; the keys are fetched again at the right block when next read.
+    pub fn rewind(&self, keys: &[ChangedKeys], number: u64) {
+        let _guard = self.rewinding.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for k in keys {
+            for a in &k.accounts {
+                self.accounts.remove(a);
+            }
+            for s in &k.slots {
+                self.storage.remove(s);
+            }
+            if !k.cleared.is_empty() {
+                self.storage.retain(|(a, _), _| !k.cleared.contains(a));
+            }
+        }
+        self.block_hashes.retain(|n, _| *n <= number);
+        self.block.store(number, Ordering::Release);
+    }
+
+    /// Drops every cached value and moves to `number` (after a divergence, or a gap too long to
+    /// replay). Code is kept: it is immutable by hash.
+    pub fn reset(&self, number: u64) {
+        let _guard = self.rewinding.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.accounts.clear();
+        self.storage.clear();
+        self.block_hashes.clear();
+        self.block.store(number, Ordering::Release);
+        self.stats.resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Stores what a fetch read, unless the fork was rewound or reset since it started, and
+    /// without overwriting a newer value a block wrote meanwhile.
+    fn store_fetched(&self, epoch: u64, request: &StateRequest, answer: &StateAnswer) {
+        let _guard = self.rewinding.read().unwrap_or_else(|p| p.into_inner());
+        if self.epoch() != epoch {
+            self.stats.stale_fetches.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let block = self.block();
+        for (address, info) in request.accounts.iter().zip(&answer.accounts) {
+            self.recently_evicted.note_fetch(&self.stats, address.as_slice());
+            let info = info.clone().map(|i| self.with_shared_code(i));
+            self.accounts.entry(*address).or_insert_with(|| Stamped::fetched(info, block));
+        }
+        for (key, value) in request.slots.iter().zip(&answer.slots) {
+            self.recently_evicted.note_fetch(&self.stats, &evict::slot_key_bytes(key));
+            self.storage.entry(*key).or_insert_with(|| Stamped::fetched(*value, block));
+        }
+        self.stats.account_fetches.fetch_add(request.accounts.len() as u64, Ordering::Relaxed);
+        self.stats.storage_fetches.fetch_add(request.slots.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Fetches accounts and slots not cached yet, all in one batch from the best node.
     pub async fn prefetch(
         &self,
         accounts: &[Address],
         slots: &[(Address, U256)],
     ) -> Result<(), ForkError> {
-        let Some(node) = &self.node else { return Ok(()) };
-        let block = self.block();
-        let mut wanted: std::collections::BTreeMap<Address, (bool, Vec<U256>)> = Default::default();
-        for a in accounts.iter().filter(|a| !self.accounts.contains_key(*a)) {
-            wanted.entry(*a).or_default().0 = true;
-        }
-        for (a, s) in slots.iter().filter(|k| !self.storage.contains_key(k)) {
-            let entry = wanted.entry(*a).or_default();
-            if !entry.1.contains(s) {
-                entry.1.push(*s);
+        let Some(source) = &self.source else { return Ok(()) };
+        let mut request = StateRequest::default();
+        for a in accounts {
+            if !self.accounts.contains_key(a) && !request.accounts.contains(a) {
+                request.accounts.push(*a);
             }
         }
-        if wanted.is_empty() {
+        for k in slots {
+            if !self.storage.contains_key(k) && !request.slots.contains(k) {
+                request.slots.push(*k);
+            }
+        }
+        if request.is_empty() {
             return Ok(());
         }
-        let requests = wanted.iter().map(|(address, (need_account, slots))| {
-            let proof = node.proof(*address, slots.clone(), block);
-            // The code is asked for alongside, not after: one round trip either way.
-            let code = need_account.then(|| node.code(*address, block));
-            async move {
-                let code = match code {
-                    Some(c) => Some(c.await),
-                    None => None,
-                };
-                (proof.await, code)
-            }
-        });
-        let answers = futures::future::join_all(requests).await;
-        for ((address, (need_account, slots)), (proof, code)) in wanted.into_iter().zip(answers) {
-            let what = || format!("account {address}");
-            let proof = proof.map_err(|source| ForkError::Fetch { what: what(), block, source })?;
-            self.stats.storage_fetches.fetch_add(slots.len() as u64, Ordering::Relaxed);
-            for (slot, value) in slots.iter().zip(&proof.slots) {
-                self.storage.insert((address, *slot), *value);
-            }
-            if need_account {
-                self.stats.account_fetches.fetch_add(1, Ordering::Relaxed);
-                let code = match code {
-                    Some(c) => {
-                        c.map_err(|source| ForkError::Fetch { what: what(), block, source })?
-                    }
-                    None => Default::default(),
-                };
-                let info = if proof.balance.is_zero() && proof.nonce == 0 && code.is_empty() {
-                    None
-                } else {
-                    let bytecode = Bytecode::new_raw(code);
-                    let hash = bytecode.hash_slow();
-                    Some(
-                        AccountInfo::default()
-                            .with_code_and_hash(bytecode, hash)
-                            .with_balance(proof.balance)
-                            .with_nonce(proof.nonce),
-                    )
-                };
-                self.store_fetched_account(address, info);
-            }
-        }
+        let (epoch, block) = (self.epoch(), self.block());
+        self.stats.fetch_rounds.fetch_add(1, Ordering::Relaxed);
+        let answer =
+            source.fetch(request.clone(), block).await.map_err(|source| ForkError::Fetch {
+                what: format!(
+                    "{} account(s) and {} slot(s)",
+                    request.accounts.len(),
+                    request.slots.len()
+                ),
+                block,
+                source,
+            })?;
+        self.store_fetched(epoch, &request, &answer);
         Ok(())
     }
 
-    fn store_fetched_account(
-        &self,
-        address: Address,
-        info: Option<AccountInfo>,
-    ) -> Option<AccountInfo> {
-        let info = info.map(|mut info| {
-            if let Some(code) = &info.code
-                && !code.is_empty()
-            {
-                self.code.insert(info.code_hash, code.clone());
-            } else {
-                info.code_hash = KECCAK_EMPTY;
+    /// Fetches `keys` in one batch, waiting on this (non-runtime) thread.
+    pub fn fetch_blocking(self: &Arc<Self>, keys: &[StateKey]) -> Result<(), ForkError> {
+        let Some(source) = self.source.clone() else { return Ok(()) };
+        let (mut accounts, mut slots, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+        for key in keys {
+            match *key {
+                StateKey::Account(a) => accounts.push(a),
+                StateKey::Slot(a, s) => slots.push((a, s)),
+                StateKey::BlockHash(n) => hashes.push(n),
             }
-            info
-        });
-        self.accounts.insert(address, info.clone());
-        info
+        }
+        let fork = Arc::clone(self);
+        let block = self.block();
+        source
+            .blocking(async move {
+                fork.prefetch(&accounts, &slots)
+                    .await
+                    .map_err(|e| NodeError::Rpc(e.to_string()))?;
+                for n in hashes {
+                    fork.prefetch_block_hash(n).await?;
+                }
+                Ok(())
+            })
+            .map_err(|source| ForkError::Fetch {
+                what: format!("{} missing state item(s)", keys.len()),
+                block,
+                source,
+            })
     }
 
-    fn node_or_offline(&self, what: impl FnOnce() -> String) -> Result<&NodeClient, ForkError> {
-        self.node.as_ref().ok_or_else(|| ForkError::Offline { what: what() })
+    /// The hash of block `number`, fetched once.
+    pub async fn prefetch_block_hash(&self, number: u64) -> Result<B256, NodeError> {
+        if let Some(hit) = self.block_hashes.get(&number) {
+            return Ok(*hit);
+        }
+        let Some(source) = &self.source else {
+            return Err(NodeError::Rpc(format!("hash of block {number}: no node")));
+        };
+        let hash =
+            source.with_failover(number, |n| async move { n.block_hash(number).await }).await?;
+        self.stats.block_hash_fetches.fetch_add(1, Ordering::Relaxed);
+        self.block_hashes.insert(number, hash);
+        Ok(hash)
+    }
+
+    /// Drops entries by age and, over `limits.max_entries`, the least recently used ones;
+    /// pinned accounts stay. Run by the guard after a block, off the hot path.
+    pub fn evict(&self) -> EvictionReport {
+        evict::run(self)
+    }
+
+    fn read_account(&self, address: &Address) -> Option<Option<AccountInfo>> {
+        let hit = self.accounts.get(address)?;
+        hit.touch(self.block() as u32);
+        Some(hit.value.clone())
+    }
+
+    fn read_slot(&self, address: &Address, slot: &U256) -> Option<U256> {
+        let hit = self.storage.get(&(*address, *slot))?;
+        hit.touch(self.block() as u32);
+        Some(hit.value)
+    }
+
+    /// As `read_account`, but a value fetched while the fork sat at `base` counts as a miss
+    /// (replaying the block after `base` must not read the node's racy answers).
+    fn read_account_settled(&self, address: &Address, base: u64) -> Option<Option<AccountInfo>> {
+        let hit = self.accounts.get(address)?;
+        hit.trusted_for_block_after(base).then(|| {
+            hit.touch(self.block() as u32);
+            hit.value.clone()
+        })
+    }
+
+    fn read_slot_settled(&self, address: &Address, slot: &U256, base: u64) -> Option<U256> {
+        let hit = self.storage.get(&(*address, *slot))?;
+        hit.trusted_for_block_after(base).then(|| {
+            hit.touch(self.block() as u32);
+            hit.value
+        })
+    }
+
+    /// Reads `request` at the fork's block from the nodes, cache or not (the cache keeps what
+    /// it did not hold). Waits on this (non-runtime) thread.
+    pub fn fetch_fresh_blocking(&self, request: StateRequest) -> Result<StateAnswer, ForkError> {
+        let what =
+            format!("{} account(s) and {} slot(s)", request.accounts.len(), request.slots.len());
+        self.stats.fetch_rounds.fetch_add(1, Ordering::Relaxed);
+        self.fetch_now(request, what)
+    }
+
+    fn fetch_now(&self, request: StateRequest, what: String) -> Result<StateAnswer, ForkError> {
+        let block = self.block();
+        let Some(source) = &self.source else {
+            return Err(ForkError::Offline { what });
+        };
+        let epoch = self.epoch();
+        let fetch = {
+            let (source, request) = (source.clone(), request.clone());
+            async move { source.fetch(request, block).await }
+        };
+        let answer =
+            source.blocking(fetch).map_err(|source| ForkError::Fetch { what, block, source })?;
+        self.store_fetched(epoch, &request, &answer);
+        Ok(answer)
     }
 }
 
@@ -223,16 +474,15 @@ impl DatabaseRef for ForkCache {
     type Error = ForkError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, ForkError> {
-        if let Some(hit) = self.accounts.get(&address) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.read_account(&address) {
+            return Ok(hit);
         }
-        let Some(node) = &self.node else { return Ok(None) };
-        let block = self.block();
-        let info = node.blocking(node.account(address, block)).map_err(|source| {
-            ForkError::Fetch { what: format!("account {address}"), block, source }
-        })?;
-        self.stats.account_fetches.fetch_add(1, Ordering::Relaxed);
-        Ok(self.store_fetched_account(address, info))
+        if self.source.is_none() {
+            return Ok(None);
+        }
+        let request = StateRequest { accounts: vec![address], slots: vec![] };
+        let mut answer = self.fetch_now(request, format!("account {address}"))?;
+        Ok(answer.accounts.pop().flatten().map(|i| self.with_shared_code(i)))
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, ForkError> {
@@ -247,26 +497,32 @@ impl DatabaseRef for ForkCache {
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, ForkError> {
-        if let Some(hit) = self.storage.get(&(address, index)) {
-            return Ok(*hit);
+        if let Some(hit) = self.read_slot(&address, &index) {
+            return Ok(hit);
         }
         // Without a node the cache is the whole state (tests, benches): unset slots are zero.
-        let Some(node) = &self.node else { return Ok(U256::ZERO) };
-        let block = self.block();
-        let value = node.blocking(node.storage(address, index, block)).map_err(|source| {
-            ForkError::Fetch { what: format!("storage {address} slot {index:#x}"), block, source }
-        })?;
-        self.stats.storage_fetches.fetch_add(1, Ordering::Relaxed);
-        self.storage.insert((address, index), value);
-        Ok(value)
+        if self.source.is_none() {
+            return Ok(U256::ZERO);
+        }
+        let request = StateRequest { accounts: vec![], slots: vec![(address, index)] };
+        let mut answer = self.fetch_now(request, format!("storage {address} slot {index:#x}"))?;
+        Ok(answer.slots.pop().unwrap_or_default())
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, ForkError> {
         if let Some(hit) = self.block_hashes.get(&number) {
             return Ok(*hit);
         }
-        let node = self.node_or_offline(|| format!("hash of block {number}"))?;
-        let hash = node.blocking(node.block_hash(number)).map_err(|source| ForkError::Fetch {
+        let Some(source) = &self.source else {
+            return Err(ForkError::Offline { what: format!("hash of block {number}") });
+        };
+        let hash = {
+            let source2 = source.clone();
+            source.blocking(async move {
+                source2.with_failover(number, |n| async move { n.block_hash(number).await }).await
+            })
+        }
+        .map_err(|source| ForkError::Fetch {
             what: format!("hash of block {number}"),
             block: number,
             source,
@@ -274,62 +530,6 @@ impl DatabaseRef for ForkCache {
         self.stats.block_hash_fetches.fetch_add(1, Ordering::Relaxed);
         self.block_hashes.insert(number, hash);
         Ok(hash)
-    }
-}
-
-/// The fork every simulation reads; swapped whole when a new head arrives.
-pub type SharedFork = Arc<ForkCache>;
-
-impl ForkCache {
-    /// Writes a tx's state diff into the cache, so it holds the state after that tx. Used to
-    /// step the fork through the txs of a block; never by a simulation.
-    pub fn apply_state(&self, state: &revm::state::EvmState) {
-        for (address, account) in state {
-            if !account.is_touched() {
-                continue;
-            }
-            let mut info = account.info.clone();
-            if let Some(code) = &info.code
-                && !code.is_empty()
-            {
-                self.code.insert(info.code_hash, code.clone());
-            }
-            info.code = None;
-            if account.is_selfdestructed() {
-                self.storage.retain(|(a, _), _| a != address);
-            }
-            self.accounts.insert(*address, Some(info));
-            for (slot, value) in account.changed_storage_slots() {
-                self.storage.insert((*address, *slot), value.present_value);
-            }
-        }
-    }
-}
-
-impl ForkCache {
-    /// A copy of this cache at the same block: what a block's diffs are applied to before
-    /// `repin` moves it to that block.
-    pub fn copy(&self) -> Self {
-        let next = self.successor(self.block());
-        for e in self.accounts.iter() {
-            next.accounts.insert(*e.key(), e.value().clone());
-        }
-        for e in self.storage.iter() {
-            next.storage.insert(*e.key(), *e.value());
-        }
-        for e in self.block_hashes.iter() {
-            next.block_hashes.insert(*e.key(), *e.value());
-        }
-        next
-    }
-}
-
-impl ForkCache {
-    /// Whether `address` has code, if the cache knows (never asks the node).
-    pub fn known_code(&self, address: &Address) -> Option<bool> {
-        self.accounts
-            .get(address)
-            .map(|a| a.as_ref().is_some_and(|i| !i.is_empty_code_hash() && !i.code_hash.is_zero()))
     }
 }
 
@@ -371,128 +571,5 @@ impl<T> LiveFork<T> {
     }
 }
 
-/// A piece of state a speculative run needed and did not find.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateKey {
-    Account(Address),
-    Slot(Address, U256),
-    BlockHash(u64),
-}
-
-/// One simulation's read handle on the shared fork. While `speculative`, a miss is answered
-/// with an empty value and noted instead of fetched, so a single run finds every independent
-/// miss and they are fetched together (one round trip), not one by one.
-#[derive(Debug)]
-pub struct ForkView {
-    fork: SharedFork,
-    speculative: std::cell::Cell<bool>,
-    misses: std::cell::RefCell<Vec<StateKey>>,
-}
-
-impl ForkView {
-    pub fn new(fork: SharedFork) -> Self {
-        Self { fork, speculative: std::cell::Cell::new(false), misses: Default::default() }
-    }
-
-    pub fn fork(&self) -> &SharedFork {
-        &self.fork
-    }
-
-    pub fn set_speculative(&self, on: bool) {
-        self.speculative.set(on);
-    }
-
-    pub fn take_misses(&self) -> Vec<StateKey> {
-        std::mem::take(&mut *self.misses.borrow_mut())
-    }
-
-    fn note(&self, key: StateKey) {
-        let mut misses = self.misses.borrow_mut();
-        if !misses.contains(&key) {
-            misses.push(key);
-        }
-    }
-}
-
-impl DatabaseRef for ForkView {
-    type Error = ForkError;
-
-    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, ForkError> {
-        if self.speculative.get() && self.fork.node.is_some() {
-            return match self.fork.accounts.get(&address) {
-                Some(hit) => Ok(hit.clone()),
-                None => {
-                    self.note(StateKey::Account(address));
-                    Ok(None)
-                }
-            };
-        }
-        self.fork.basic_ref(address)
-    }
-
-    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, ForkError> {
-        self.fork.code_by_hash_ref(code_hash)
-    }
-
-    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, ForkError> {
-        if self.speculative.get() && self.fork.node.is_some() {
-            return match self.fork.storage.get(&(address, index)) {
-                Some(hit) => Ok(*hit),
-                None => {
-                    self.note(StateKey::Slot(address, index));
-                    Ok(U256::ZERO)
-                }
-            };
-        }
-        self.fork.storage_ref(address, index)
-    }
-
-    fn block_hash_ref(&self, number: u64) -> Result<B256, ForkError> {
-        if self.speculative.get()
-            && self.fork.node.is_some()
-            && !self.fork.block_hashes.contains_key(&number)
-        {
-            self.note(StateKey::BlockHash(number));
-            return Ok(B256::ZERO);
-        }
-        self.fork.block_hash_ref(number)
-    }
-}
-
-impl ForkCache {
-    /// Fetches `keys` with every request in flight at once, waiting on this (non-runtime) thread.
-    pub fn fetch_blocking(self: &Arc<Self>, keys: &[StateKey]) -> Result<(), ForkError> {
-        let Some(node) = self.node.clone() else { return Ok(()) };
-        let mut accounts = Vec::new();
-        let mut slots = Vec::new();
-        let mut hashes = Vec::new();
-        for key in keys {
-            match *key {
-                StateKey::Account(a) => accounts.push(a),
-                StateKey::Slot(a, s) => slots.push((a, s)),
-                StateKey::BlockHash(n) => hashes.push(n),
-            }
-        }
-        let fork = Arc::clone(self);
-        let block = self.block();
-        self.stats.fetch_rounds.fetch_add(1, Ordering::Relaxed);
-        node.blocking(async move {
-            fork.prefetch(&accounts, &slots).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
-            for n in hashes {
-                if !fork.block_hashes.contains_key(&n)
-                    && let Some(node) = &fork.node
-                {
-                    let hash = node.block_hash(n).await?;
-                    fork.stats.block_hash_fetches.fetch_add(1, Ordering::Relaxed);
-                    fork.block_hashes.insert(n, hash);
-                }
-            }
-            Ok(())
-        })
-        .map_err(|source| ForkError::Fetch {
-            what: format!("{} missing state item(s)", keys.len()),
-            block,
-            source,
-        })
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -9,8 +9,9 @@ use std::{
 
 use alloy::{
     eips::BlockId,
-    primitives::{Address, B256, Bytes, U256},
+    primitives::{Address, B256, Bytes, U64, U256},
     providers::{DynProvider, Provider},
+    rpc::client::BatchRequest,
 };
 use revm::{bytecode::Bytecode, state::AccountInfo};
 use thiserror::Error;
@@ -33,12 +34,28 @@ pub enum NodeError {
     RuntimeGone,
 }
 
-/// What `eth_getProof` says of an account and the slots asked for (in the order asked).
-#[derive(Debug, Clone)]
-pub struct AccountProof {
-    pub balance: U256,
-    pub nonce: u64,
-    pub code_hash: B256,
+/// State to read at one block, asked of a node in one JSON-RPC batch.
+#[derive(Debug, Clone, Default)]
+pub struct StateRequest {
+    pub accounts: Vec<Address>,
+    pub slots: Vec<(Address, U256)>,
+}
+
+impl StateRequest {
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.slots.is_empty()
+    }
+
+    /// JSON-RPC calls the request costs (three per account, one per slot).
+    pub fn calls(&self) -> usize {
+        self.accounts.len() * 3 + self.slots.len()
+    }
+}
+
+/// The node's answer, in the order asked. `None`: the account does not exist.
+#[derive(Debug, Clone, Default)]
+pub struct StateAnswer {
+    pub accounts: Vec<Option<AccountInfo>>,
     pub slots: Vec<U256>,
 }
 
@@ -117,97 +134,53 @@ impl NodeClient {
         timed(self.provider().get_block_number()).await
     }
 
-    /// Balance, nonce and code of `address` at `block`, three requests in flight at once.
+    /// Balances, nonces, code and slots at `block` in one JSON-RPC batch: plain
+    /// `eth_getBalance` / `eth_getTransactionCount` / `eth_getCode` / `eth_getStorageAt`, which
+    /// a node answers from its state at once (`eth_getProof` would make it build proofs for
+    /// nothing: 33-233 ms per account on anvil, against ~1.5 ms).
+    pub fn fetch_state(
+        &self,
+        request: StateRequest,
+        block: u64,
+    ) -> impl Future<Output = Result<StateAnswer, NodeError>> + Send + 'static {
+        let provider = self.provider();
+        async move {
+            // Large requests go in chunks, so one answer never grows without bound.
+            const MAX_CALLS: usize = 600;
+            let at = BlockId::number(block);
+            let mut answer = StateAnswer::default();
+            let per_chunk = (MAX_CALLS / 3).max(1);
+            for chunk in request.accounts.chunks(per_chunk) {
+                answer.accounts.extend(timed(fetch_accounts(&provider, chunk, at)).await?);
+            }
+            for chunk in request.slots.chunks(MAX_CALLS) {
+                answer.slots.extend(timed(fetch_slots(&provider, chunk, at)).await?);
+            }
+            Ok(answer)
+        }
+    }
+
+    /// One account at `block`.
     pub fn account(
         &self,
         address: Address,
         block: u64,
     ) -> impl Future<Output = Result<Option<AccountInfo>, NodeError>> + Send + 'static {
-        let provider = self.provider();
-        async move {
-            let at = BlockId::number(block);
-            let (balance, nonce, code) = tokio::join!(
-                timed(provider.get_balance(address).block_id(at).into_future()),
-                timed(provider.get_transaction_count(address).block_id(at).into_future()),
-                timed(provider.get_code_at(address).block_id(at).into_future()),
-            );
-            let (balance, nonce, code) = (balance?, nonce?, code?);
-            if balance.is_zero() && nonce == 0 && code.is_empty() {
-                return Ok(None);
-            }
-            let bytecode = Bytecode::new_raw(code);
-            let hash = bytecode.hash_slow();
-            Ok(Some(
-                AccountInfo::default()
-                    .with_code_and_hash(bytecode, hash)
-                    .with_balance(balance)
-                    .with_nonce(nonce),
-            ))
-        }
+        let fetch =
+            self.fetch_state(StateRequest { accounts: vec![address], slots: vec![] }, block);
+        async move { Ok(fetch.await?.accounts.pop().flatten()) }
     }
 
-    /// An account (balance, nonce, code hash) and any of its slots in one `eth_getProof`.
-    pub fn proof(
-        &self,
-        address: Address,
-        slots: Vec<U256>,
-        block: u64,
-    ) -> impl Future<Output = Result<AccountProof, NodeError>> + Send + 'static {
-        let provider = self.provider();
-        async move {
-            let keys = slots.iter().map(|s| B256::from(*s)).collect();
-            let proof = timed(
-                provider.get_proof(address, keys).block_id(BlockId::number(block)).into_future(),
-            )
-            .await?;
-            let values = slots
-                .iter()
-                .map(|s| {
-                    proof
-                        .storage_proof
-                        .iter()
-                        .find(|p| p.key.as_b256() == B256::from(*s))
-                        .map(|p| p.value)
-                        .unwrap_or_default()
-                })
-                .collect();
-            Ok(AccountProof {
-                balance: proof.balance,
-                nonce: proof.nonce,
-                code_hash: proof.code_hash,
-                slots: values,
-            })
-        }
-    }
-
-    pub fn code(
-        &self,
-        address: Address,
-        block: u64,
-    ) -> impl Future<Output = Result<Bytes, NodeError>> + Send + 'static {
-        let provider = self.provider();
-        async move {
-            timed(provider.get_code_at(address).block_id(BlockId::number(block)).into_future())
-                .await
-        }
-    }
-
+    /// One storage slot at `block`.
     pub fn storage(
         &self,
         address: Address,
         slot: U256,
         block: u64,
     ) -> impl Future<Output = Result<U256, NodeError>> + Send + 'static {
-        let provider = self.provider();
-        async move {
-            timed(
-                provider
-                    .get_storage_at(address, slot)
-                    .block_id(BlockId::number(block))
-                    .into_future(),
-            )
-            .await
-        }
+        let fetch = self
+            .fetch_state(StateRequest { accounts: vec![], slots: vec![(address, slot)] }, block);
+        async move { Ok(fetch.await?.slots.pop().unwrap_or_default()) }
     }
 
     pub fn block_hash(
@@ -241,4 +214,59 @@ async fn timed<T, E: std::fmt::Display>(
         .await
         .map_err(|_| NodeError::Timeout(REQUEST_TIMEOUT))?
         .map_err(|e| NodeError::Rpc(e.to_string()))
+}
+
+type BatchError = alloy::transports::TransportError;
+
+/// Balance, nonce and code of each account, all in one batch.
+async fn fetch_accounts(
+    provider: &DynProvider,
+    accounts: &[Address],
+    at: BlockId,
+) -> Result<Vec<Option<AccountInfo>>, BatchError> {
+    let mut batch = BatchRequest::new(provider.client());
+    let mut waiters = Vec::with_capacity(accounts.len());
+    for address in accounts {
+        waiters.push((
+            batch.add_call::<_, U256>("eth_getBalance", &(address, at))?,
+            batch.add_call::<_, U64>("eth_getTransactionCount", &(address, at))?,
+            batch.add_call::<_, Bytes>("eth_getCode", &(address, at))?,
+        ));
+    }
+    batch.send().await?;
+    let mut out = Vec::with_capacity(accounts.len());
+    for (balance, nonce, code) in waiters {
+        let (balance, nonce, code) = (balance.await?, nonce.await?.to::<u64>(), code.await?);
+        out.push(if balance.is_zero() && nonce == 0 && code.is_empty() {
+            None
+        } else {
+            let bytecode = Bytecode::new_raw(code);
+            let hash = bytecode.hash_slow();
+            Some(
+                AccountInfo::default()
+                    .with_code_and_hash(bytecode, hash)
+                    .with_balance(balance)
+                    .with_nonce(nonce),
+            )
+        });
+    }
+    Ok(out)
+}
+
+async fn fetch_slots(
+    provider: &DynProvider,
+    slots: &[(Address, U256)],
+    at: BlockId,
+) -> Result<Vec<U256>, BatchError> {
+    let mut batch = BatchRequest::new(provider.client());
+    let mut waiters = Vec::with_capacity(slots.len());
+    for (address, slot) in slots {
+        waiters.push(batch.add_call::<_, U256>("eth_getStorageAt", &(address, slot, at))?);
+    }
+    batch.send().await?;
+    let mut out = Vec::with_capacity(slots.len());
+    for w in waiters {
+        out.push(w.await?);
+    }
+    Ok(out)
 }

@@ -1,345 +1,456 @@
-//! Block-level guard: on every new head, replay the block on the fork (the same rules catch an
-//! attack that never showed in the mempool, and pause at once), move the live fork to the new
-//! head, notice paused contracts, record what became of each pause, and re-send pauses that
-//! have not landed yet.
+//! Block-level guard: follows the chain head. For each new block it fetches the block, its
+//! receipts and the node's state diff, replays the block with the same rules (an attack that
+//! never showed in the mempool is found here), moves the fork forward, publishes the pending
+//! env, and reports the block to the submit stage. It decides and sends nothing itself.
 
+mod follow;
 mod replay;
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Instant, SystemTime},
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
 };
 
-use alloy::{
-    consensus::Transaction as _,
-    eips::BlockNumberOrTag,
-    primitives::{Address, B256},
-    providers::Provider,
-    rpc::types::BlockTransactionsKind,
-};
+use alloy::primitives::{Address, B256, U256};
+use serde::Serialize;
 use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
+pub use follow::{BlockData, fetch_block_data, fetch_block_diff};
 pub use replay::{
-    BlockReplay, HoldingBeforeAfter, MinedFinding, MinedTx, ReceiptSummary, replay_block,
+    BlockReplay, HoldingBeforeAfter, LayerSource, MinedFinding, MinedTx, ReceiptSummary,
+    replay_block,
 };
 
 use crate::{
-    config::Config,
-    fork::{NodeClient, NodeError},
-    incident::{
-        DetectionRecord, DetectionSource, HoldingKept, IncidentLog, OutcomeRecord, ResendRecord,
-        unix_ms,
-    },
-    respond::{Decision, PausePlan, Responder},
-    simulate::{
-        SimBlock,
-        pool::{LiveState, SenderChains, StageTimes},
-    },
-    submit::Submitter,
+    config::{Asset, Config},
+    fork::{ChangedKeys, NodeError, SharedFork, StateSource},
+    simulate::{SimBlock, Simulator},
+    worker::LiveState,
 };
 
 #[derive(Debug, Error)]
 pub enum GuardError {
     #[error("reading block {block}: {source}")]
     Node { block: u64, source: NodeError },
-    #[error("block {0} is not on the node")]
+    #[error("block {0} is on no node")]
     MissingBlock(u64),
+    #[error("block {block}: {reason}")]
+    BadBlock { block: u64, reason: String },
     #[error("block replay thread failed: {0}")]
     Join(String),
 }
 
-/// A pause that has been sent and not yet seen in a block.
-#[derive(Debug, Clone)]
-struct Pending {
-    plan: PausePlan,
-    first_target: u64,
+/// The newest head any node announced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadSignal {
+    pub number: u64,
+    pub seen_at: Option<Instant>,
 }
 
-/// The pipeline's shared parts the guard uses.
-#[derive(Debug, Clone)]
-pub struct GuardHandles {
-    pub live: Arc<LiveState>,
-    pub responder: Arc<Mutex<Responder>>,
-    pub submitter: Arc<Submitter>,
-    pub incidents: Arc<IncidentLog>,
-    pub chains: Arc<SenderChains>,
+/// What one block did, for the submit stage (outcomes, re-sends, findings) and the record.
+#[derive(Debug)]
+pub struct GuardReport {
+    pub number: u64,
+    pub hash: B256,
+    /// The txs of the block in order, with their receipt status.
+    pub txs: Vec<(B256, bool)>,
+    pub findings: Vec<MinedFinding>,
+    /// Per protected contract: `paused()` after the block, when it has one.
+    pub paused: Vec<(Address, Option<bool>)>,
+    /// Per protected contract: holdings before and after the block.
+    pub holdings: Vec<(Address, Vec<HoldingBeforeAfter>)>,
+    /// Base fee of the block after this one (what a pause sent now pays at least).
+    pub next_base_fee: u64,
+    /// Contracts the block created.
+    pub deployed: Vec<Address>,
+    /// Blocks a reorg dropped before this one was applied (their numbers).
+    pub reorged: Vec<u64>,
+    pub divergence: Option<String>,
 }
 
-/// Everything the guard touches.
+/// Counters a person reads to see that the fork follows the chain.
+#[derive(Debug, Default)]
+pub struct GuardStats {
+    pub blocks: AtomicU64,
+    pub divergences: AtomicU64,
+    pub diff_unavailable: AtomicU64,
+    pub reorgs: AtomicU64,
+    pub resets: AtomicU64,
+    pub last_replay_us: AtomicU64,
+    /// Head announced → fork at that head, ms, for the last block.
+    pub last_head_lag_ms: AtomicU64,
+    pub head: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardCounts {
+    pub blocks: u64,
+    pub divergences: u64,
+    pub diff_unavailable: u64,
+    pub reorgs: u64,
+    pub resets: u64,
+    pub head: u64,
+}
+
+impl GuardStats {
+    pub fn snapshot(&self) -> GuardCounts {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        GuardCounts {
+            blocks: l(&self.blocks),
+            divergences: l(&self.divergences),
+            diff_unavailable: l(&self.diff_unavailable),
+            reorgs: l(&self.reorgs),
+            resets: l(&self.resets),
+            head: l(&self.head),
+        }
+    }
+}
+
+/// A block applied to the fork, kept for rewinding on a reorg.
+#[derive(Debug)]
+struct Applied {
+    number: u64,
+    hash: B256,
+    keys: ChangedKeys,
+}
+
+/// How many blocks back a reorg can be rewound; deeper ones re-fetch the fork.
+const HISTORY: usize = 64;
+/// Blocks replayed in one go when the guard falls behind; past that, the fork is re-fetched.
+const MAX_CATCH_UP: u64 = 32;
+
+/// Follows the head: the only writer of the fork.
 #[derive(Debug)]
 pub struct BlockGuard {
     config: Config,
     chain_id: u64,
-    node: NodeClient,
+    fork: SharedFork,
+    source: StateSource,
     live: Arc<LiveState>,
-    responder: Arc<Mutex<Responder>>,
-    submitter: Arc<Submitter>,
-    incidents: Arc<IncidentLog>,
-    chains: Arc<SenderChains>,
-    last_block: u64,
-    pending: HashMap<B256, Pending>,
+    reports: mpsc::Sender<GuardReport>,
+    stats: Arc<GuardStats>,
+    history: VecDeque<Applied>,
+    /// Accounts fetched and pinned again after a reset (the protected state).
+    warm: Vec<Address>,
 }
 
 impl BlockGuard {
+    /// `fork` holds the state of block `head` (hash `head_hash`), already warm.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         chain_id: u64,
-        node: NodeClient,
-        handles: GuardHandles,
-        last_block: u64,
+        fork: SharedFork,
+        source: StateSource,
+        live: Arc<LiveState>,
+        reports: mpsc::Sender<GuardReport>,
+        stats: Arc<GuardStats>,
+        head_hash: B256,
     ) -> Self {
-        let GuardHandles { live, responder, submitter, incidents, chains } = handles;
-        Self {
-            config,
-            chain_id,
-            node,
-            live,
-            responder,
-            submitter,
-            incidents,
-            chains,
-            last_block,
-            pending: HashMap::new(),
+        let mut history = VecDeque::with_capacity(HISTORY);
+        history.push_back(Applied {
+            number: fork.block(),
+            hash: head_hash,
+            keys: Default::default(),
+        });
+        stats.head.store(fork.block(), Ordering::Relaxed);
+        Self { config, chain_id, fork, source, live, reports, stats, history, warm: Vec::new() }
+    }
+
+    /// Accounts to pin and fetch again whenever the fork is reset.
+    pub fn warming(mut self, accounts: Vec<Address>) -> Self {
+        self.warm = accounts;
+        self
+    }
+
+    pub fn stats(&self) -> Arc<GuardStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Runs until `cancel`: on every newer head, brings the fork up to it.
+    pub async fn run(mut self, mut heads: watch::Receiver<HeadSignal>, cancel: CancellationToken) {
+        loop {
+            let signal = *heads.borrow_and_update();
+            if signal.number > self.fork.block() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    done = self.advance_to(signal) => if let Err(e) = done {
+                        tracing::warn!(head = signal.number, error = %e, "new head not processed; retried on the next");
+                        // A failing node must not make the guard spin.
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        }
+                        continue;
+                    },
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = heads.changed() => if changed.is_err() { return },
+            }
         }
     }
 
-    /// Tracks a pause the mempool path sent, so its outcome is recorded and it is re-sent.
-    pub fn track(&mut self, plan: PausePlan, target: u64) {
-        self.pending.insert(plan.tx_hash, Pending { plan, first_target: target });
-    }
-
-    pub fn last_block(&self) -> u64 {
-        self.last_block
-    }
-
-    /// Brings the fork up to `head`, one block at a time.
-    pub async fn on_head(&mut self, head: u64) -> Result<(), GuardError> {
-        while self.last_block < head {
-            let number = self.last_block + 1;
-            self.step(number).await?;
-            self.last_block = number;
+    async fn advance_to(&mut self, signal: HeadSignal) -> Result<(), GuardError> {
+        if signal.number.saturating_sub(self.fork.block()) > MAX_CATCH_UP {
+            self.jump_to(signal.number).await?;
+        }
+        while self.fork.block() < signal.number {
+            let number = self.fork.block() + 1;
+            let report = self.step(number).await?;
+            if let Some(seen) = signal.seen_at.filter(|_| number == signal.number) {
+                self.stats
+                    .last_head_lag_ms
+                    .store(seen.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+            if self.reports.send(report).await.is_err() {
+                return Ok(());
+            }
         }
         Ok(())
     }
 
-    async fn step(&mut self, number: u64) -> Result<(), GuardError> {
-        let provider = self.node.provider();
-        let rpc = |source: alloy::transports::TransportError| GuardError::Node {
-            block: number,
-            source: NodeError::Rpc(source.to_string()),
-        };
-        let block = provider
-            .get_block_by_number(BlockNumberOrTag::Number(number))
-            .kind(BlockTransactionsKind::Full)
-            .await
-            .map_err(rpc)?
-            .ok_or(GuardError::MissingBlock(number))?;
-        let receipts =
-            provider.get_block_receipts(number.into()).await.map_err(rpc)?.unwrap_or_default();
-        let mut txs = Vec::new();
-        for (tx, receipt) in block.transactions.txns().zip(receipts.iter()) {
-            txs.push(MinedTx {
-                hash: *tx.inner.tx_hash(),
-                tx: tx.inner.clone(),
-                receipt: ReceiptSummary { success: receipt.status(), gas_used: receipt.gas_used },
-            });
-        }
-        let sim_block = SimBlock::of_block(&block.header);
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let pending_env = SimBlock::pending_after(&block.header, now);
+    /// Too far behind to replay: drop the cache and start afresh at `number`.
+    async fn jump_to(&mut self, number: u64) -> Result<(), GuardError> {
+        let data = fetch_block_data(&self.source, number, false).await?;
+        tracing::warn!(
+            from = self.fork.block(),
+            to = number,
+            "guard fell behind; fork re-fetched at the head"
+        );
+        self.reset_at(number, data.hash).await;
+        self.publish(&data.header_env);
+        Ok(())
+    }
 
-        let current = self.live.current();
-        let (config, chain_id, fork) = (self.config.clone(), self.chain_id, Arc::clone(&current.0));
-        let replay_txs = txs.clone();
-        let started = Instant::now();
-        let replay = tokio::task::spawn_blocking(move || {
-            replay_block(&config, &fork, sim_block, chain_id, &replay_txs)
-        })
-        .await
-        .map_err(|e| GuardError::Join(e.to_string()))?;
-        if let Some(reason) = &replay.refetched {
-            tracing::warn!(block = number, %reason, "fork re-fetched instead of replayed");
+    async fn reset_at(&mut self, number: u64, hash: B256) {
+        self.fork.reset(number);
+        self.stats.resets.fetch_add(1, Ordering::Relaxed);
+        self.history.clear();
+        self.history.push_back(Applied { number, hash, keys: Default::default() });
+        self.fork.pin(self.warm.iter().copied());
+        if let Err(e) = self.fork.prefetch(&self.warm, &[]).await {
+            tracing::warn!(block = number, error = %e, "protected state not re-warmed; read on demand");
         }
-        self.live.publish(Arc::clone(&replay.fork), pending_env);
-        self.chains.clear();
+    }
+
+    async fn step(&mut self, number: u64) -> Result<GuardReport, GuardError> {
+        let data = fetch_block_data(&self.source, number, true).await?;
+        // A new head whose parent is not the block we hold: the chain reorganised.
+        let mut reorged = Vec::new();
+        if let Some(last) = self.history.back()
+            && last.number + 1 == number
+            && last.hash != data.parent_hash
+        {
+            reorged = self.rewind(number).await?;
+            // The fork now sits at the common ancestor: replay forward from there.
+            return self.step_after_rewind(number, reorged).await;
+        }
+        self.apply(number, data, reorged).await
+    }
+
+    async fn step_after_rewind(
+        &mut self,
+        head: u64,
+        reorged: Vec<u64>,
+    ) -> Result<GuardReport, GuardError> {
+        while self.fork.block() + 1 < head {
+            let number = self.fork.block() + 1;
+            let data = fetch_block_data(&self.source, number, true).await?;
+            let report = self.apply(number, data, Vec::new()).await?;
+            if self.reports.send(report).await.is_err() {
+                break;
+            }
+        }
+        let data = fetch_block_data(&self.source, head, true).await?;
+        self.apply(head, data, reorged).await
+    }
+
+    /// Walks back to the newest block we hold that is still on the chain, forgetting what the
+    /// dropped blocks changed. Returns the dropped block numbers.
+    async fn rewind(&mut self, head: u64) -> Result<Vec<u64>, GuardError> {
+        let mut dropped = Vec::new();
+        let mut keys = Vec::new();
+        while let Some(last) = self.history.back() {
+            let canonical = fetch_block_data(&self.source, last.number, false).await?.hash;
+            if canonical == last.hash {
+                break;
+            }
+            if let Some(gone) = self.history.pop_back() {
+                dropped.push(gone.number);
+                keys.push(gone.keys);
+            }
+        }
+        self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
+        match self.history.back() {
+            Some(ancestor) => {
+                let ancestor = ancestor.number;
+                tracing::warn!(head, ancestor, dropped = ?dropped, "reorg: fork rewound to the common ancestor");
+                self.fork.rewind(&keys, ancestor);
+            }
+            None => {
+                // Deeper than the history: start afresh at the block before the new head.
+                let base = head.saturating_sub(1);
+                let hash = fetch_block_data(&self.source, base, false).await?.hash;
+                tracing::warn!(head, "reorg deeper than the kept history; fork re-fetched");
+                self.reset_at(base, hash).await;
+            }
+        }
+        Ok(dropped)
+    }
+
+    async fn apply(
+        &mut self,
+        number: u64,
+        data: BlockData,
+        reorged: Vec<u64>,
+    ) -> Result<GuardReport, GuardError> {
+        let BlockData { hash, header_env, block_env, txs, fetch_us, .. } = data;
+        let applying = Instant::now();
+        let mut replay = self.replay(block_env, &txs, None).await?;
+        let mut diff_us = 0;
+        if let Some(reason) = &replay.divergence {
+            // Repair from the node's own diff of the block, where a node gives one (on anvil
+            // it costs a re-execution per tx, so it is the repair path, not the default).
+            tracing::warn!(block = number, %reason, "replay diverged from the chain; asking the node for its diff");
+            self.stats.divergences.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let hashes: Vec<B256> = txs.iter().map(|t| t.hash).collect();
+            match fetch_block_diff(&self.source, number, hash, &hashes).await {
+                Ok(diff) => {
+                    let first = replay.divergence.take();
+                    replay = self.replay(block_env, &txs, Some(Arc::new(diff))).await?;
+                    replay.divergence = replay.divergence.or(first);
+                }
+                Err(e) => {
+                    self.stats.diff_unavailable.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(block = number, error = %e, "no node gave the block's diff; fork re-fetched");
+                }
+            }
+            diff_us = started.elapsed().as_micros() as u64;
+        }
+        let fetch_us = [fetch_us[0], fetch_us[1], diff_us];
+        self.stats.last_replay_us.store(replay.replay_us, Ordering::Relaxed);
+        let keys = ChangedKeys::of_layer(&replay.layer);
+        match replay.layer_source {
+            LayerSource::NodeDiff | LayerSource::Replay => {
+                self.fork.apply_layer(&replay.layer, number);
+                self.fork.insert_block_hash(number, hash);
+                if self.history.len() == HISTORY {
+                    self.history.pop_front();
+                }
+                self.history.push_back(Applied { number, hash, keys });
+            }
+            LayerSource::None => self.reset_at(number, hash).await,
+        }
+        self.publish(&header_env);
+        let deployed = replay.deployed.clone();
+        let (paused, holdings) = self.read_after(replay.holdings_before).await?;
+        let evicted = self.fork.evict();
+        if evicted.evicted > 0 {
+            tracing::debug!(block = number, ?evicted, "fork entries evicted");
+        }
+        self.stats.blocks.fetch_add(1, Ordering::Relaxed);
+        self.stats.head.store(number, Ordering::Relaxed);
         tracing::debug!(
             block = number,
             txs = txs.len(),
-            replay_us = started.elapsed().as_micros() as u64,
+            block_us = fetch_us[0],
+            receipts_us = fetch_us[1],
+            diff_us = fetch_us[2],
+            replay_us = replay.replay_us,
+            apply_us = applying.elapsed().as_micros() as u64,
+            cache = self.fork.len(),
             "fork at new head"
         );
-
-        // Contracts paused on chain (by us or by anyone) are no longer raced.
-        {
-            let mut responder = lock(&self.responder);
-            for (contract, paused) in &replay.paused {
-                if *paused == Some(true) && !responder.is_paused(contract) {
-                    responder.mark_paused(*contract, &format!("paused() true at block {number}"));
-                    tracing::info!(contract = %contract, block = number, "contract is paused");
-                }
-            }
-        }
-
-        self.record_outcomes(number, &txs, &replay);
-        self.answer_mined_attacks(number, &replay, pending_env.base_fee).await;
-        self.resend(number).await;
-        self.resync_nonce().await;
-        Ok(())
+        Ok(GuardReport {
+            number,
+            hash,
+            txs: txs.iter().map(|t| (t.hash, t.receipt.is_some_and(|r| r.success))).collect(),
+            findings: replay.findings,
+            paused,
+            holdings,
+            next_base_fee: header_env.base_fee,
+            deployed,
+            reorged,
+            divergence: replay.divergence,
+        })
     }
 
-    fn record_outcomes(&mut self, number: u64, txs: &[MinedTx], replay: &BlockReplay) {
-        let landed: Vec<B256> =
-            self.pending.keys().copied().filter(|h| txs.iter().any(|t| t.hash == *h)).collect();
-        for hash in landed {
-            let Some(p) = self.pending.remove(&hash) else { continue };
-            let pause_index = txs.iter().position(|t| t.hash == hash);
-            let attack_index = p.plan.attack_tx.and_then(|a| txs.iter().position(|t| t.hash == a));
-            let paused =
-                replay.paused.iter().find(|(c, _)| *c == p.plan.contract).and_then(|(_, v)| *v);
-            let holdings = replay
-                .holdings
+    async fn replay(
+        &self,
+        block_env: SimBlock,
+        txs: &[MinedTx],
+        diff: Option<Arc<crate::fork::BlockDiff>>,
+    ) -> Result<BlockReplay, GuardError> {
+        let (config, chain_id, fork) = (self.config.clone(), self.chain_id, Arc::clone(&self.fork));
+        let txs = txs.to_vec();
+        tokio::task::spawn_blocking(move || {
+            replay_block(&config, &fork, block_env, chain_id, &txs, diff.as_deref())
+        })
+        .await
+        .map_err(|e| GuardError::Join(e.to_string()))
+    }
+
+    /// Publishes the env pending txs now run in: the block after the new head.
+    fn publish(&self, pending_env: &SimBlock) {
+        self.live.publish(Arc::clone(&self.fork), *pending_env);
+    }
+
+    /// `paused()` and holdings of every protected contract on the fork after the block.
+    #[allow(clippy::type_complexity)]
+    async fn read_after(
+        &self,
+        before: Vec<(Address, Vec<(Asset, U256)>)>,
+    ) -> Result<(Vec<(Address, Option<bool>)>, Vec<(Address, Vec<HoldingBeforeAfter>)>), GuardError>
+    {
+        let (config, chain_id, fork) = (self.config.clone(), self.chain_id, Arc::clone(&self.fork));
+        let env = self.live.current().1;
+        tokio::task::spawn_blocking(move || {
+            let mut sim = Simulator::new(&config, fork, env, chain_id);
+            let paused = config
+                .protected
                 .iter()
-                .find(|(c, _)| *c == p.plan.contract)
-                .map(|(_, h)| {
-                    h.iter()
-                        .map(|(asset, before, after)| HoldingKept {
-                            asset: *asset,
-                            before: *before,
-                            after: *after,
-                            kept: after >= before,
+                .map(|p| (p.address, sim.read_paused(p.address).ok().flatten()))
+                .collect();
+            let holdings = config
+                .protected
+                .iter()
+                .zip(before)
+                .map(|(p, (address, before))| {
+                    let after = sim.holdings_of(p).unwrap_or_default();
+                    let joined = before
+                        .iter()
+                        .map(|(asset, b)| {
+                            let a = after
+                                .iter()
+                                .find(|(x, _)| x == asset)
+                                .map(|(_, v)| *v)
+                                .unwrap_or_default();
+                            (*asset, *b, a)
                         })
-                        .collect()
+                        .collect();
+                    (address, joined)
                 })
-                .unwrap_or_default();
-            let record = OutcomeRecord {
-                kind: "outcome",
-                at_unix_ms: unix_ms(),
-                block: number,
-                contract: p.plan.contract,
-                contract_name: p.plan.contract_name.clone(),
-                pause_tx: hash,
-                pause_landed: true,
-                pause_succeeded: pause_index.map(|i| txs[i].receipt.success),
-                pause_index,
-                attack_tx: p.plan.attack_tx,
-                attack_index,
-                attack_succeeded: attack_index.map(|i| txs[i].receipt.success),
-                same_block: attack_index.is_some(),
-                pause_before_attack: matches!((pause_index, attack_index), (Some(p), Some(a)) if p < a),
-                contract_paused: paused,
-                holdings,
-            };
-            tracing::info!(
-                block = number,
-                contract = %p.plan.contract_name,
-                pause_index = ?record.pause_index,
-                attack_index = ?record.attack_index,
-                attack_succeeded = ?record.attack_succeeded,
-                "pause landed"
-            );
-            self.incidents.record(&record);
-            lock(&self.responder)
-                .mark_paused(p.plan.contract, &format!("our pause landed in block {number}"));
-        }
-    }
-
-    /// Findings in txs already mined: pause at once.
-    async fn answer_mined_attacks(&mut self, number: u64, replay: &BlockReplay, base_fee: u64) {
-        for found in &replay.findings {
-            let mut contracts: Vec<Address> = found.findings.iter().map(|f| f.contract).collect();
-            contracts.sort();
-            contracts.dedup();
-            let decisions: Vec<(Address, Decision)> = {
-                let mut responder = lock(&self.responder);
-                contracts
-                    .iter()
-                    .filter_map(|c| self.config.protected(*c))
-                    .map(|p| (p.address, responder.decide(p, None, base_fee)))
-                    .collect()
-            };
-            let signed = Instant::now();
-            let mut submitted = Vec::new();
-            for (_, decision) in &decisions {
-                if let Decision::Pause { plan } | Decision::Replace { plan, .. } = decision {
-                    let report =
-                        self.submitter.submit(plan.raw.clone(), plan.tx_hash, number + 1).await;
-                    self.track(plan.clone(), number + 1);
-                    submitted.push(report);
-                }
-            }
-            tracing::warn!(
-                block = number,
-                attack = %found.tx.hash,
-                findings = found.findings.len(),
-                "block guard: mined tx with findings"
-            );
-            self.incidents.record(&DetectionRecord {
-                kind: "detection",
-                at_unix_ms: unix_ms(),
-                source: DetectionSource::BlockGuard,
-                attack_tx: found.tx.hash,
-                attack_from: found.tx.tx.signer(),
-                attack_to: found.tx.tx.inner().to(),
-                attack_fees: None,
-                seen_from: "block",
-                sim_block: number,
-                sim_gas_used: found.outcome.gas_used,
-                sim_time_us: found.outcome.sim_time.as_secs_f64() * 1e6,
-                findings: &found.findings,
-                holdings: &found.outcome.holdings,
-                decisions: &decisions,
-                times: StageTimes::default(),
-                submit_started_us: None,
-                sent_us: Some(signed.elapsed().as_secs_f64() * 1e6),
-                submitted,
-            });
-        }
-    }
-
-    /// Pauses not seen in a block yet go out again for the next one, within `resend_blocks`.
-    async fn resend(&mut self, number: u64) {
-        let limit = self.config.respond.resend_blocks;
-        let due: Vec<Pending> = self.pending.values().cloned().collect();
-        for p in due {
-            if number + 1 > p.first_target + limit {
-                self.pending.remove(&p.plan.tx_hash);
-                lock(&self.responder).forget_in_flight(&p.plan.contract);
-                tracing::warn!(pause = %p.plan.tx_hash, "pause not included within resend_blocks; given up");
-                continue;
-            }
-            if lock(&self.responder).is_paused(&p.plan.contract) {
-                self.pending.remove(&p.plan.tx_hash);
-                continue;
-            }
-            let report =
-                self.submitter.submit(p.plan.raw.clone(), p.plan.tx_hash, number + 1).await;
-            self.incidents.record(&ResendRecord {
-                kind: "resend",
-                at_unix_ms: unix_ms(),
-                pause_tx: p.plan.tx_hash,
-                contract: p.plan.contract,
-                report: &report,
-            });
-        }
-    }
-
-    async fn resync_nonce(&mut self) {
-        let Some(address) = lock(&self.responder).pauser().map(|p| p.address()) else { return };
-        if let Ok(n) = self.node.provider().get_transaction_count(address).await
-            && let Some(p) = lock(&self.responder).pauser_mut()
-        {
-            p.resync(n);
-        }
+                .collect();
+            (paused, holdings)
+        })
+        .await
+        .map_err(|e| GuardError::Join(e.to_string()))
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
+/// Seconds since the epoch, for the pending block's timestamp.
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }

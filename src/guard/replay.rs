@@ -1,18 +1,20 @@
-//! One block, replayed on a copy of the fork: every tx runs through the same rules as a
-//! pending one (an attack from private order flow shows here), its diff is applied, and the
-//! result is checked against the node's receipts.
+//! One block, replayed on the fork at its parent: every tx runs through the same rules as a
+//! pending one (an attack from private order flow shows here), each on the state the txs
+//! before it left, and the result is checked against the node's receipts (and its state diff,
+//! when one is given). The fork is never written here: the caller applies the returned layer.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use alloy::{
     consensus::{TxEnvelope, transaction::Recovered},
     primitives::{Address, B256, U256},
 };
+use revm::database_interface::DatabaseRef;
 
 use crate::{
     config::{Asset, Config},
     detect::detect,
-    fork::{ForkCache, SharedFork},
+    fork::{BlockDiff, SharedFork, StateLayer},
     simulate::{SimBlock, Simulator},
     types::{Finding, SimOutcome},
 };
@@ -32,7 +34,8 @@ pub struct ReceiptSummary {
 pub struct MinedTx {
     pub hash: B256,
     pub tx: Recovered<TxEnvelope>,
-    pub receipt: ReceiptSummary,
+    /// `None`: no node gave a receipt list that matches the block.
+    pub receipt: Option<ReceiptSummary>,
 }
 
 /// A mined tx with findings.
@@ -44,99 +47,152 @@ pub struct MinedFinding {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug)]
-pub struct BlockReplay {
-    pub fork: SharedFork,
-    /// `None`: replayed and matched every receipt; else why a fresh cache was taken instead.
-    pub refetched: Option<String>,
-    pub findings: Vec<MinedFinding>,
-    /// Per protected contract: `paused()` after the block, when it has one.
-    pub paused: Vec<(Address, Option<bool>)>,
-    /// Per protected contract: holdings before and after the block.
-    pub holdings: Vec<(Address, Vec<HoldingBeforeAfter>)>,
+/// Where the block's state change applied to the fork came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerSource {
+    /// The node's own state diff of the block (our replay is checked against it).
+    NodeDiff,
+    /// Our replay, which matched every receipt.
+    Replay,
+    /// Neither can be trusted: the fork must be fetched afresh at this block.
+    None,
 }
 
-/// Replays `txs` (block `block`) on a copy of `fork`.
+#[derive(Debug)]
+pub struct BlockReplay {
+    /// The block's changes, to apply to the fork (empty with `LayerSource::None`).
+    pub layer: StateLayer,
+    pub layer_source: LayerSource,
+    /// Why our replay disagreed with the chain, if it did. Findings past that point are dropped.
+    pub divergence: Option<String>,
+    pub findings: Vec<MinedFinding>,
+    /// Per protected contract: holdings before the block.
+    pub holdings_before: Vec<(Address, Vec<(Asset, U256)>)>,
+    /// Contracts the block created (as far as the replay got).
+    pub deployed: Vec<Address>,
+    pub replay_us: u64,
+}
+
+/// Replays `txs` (block `block`) on `fork`, which holds the state of the block's parent;
+/// `diff` is the node's state diff of the block, when it gave one.
 pub fn replay_block(
     config: &Config,
     fork: &SharedFork,
     block: SimBlock,
     chain_id: u64,
     txs: &[MinedTx],
+    diff: Option<&BlockDiff>,
 ) -> BlockReplay {
-    let mut before_sim = Simulator::new(config, Arc::clone(fork), block, chain_id);
-    let before: Vec<_> = config
+    let started = Instant::now();
+    let mut sim = Simulator::new(config, Arc::clone(fork), block, chain_id);
+    // A value the cache fetched while the node was already mining this block may hold the
+    // block's own writes (anvil serves "the state at N" from its live state for a moment after
+    // mining N+1): the node's "before" values win when it gave its diff; otherwise values
+    // fetched at the parent are read again, now that the block is history.
+    match diff {
+        Some(diff) => sim.set_layers(vec![Arc::new(diff.pre.clone())]),
+        None => sim.fork_view_mut().set_settled_after(Some(fork.block())),
+    }
+    let holdings_before = config
         .protected
         .iter()
-        .map(|p| (p.address, before_sim.holdings_of(p).unwrap_or_default()))
+        .map(|p| (p.address, sim.holdings_of(p).unwrap_or_default()))
         .collect();
 
-    let next = Arc::new(fork.copy());
-    let mut sim = Simulator::new(config, Arc::clone(&next), block, chain_id);
     let mut findings = Vec::new();
-    let mut refetched = None;
+    let mut divergence = None;
+    let mut deployed = Vec::new();
     for (index, mined) in txs.iter().enumerate() {
         sim.invalidate_baselines();
-        if let Ok(outcome) = sim.simulate(mined.hash, &mined.tx) {
-            let found = detect(&outcome, &config.protected);
-            if !found.is_empty() {
-                findings.push(MinedFinding { index, tx: mined.clone(), outcome, findings: found });
+        let (outcome, state) = match sim.simulate_with_state(mined.hash, &mined.tx) {
+            Ok(run) => run,
+            Err(e) => {
+                divergence = Some(format!("replay of {} (index {index}) failed: {e}", mined.hash));
+                break;
             }
-        }
-        let matched = match sim.execute(mined.hash, &mined.tx) {
-            Ok((result, state))
-                if result.is_success() == mined.receipt.success
-                    && result.tx_gas_used() == mined.receipt.gas_used =>
-            {
-                next.apply_state(&state);
-                None
-            }
-            Ok((result, _)) => Some(format!(
-                "replay of {} used {} gas (success {}), the receipt {} (success {})",
-                mined.hash,
-                result.tx_gas_used(),
-                result.is_success(),
-                mined.receipt.gas_used,
-                mined.receipt.success
-            )),
-            Err(e) => Some(format!("replay of {} failed: {e}", mined.hash)),
         };
-        if let Some(reason) = matched {
-            refetched = Some(reason);
+        if let Some(receipt) = mined.receipt
+            && (outcome.success != receipt.success || outcome.gas_used != receipt.gas_used)
+        {
+            divergence = Some(format!(
+                "replay of {} (index {index}) used {} gas (success {}), the receipt {} (success {})",
+                mined.hash, outcome.gas_used, outcome.success, receipt.gas_used, receipt.success
+            ));
             break;
         }
-    }
-    let fork: SharedFork = match &refetched {
-        None => {
-            next.repin(block.number);
-            next
+        let found = detect(&outcome, &config.protected);
+        if !found.is_empty() {
+            findings.push(MinedFinding { index, tx: mined.clone(), outcome, findings: found });
         }
-        // Only the findings up to the divergence are kept: past it the replay is not the chain.
-        Some(_) => Arc::new(ForkCache::successor(fork, block.number)),
-    };
-    let mut after_sim = Simulator::new(config, Arc::clone(&fork), block, chain_id);
-    let _ = after_sim.warm();
-    let paused = config
-        .protected
-        .iter()
-        .map(|p| (p.address, after_sim.read_paused(p.address).ok().flatten()))
-        .collect();
-    let holdings = config
-        .protected
-        .iter()
-        .zip(before)
-        .map(|(p, (address, before))| {
-            let after = after_sim.holdings_of(p).unwrap_or_default();
-            let joined = before
+        deployed.extend(
+            state
                 .iter()
-                .map(|(asset, b)| {
-                    let a =
-                        after.iter().find(|(x, _)| x == asset).map(|(_, v)| *v).unwrap_or_default();
-                    (*asset, *b, a)
-                })
-                .collect();
-            (address, joined)
-        })
-        .collect();
-    BlockReplay { fork, refetched, findings, paused, holdings }
+                .filter(|(_, a)| a.is_created() && !a.info.is_empty_code_hash())
+                .map(|(address, _)| *address),
+        );
+        sim.fork_view_mut().local_mut().apply_evm_state(&state);
+    }
+    if divergence.is_none()
+        && let Some(diff) = diff
+    {
+        divergence = differs_from_node(&sim, diff);
+    }
+    if divergence.is_none() && txs.iter().any(|t| t.receipt.is_none()) {
+        divergence = Some("no node gave receipts matching the block's txs".into());
+    }
+    let local = std::mem::take(sim.fork_view_mut().local_mut());
+    let receipts_verified = txs.iter().all(|t| t.receipt.is_some());
+    let (layer, layer_source) = match (diff, &divergence) {
+        // The node's diff is the block's change, whatever our replay made of it.
+        (Some(diff), _) if receipts_verified => (diff.post.clone(), LayerSource::NodeDiff),
+        (None, None) => (local, LayerSource::Replay),
+        // A block the nodes cannot vouch for: the fork is fetched afresh at it.
+        _ => (StateLayer::new(), LayerSource::None),
+    };
+    BlockReplay {
+        layer,
+        layer_source,
+        divergence,
+        findings,
+        holdings_before,
+        deployed,
+        replay_us: started.elapsed().as_micros() as u64,
+    }
+}
+
+/// Every key the node says the block changed must read, after our replay, as the node says.
+fn differs_from_node(sim: &Simulator, diff: &BlockDiff) -> Option<String> {
+    let view = sim.fork_view();
+    for (address, info) in diff.post.accounts() {
+        let ours = match view.basic_ref(*address) {
+            Ok(v) => v,
+            Err(e) => return Some(format!("reading {address} after the replay: {e}")),
+        };
+        let same = match (&ours, info) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.balance == b.balance && a.nonce == b.nonce && a.code_hash == b.code_hash
+            }
+            (Some(a), None) | (None, Some(a)) => a.is_empty(),
+        };
+        if !same {
+            return Some(format!(
+                "after the replay {address} holds {:?}, the node says {:?}",
+                ours.map(|a| (a.balance, a.nonce)),
+                info.as_ref().map(|a| (a.balance, a.nonce))
+            ));
+        }
+    }
+    for ((address, slot), value) in diff.post.slots() {
+        match view.storage_ref(*address, *slot) {
+            Ok(ours) if ours == *value => {}
+            Ok(ours) => {
+                return Some(format!(
+                    "after the replay {address} slot {slot:#x} holds {ours:#x}, the node says {value:#x}"
+                ));
+            }
+            Err(e) => return Some(format!("reading {address} slot {slot:#x}: {e}")),
+        }
+    }
+    None
 }

@@ -19,9 +19,9 @@ use serde::Serialize;
 use crate::{
     config::Asset,
     respond::{AttackFees, Decision},
-    simulate::pool::StageTimes,
     submit::SubmitReport,
     types::{Finding, HoldingChange},
+    worker::StageTimes,
 };
 
 /// Appends records to the configured file (and nowhere when none is configured).
@@ -90,7 +90,7 @@ pub enum DetectionSource {
 
 /// A finding and what was done about it.
 #[derive(Debug, Serialize)]
-pub struct DetectionRecord<'a> {
+pub struct DetectionRecord {
     pub kind: &'static str,
     pub at_unix_ms: u64,
     pub source: DetectionSource,
@@ -99,20 +99,22 @@ pub struct DetectionRecord<'a> {
     pub attack_to: Option<Address>,
     /// The attack's own fee fields (what a pause must outbid).
     pub attack_fees: Option<AttackFees>,
-    pub seen_from: &'a str,
+    pub seen_from: String,
     /// The block the simulation ran in (pending: the next one; block guard: the block itself).
     pub sim_block: u64,
     pub sim_gas_used: u64,
     pub sim_time_us: f64,
-    pub findings: &'a [Finding],
-    pub holdings: &'a [HoldingChange],
-    pub decisions: &'a [(Address, Decision)],
+    pub findings: Vec<Finding>,
+    pub holdings: Vec<HoldingChange>,
+    pub decisions: Vec<(Address, Decision)>,
     /// Microseconds since the tx was first seen: queued → simulated → detected → signed → sent.
     pub times: StageTimes,
-    /// When the pause was handed to the sockets.
+    /// When the pause was handed to the submit stage.
     pub submit_started_us: Option<f64>,
-    /// When every destination had answered.
+    /// When the first copy's bytes were written to a destination's socket.
     pub sent_us: Option<f64>,
+    /// When every destination had answered.
+    pub answered_us: Option<f64>,
     pub submitted: Vec<SubmitReport>,
 }
 
@@ -149,10 +151,23 @@ pub struct HoldingKept {
 
 /// A pause re-sent for a later block.
 #[derive(Debug, Serialize)]
-pub struct ResendRecord<'a> {
+pub struct ResendRecord {
     pub kind: &'static str,
     pub at_unix_ms: u64,
     pub pause_tx: B256,
     pub contract: Address,
-    pub report: &'a SubmitReport,
+    pub report: SubmitReport,
+}
+
+/// A contract that reads unpaused again (its governance lifted the pause): raced again.
+#[derive(Debug, Serialize)]
+pub struct RearmRecord {
+    pub kind: &'static str,
+    pub at_unix_ms: u64,
+    pub contract: Address,
+    pub contract_name: String,
+    /// The block at which `paused()` read false again.
+    pub unpaused_at_block: u64,
+    /// Why it had been considered paused.
+    pub was: String,
 }

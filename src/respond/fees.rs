@@ -14,6 +14,19 @@ pub struct AttackFees {
     pub max_priority_fee_per_gas: u128,
 }
 
+impl AttackFees {
+    /// The fee fields of `tx` as a builder sees them in a block with `base_fee`: a legacy tx
+    /// tips what its gas price leaves over the base fee.
+    pub fn of(tx: &impl alloy::consensus::Transaction, base_fee: u64) -> Self {
+        Self {
+            max_fee_per_gas: tx.max_fee_per_gas(),
+            max_priority_fee_per_gas: tx
+                .max_priority_fee_per_gas()
+                .unwrap_or_else(|| tx.max_fee_per_gas().saturating_sub(u128::from(base_fee))),
+        }
+    }
+}
+
 /// EIP-1559 fees for a pause tx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PauseFees {

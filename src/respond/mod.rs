@@ -12,7 +12,30 @@ use serde::Serialize;
 pub use fees::{AttackFees, PauseFees, outbid};
 pub use pauser::{Pauser, PauserError};
 
-use crate::config::{ProtectedContract, RespondConfig, ResponseMode};
+use crate::{
+    config::{Config, ProtectedContract, RespondConfig, ResponseMode},
+    types::Finding,
+};
+
+/// The one decide step for a tx with findings (pending or mined): one decision per protected
+/// contract the findings name, in address order. `attack` is `None` for a mined tx.
+pub fn decide_all(
+    responder: &std::sync::Mutex<Responder>,
+    config: &Config,
+    findings: &[Finding],
+    attack: Option<(B256, AttackFees)>,
+    base_fee: u64,
+) -> Vec<(Address, Decision)> {
+    let mut contracts: Vec<Address> = findings.iter().map(|f| f.contract).collect();
+    contracts.sort();
+    contracts.dedup();
+    let mut responder = responder.lock().unwrap_or_else(|p| p.into_inner());
+    contracts
+        .iter()
+        .filter_map(|c| config.protected(*c))
+        .map(|p| (p.address, responder.decide(p, attack, base_fee)))
+        .collect()
+}
 
 /// A signed pause tx, ready for the sockets.
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +172,12 @@ impl Responder {
                 Decision::Failed { error: e.to_string() }
             }
         }
+    }
+
+    /// The contract reads unpaused again (its governance lifted the pause): race it again.
+    /// Returns why it had been marked paused, if it had.
+    pub fn mark_unpaused(&mut self, contract: &Address) -> Option<String> {
+        self.paused.remove(contract)
     }
 
     /// The contract is paused (seen on chain): stop racing it.

@@ -1,35 +1,39 @@
-//! `preempt run`: wires the stages — node connections, the simulation workers, the responder,
-//! the submitter, the block guard and the incident log — and runs them until SIGINT/SIGTERM.
+//! `preempt run`: wires the stages — node connections (ingest), the workers, the block guard,
+//! the submit stage and the incident log — and runs them until SIGINT/SIGTERM. Each job has one
+//! owner task; this loop only routes node events and shuts everything down.
+
+mod keys;
+mod nodes;
 
 use std::{
     future::Future,
-    str::FromStr,
     sync::{Arc, Mutex, atomic::Ordering},
-    time::{Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
-use alloy::{eips::BlockNumberOrTag, providers::Provider, signers::local::PrivateKeySigner};
+use alloy::{eips::BlockNumberOrTag, primitives::Address, providers::Provider};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use keys::{guardian_signer, relay_signer};
 
 use crate::{
-    config::{Config, GuardianKey, ResponseMode},
-    fork::{ForkCache, NodeClient, NodeError},
-    guard::{BlockGuard, GuardHandles},
-    incident::{DetectionRecord, DetectionSource, IncidentLog, unix_ms},
+    config::Config,
+    fork::{ForkCache, ForkError, ForkLimits, NodeError, SharedFork},
+    guard::{BlockGuard, GuardReport, GuardStats, HeadSignal, fetch_block_data},
+    incident::IncidentLog,
     ingest::{IngestStats, NodeEvent, SeenSet, TxRouter, spawn_node},
-    respond::{Decision, Pauser, Responder},
-    simulate::{
-        SimBlock, Simulator,
-        pool::{Detection, LiveState, SenderChains, WorkerContext, WorkerStats, spawn_workers},
-    },
-    submit::{SubmitError, Submitter},
+    respond::{Pauser, Responder},
+    simulate::Simulator,
+    submit::{Dispatcher, SubmitError, Submitter},
+    worker::{Detection, LiveState, SenderChains, WorkerContext, WorkerQueues, spawn_workers},
 };
 
 #[derive(Debug, Error)]
 pub enum RunError {
-    #[error("the config names no node")]
-    NoNode,
+    #[error("no node is reachable: {0}")]
+    NoNodeReachable(String),
     #[error("guardian key: {0}")]
     GuardianKey(String),
     #[error("relay auth key: {0}")]
@@ -46,45 +50,31 @@ pub enum RunError {
     Threads(std::io::Error),
 }
 
-fn guardian_signer(config: &Config) -> Result<Option<PrivateKeySigner>, RunError> {
-    let Some(key) = &config.guardian else {
-        return match config.respond.mode {
-            ResponseMode::Alert => Ok(None),
-            _ => Err(RunError::GuardianKey(
-                "mode needs a [guardian] key (or set respond.mode = \"alert\")".into(),
-            )),
-        };
-    };
-    match key {
-        GuardianKey::Raw(secret) => {
-            let value = secret.resolve().map_err(RunError::GuardianKey)?;
-            // The parse error never includes the key text.
-            PrivateKeySigner::from_str(value.expose()).map(Some).map_err(|_| {
-                RunError::GuardianKey(format!(
-                    "{secret:?} does not hold a valid secp256k1 private key"
-                ))
-            })
-        }
-        GuardianKey::Keystore { path, password } => {
-            let password = password.resolve().map_err(RunError::GuardianKey)?;
-            PrivateKeySigner::decrypt_keystore(path, password.expose())
-                .map(Some)
-                .map_err(|e| RunError::GuardianKey(format!("keystore {}: {e}", path.display())))
-        }
-    }
-}
-
-fn relay_signer(config: &Config) -> Result<Option<PrivateKeySigner>, RunError> {
-    let Some(secret) = &config.relay_auth else { return Ok(None) };
-    let value = secret.resolve().map_err(RunError::RelayKey)?;
-    PrivateKeySigner::from_str(value.expose()).map(Some).map_err(|_| {
-        RunError::RelayKey(format!("{secret:?} does not hold a valid secp256k1 private key"))
-    })
-}
+/// How long shutdown may take once SIGTERM arrives, whatever the nodes do.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1_500);
 
 /// Runs the live guard until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     run_with(config, shutdown, || {}).await
+}
+
+/// The protected contracts and the tokens they hold: warm before `ready`, never evicted.
+pub fn protected_accounts(config: &Config) -> Vec<Address> {
+    let mut out: Vec<Address> = config
+        .protected
+        .iter()
+        .flat_map(|p| std::iter::once(p.address).chain(p.tokens.iter().copied()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Pins and fetches the protected state.
+pub async fn warm_protected(config: &Config, fork: &SharedFork) -> Result<(), ForkError> {
+    let accounts = protected_accounts(config);
+    fork.pin(accounts.iter().copied());
+    fork.prefetch(&accounts, &[]).await
 }
 
 /// As `run`; `on_ready` is called once, when every node is subscribed and state is warm.
@@ -93,36 +83,25 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(),
 ) -> Result<(), RunError> {
-    let mut on_ready = Some(on_ready);
+    let started = Instant::now();
     let guardian = guardian_signer(&config)?;
     let relay_auth = relay_signer(&config)?;
-    let state_node = config.nodes.first().ok_or(RunError::NoNode)?;
-    let node = NodeClient::connect(&state_node.name, &state_node.url).await?;
-    let keep_alive = node.keep_alive(std::time::Duration::from_secs(1));
-    let provider = node.provider();
-    let rpc = |e: alloy::transports::TransportError| RunError::Node(NodeError::Rpc(e.to_string()));
-    let chain_id = provider.get_chain_id().await.map_err(rpc)?;
-    let head = node.latest_block_number().await?;
-    let header = provider
-        .get_block_by_number(BlockNumberOrTag::Number(head))
+    let cancel = CancellationToken::new();
+    let source = nodes::connect_all(&config, cancel.clone()).await?;
+    let chain_id = source
+        .with_failover(0, |n| async move {
+            n.provider().get_chain_id().await.map_err(|e| NodeError::Rpc(e.to_string()))
+        })
+        .await?;
+    let head = source.with_failover(0, |n| async move { n.latest_block_number().await }).await?;
+    let head_block = fetch_block_data(&source, head, false)
         .await
-        .map_err(rpc)?
-        .ok_or(RunError::Node(NodeError::MissingBlock(head)))?
-        .header;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+        .map_err(|e| RunError::Node(NodeError::Rpc(e.to_string())))?;
 
     // Protected state warm before `ready`.
-    let fork = Arc::new(ForkCache::new(head, Some(node.clone())));
-    let accounts: Vec<_> = config
-        .protected
-        .iter()
-        .flat_map(|p| std::iter::once(p.address).chain(p.tokens.iter().copied()))
-        .collect();
-    fork.prefetch(&accounts, &[]).await.map_err(|e| RunError::Warm(e.to_string()))?;
-    let pending_env = SimBlock::pending_after(&header, now);
+    let fork = Arc::new(ForkCache::with_source(head, Some(source.clone()), ForkLimits::default()));
+    warm_protected(&config, &fork).await.map_err(|e| RunError::Warm(e.to_string()))?;
+    let pending_env = head_block.header_env;
     {
         let (config, fork) = (config.clone(), Arc::clone(&fork));
         tokio::task::spawn_blocking(move || {
@@ -136,50 +115,76 @@ pub async fn run_with(
 
     let pauser = match guardian {
         Some(signer) => {
-            let nonce = provider
-                .get_transaction_count(signer.address())
-                .block_id(BlockNumberOrTag::Pending.into())
-                .await
-                .map_err(rpc)?;
-            tracing::info!(guardian = %signer.address(), nonce, "guardian key loaded");
+            let address = signer.address();
+            let nonce = source
+                .with_failover(head, |n| async move {
+                    n.provider()
+                        .get_transaction_count(address)
+                        .block_id(BlockNumberOrTag::Pending.into())
+                        .await
+                        .map_err(|e| NodeError::Rpc(e.to_string()))
+                })
+                .await?;
+            tracing::info!(guardian = %address, nonce, "guardian key loaded");
             Some(Pauser::new(signer, chain_id, nonce))
         }
         None => None,
     };
     let responder = Arc::new(Mutex::new(Responder::new(config.respond.clone(), pauser)));
     let submitter = Arc::new(Submitter::connect(&config.nodes, &config.relays, relay_auth).await?);
-    let incidents =
-        Arc::new(IncidentLog::open(config.incidents_path.as_deref()).map_err(|source| {
-            RunError::Incidents {
-                path: config
-                    .incidents_path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                source,
-            }
-        })?);
+    let incidents = Arc::new(open_incidents(&config)?);
 
-    // The hot loop.
+    // Workers: simulate → detect → decide, fed by the ingest lanes.
     let (high_tx, high_rx) = crossbeam_channel::bounded(65_536);
     let (normal_tx, normal_rx) = crossbeam_channel::bounded(config.simulation.queue_capacity);
-    let (detections_tx, mut detections_rx) = mpsc::unbounded_channel::<Detection>();
-    let chains = Arc::new(SenderChains::default());
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let (detections_tx, detections_rx) = mpsc::channel::<Detection>(1_024);
     let ctx = Arc::new(WorkerContext {
         config: config.clone(),
         chain_id,
         live: Arc::clone(&live),
         responder: Arc::clone(&responder),
         detections: detections_tx,
-        chains: Arc::clone(&chains),
-        stats: WorkerStats::default(),
-        requeue: high_tx.clone(),
+        chains: Arc::new(SenderChains::default()),
+        stats: Default::default(),
+        ready: ready_tx,
         stop: Default::default(),
+        runtime: Some(tokio::runtime::Handle::current()),
         completions: None,
     });
-    let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), high_rx, normal_rx)
+    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, normal_rx] };
+    let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), queues)
         .map_err(RunError::Threads)?;
 
+    // Submit stage: the one owner of sending, re-sending and recording.
+    let (reports_tx, reports_rx) = mpsc::channel::<GuardReport>(64);
+    let dispatcher = Dispatcher::new(
+        config.clone(),
+        Arc::clone(&submitter),
+        Arc::clone(&responder),
+        Arc::clone(&incidents),
+        source.clone(),
+        head,
+    );
+    let dispatch_task = tokio::spawn(dispatcher.run(detections_rx, reports_rx, cancel.clone()));
+
+    // Block guard: the one writer of the fork.
+    let guard_stats = Arc::new(GuardStats::default());
+    let (heads_tx, heads_rx) = watch::channel(HeadSignal { number: head, seen_at: None });
+    let guard = BlockGuard::new(
+        config.clone(),
+        chain_id,
+        Arc::clone(&fork),
+        source.clone(),
+        Arc::clone(&live),
+        reports_tx,
+        Arc::clone(&guard_stats),
+        head_block.hash,
+    )
+    .warming(protected_accounts(&config));
+    let guard_task = tokio::spawn(guard.run(heads_rx, cancel.clone()));
+
+    // Ingest: one task per node.
     let seen = Arc::new(SeenSet::default());
     let ingest_stats = Arc::new(IngestStats::default());
     let router = Arc::new(TxRouter::new(
@@ -199,95 +204,21 @@ pub async fn run_with(
         .collect();
     drop(events_tx);
 
-    // Detections → submit → incident; the guard learns of each pause sent.
-    let (tracked_tx, mut tracked_rx) = mpsc::unbounded_channel();
-    let detection_task = {
-        let (submitter, incidents, live) =
-            (Arc::clone(&submitter), Arc::clone(&incidents), Arc::clone(&live));
-        tokio::spawn(async move {
-            while let Some(d) = detections_rx.recv().await {
-                let target = live.current().1.number;
-                let mut submitted = Vec::new();
-                let mut sent_us = None;
-                let mut submit_started_us = None;
-                for (_, decision) in &d.decisions {
-                    if let Decision::Pause { plan } | Decision::Replace { plan, .. } = decision {
-                        submit_started_us.get_or_insert(d.tx.seen_at.elapsed().as_secs_f64() * 1e6);
-                        let report = submitter.submit(plan.raw.clone(), plan.tx_hash, target).await;
-                        sent_us.get_or_insert(d.tx.seen_at.elapsed().as_secs_f64() * 1e6);
-                        let _ = tracked_tx.send((plan.clone(), target));
-                        tracing::warn!(
-                            attack = %d.tx.hash,
-                            contract = %plan.contract_name,
-                            pause = %plan.tx_hash,
-                            max_fee = plan.max_fee_per_gas,
-                            tip = plan.max_priority_fee_per_gas,
-                            accepted = report.results.iter().filter(|r| r.ok).count(),
-                            destinations = report.results.len(),
-                            "pause sent"
-                        );
-                        submitted.push(report);
-                    }
-                }
-                for f in &d.findings {
-                    tracing::warn!(attack = %d.tx.hash, rule = f.rule, contract = %f.contract_name, "{}", f.summary);
-                }
-                incidents.record(&DetectionRecord {
-                    kind: "detection",
-                    at_unix_ms: unix_ms(),
-                    source: DetectionSource::Mempool,
-                    attack_tx: d.tx.hash,
-                    attack_from: d.tx.tx.signer(),
-                    attack_to: alloy::consensus::Transaction::to(d.tx.tx.inner()),
-                    attack_fees: Some(d.attack_fees),
-                    seen_from: &d.tx.source,
-                    sim_block: d.outcome.block_number,
-                    sim_gas_used: d.outcome.gas_used,
-                    sim_time_us: d.outcome.sim_time.as_secs_f64() * 1e6,
-                    findings: &d.findings,
-                    holdings: &d.outcome.holdings,
-                    decisions: &d.decisions,
-                    times: d.times,
-                    submit_started_us,
-                    sent_us,
-                    submitted,
-                });
-            }
-        })
-    };
-
-    let mut guard = BlockGuard::new(
-        config.clone(),
-        chain_id,
-        node.clone(),
-        GuardHandles {
-            live: Arc::clone(&live),
-            responder: Arc::clone(&responder),
-            submitter: Arc::clone(&submitter),
-            incidents: Arc::clone(&incidents),
-            chains: Arc::clone(&chains),
-        },
-        head,
-    );
-
-    let started = Instant::now();
+    let mut on_ready = Some(on_ready);
     let mut up: std::collections::HashSet<Arc<str>> = Default::default();
-    let mut ready = false;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some((plan, target)) = tracked_rx.recv() => guard.track(plan, target),
             event = events_rx.recv() => match event {
                 None => break,
                 Some(NodeEvent::Up { node }) => {
                     tracing::info!(node = %node, "subscribed to heads and pending txs");
                     up.insert(node);
-                    if !ready && up.len() == config.nodes.len() {
-                        ready = true;
-                        if let Some(f) = on_ready.take() {
-                            f();
-                        }
+                    if up.len() == config.nodes.len()
+                        && let Some(f) = on_ready.take()
+                    {
+                        f();
                         tracing::info!(
                             nodes = config.nodes.len(),
                             protected = config.protected.len(),
@@ -304,40 +235,51 @@ pub async fn run_with(
                     up.remove(&node);
                 }
                 Some(NodeEvent::Head(h)) => {
-                    seen.prune(std::time::Duration::from_secs(600));
-                    if let Err(e) = guard.on_head(h.number).await {
-                        tracing::warn!(block = h.number, error = %e, "new head not processed; retried on the next");
-                    }
+                    source.note_head(&h.source, h.number);
+                    seen.prune(Duration::from_secs(600));
+                    heads_tx.send_if_modified(|current| {
+                        if h.number > current.number {
+                            *current = HeadSignal { number: h.number, seen_at: Some(Instant::now()) };
+                            true
+                        } else {
+                            false
+                        }
+                    });
                 }
             },
         }
     }
 
     tracing::info!("shutting down");
-    keep_alive.abort();
+    cancel.cancel();
     let _ = stop_tx.send(true);
     ctx.stop.store(true, Ordering::Release);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
     for t in node_tasks {
-        let _ = t.await;
+        let _ = tokio::time::timeout_at(deadline, t).await;
     }
     drop(router);
-    let _ = tokio::task::spawn_blocking(move || {
+    let _ = tokio::time::timeout_at(deadline, guard_task).await;
+    let _ = tokio::time::timeout_at(deadline, dispatch_task).await;
+    let joined = tokio::task::spawn_blocking(move || {
         for w in workers {
             let _ = w.join();
         }
-    })
-    .await;
-    let s = &ctx.stats;
+    });
+    let _ = tokio::time::timeout_at(deadline, joined).await;
     tracing::info!(
         ingest = ?ingest_stats.snapshot(),
-        simulated = s.simulated.load(Ordering::Relaxed),
-        with_findings = s.with_findings.load(Ordering::Relaxed),
-        invalid = s.invalid.load(Ordering::Relaxed),
-        state_errors = s.state_errors.load(Ordering::Relaxed),
+        workers = ?ctx.stats.snapshot(),
+        guard = ?guard_stats.snapshot(),
+        fork_entries = fork.len(),
         "stopped"
     );
-    // The last detections are submitted and recorded before exit.
-    drop(ctx);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), detection_task).await;
     Ok(())
+}
+
+fn open_incidents(config: &Config) -> Result<IncidentLog, RunError> {
+    IncidentLog::open(config.incidents_path.as_deref()).map_err(|source| RunError::Incidents {
+        path: config.incidents_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        source,
+    })
 }

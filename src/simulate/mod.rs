@@ -3,7 +3,6 @@
 
 mod env;
 mod inspector;
-pub mod pool;
 mod reentry;
 
 use std::{
@@ -35,7 +34,7 @@ use crate::{
     config::{
         Asset, Config, InvariantCheck, Operand, ProtectedContract, SimulationConfig, ViewCall,
     },
-    fork::{ForkError, ForkView, SharedFork},
+    fork::{ForkError, ForkView, SharedFork, StateKey, StateLayer},
     types::{
         ClaimReading, HoldingChange, InvariantReading, InvariantValue, SimOutcome, TokenTransfer,
     },
@@ -60,6 +59,9 @@ pub enum SimError {
     State { tx: B256, source: ForkError },
     #[error("evm failed on tx {tx}: {reason}")]
     Evm { tx: B256, reason: String },
+    /// The run needs state the fork does not hold yet (only when fetches are deferred).
+    #[error("tx {tx} needs {} state item(s) not cached yet", keys.len())]
+    NeedState { tx: B256, keys: Vec<StateKey> },
 }
 
 type Overlay = CacheDB<ForkView>;
@@ -114,6 +116,8 @@ pub struct Simulator {
     baselines: HashMap<Address, Vec<Baseline>>,
     /// `balanceOf(contract)` of each held token on the pristine fork.
     token_holdings: HashMap<(Address, Address), U256>,
+    /// Return `NeedState` instead of fetching cold state on this thread.
+    defer_fetch: bool,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -157,40 +161,58 @@ impl Simulator {
             block,
             baselines: HashMap::new(),
             token_holdings: HashMap::new(),
+            defer_fetch: false,
         }
+    }
+
+    /// With `on`, a run that meets cold state returns `SimError::NeedState` with what it
+    /// missed, for the caller to fetch off this thread; without, it fetches and waits.
+    pub fn set_defer_fetch(&mut self, on: bool) {
+        self.defer_fetch = on;
     }
 
     pub fn block(&self) -> SimBlock {
         self.block
     }
 
-    /// Runs `before` (earlier txs of the same sender, or of the same block) on a copy of this
-    /// simulator's fork, then analyses `tx` on the state they leave.
+    /// Runs `before` (earlier txs of the same sender, or of the same block) on this
+    /// simulator's private layer, then analyses `tx` on the state they leave. The shared fork
+    /// is never written.
     pub fn simulate_after<'a>(
-        &self,
+        &mut self,
         before: impl IntoIterator<Item = (B256, &'a Recovered<TxEnvelope>)>,
         hash: B256,
         tx: &Recovered<TxEnvelope>,
     ) -> Result<SimOutcome, SimError> {
-        let stepped = Arc::new(self.fork().copy());
-        let mut stepper = Self {
-            protected: Arc::clone(&self.protected),
-            settings: self.settings.clone(),
-            evm: build_evm(
-                CacheDB::new(ForkView::new(Arc::clone(&stepped))),
-                self.block,
-                self.evm.ctx.cfg.chain_id,
-                TxRecorder::default(),
-            ),
-            block: self.block,
-            baselines: HashMap::new(),
-            token_holdings: HashMap::new(),
-        };
-        for (prior_hash, prior) in before {
-            let (_, state) = stepper.execute(prior_hash, prior)?;
-            stepped.apply_state(&state);
-        }
-        stepper.simulate(hash, tx)
+        let saved = std::mem::take(self.fork_view_mut().local_mut());
+        self.invalidate_baselines();
+        let result = (|| {
+            for (prior_hash, prior) in before {
+                let (_, state) = self.execute(prior_hash, prior)?;
+                self.fork_view_mut().local_mut().apply_evm_state(&state);
+            }
+            self.simulate(hash, tx)
+        })();
+        *self.fork_view_mut().local_mut() = saved;
+        self.invalidate_baselines();
+        result
+    }
+
+    /// The read handle under the EVM: its private layers are how chained and replayed txs see
+    /// the state earlier txs left.
+    pub fn fork_view_mut(&mut self) -> &mut ForkView {
+        &mut self.evm.ctx.journaled_state.database.db
+    }
+
+    pub fn fork_view(&self) -> &ForkView {
+        &self.evm.ctx.journaled_state.database.db
+    }
+
+    /// Shared layers between the fork and this simulator's own state; baselines computed on
+    /// the old stack are forgotten.
+    pub fn set_layers(&mut self, layers: Vec<Arc<StateLayer>>) {
+        self.fork_view_mut().set_layers(layers);
+        self.invalidate_baselines();
     }
 
     pub fn fork(&self) -> &SharedFork {
@@ -236,6 +258,24 @@ impl Simulator {
         hash: B256,
         tx: &Recovered<TxEnvelope>,
     ) -> Result<SimOutcome, SimError> {
+        self.simulate_inner(hash, tx, false).map(|(outcome, _)| outcome)
+    }
+
+    /// As `simulate`, and also the tx's state diff (a replay steps on it).
+    pub fn simulate_with_state(
+        &mut self,
+        hash: B256,
+        tx: &Recovered<TxEnvelope>,
+    ) -> Result<(SimOutcome, EvmState), SimError> {
+        self.simulate_inner(hash, tx, true)
+    }
+
+    fn simulate_inner(
+        &mut self,
+        hash: B256,
+        tx: &Recovered<TxEnvelope>,
+        keep_state: bool,
+    ) -> Result<(SimOutcome, EvmState), SimError> {
         let started = Instant::now();
         let env = tx_env(tx, self.settings.max_tx_gas);
         // Storage accesses are recorded in the same run: the inspector's per-opcode hook is
@@ -266,10 +306,10 @@ impl Simulator {
             block_number: self.block.number,
         };
         if !outcome.success {
-            // A reverted tx changes nothing a rule looks at.
+            // A reverted tx changes nothing a rule looks at (but its sender paid for it).
             outcome.frames = frames;
             outcome.sim_time = started.elapsed();
-            return Ok(outcome);
+            return Ok((outcome, if keep_state { state } else { EvmState::default() }));
         }
 
         let transfers: Vec<TokenTransfer> = result
@@ -419,7 +459,14 @@ impl Simulator {
         }
 
         // The state after the tx, for the "after" side of claims and invariants.
-        if !claim_reads.is_empty() || !invariants_to_check.is_empty() {
+        let needs_after = !claim_reads.is_empty() || !invariants_to_check.is_empty();
+        let (kept, after_state) = match (keep_state, needs_after) {
+            (true, true) => (Some(state.clone()), Some(state)),
+            (true, false) => (Some(state), None),
+            (false, true) => (None, Some(state)),
+            (false, false) => (None, None),
+        };
+        if let Some(state) = after_state {
             self.evm.ctx.journaled_state.database.commit(state);
             for ((contract, ci, account), before) in claim_reads.iter().zip(claims_before) {
                 let selector = self.claim_selector(*contract, *ci);
@@ -463,7 +510,7 @@ impl Simulator {
         outcome.transfers = transfers;
         outcome.touched_protected = touched;
         outcome.sim_time = started.elapsed();
-        Ok(outcome)
+        Ok((outcome, kept.unwrap_or_default()))
     }
 
     /// Loads what the rules read for every protected contract (invariant views, token
@@ -515,7 +562,7 @@ impl Simulator {
     pub fn holdings_of(&mut self, p: &ProtectedContract) -> Result<Vec<(Asset, U256)>, SimError> {
         self.reset_overlay();
         let eth = self
-            .fork()
+            .fork_view()
             .basic_ref(p.address)
             .map_err(|source| SimError::State { tx: B256::ZERO, source })?
             .map(|a| a.balance)
@@ -555,10 +602,12 @@ impl Simulator {
             if misses.is_empty() {
                 return out.map_err(|e| map_evm_error(hash, e));
             }
+            if self.defer_fetch {
+                // The caller fetches without holding this thread, then runs the tx again.
+                return Err(SimError::NeedState { tx: hash, keys: misses });
+            }
             // What ran on guessed values is discarded; fetch what was missing and run again.
-            Arc::clone(view.fork())
-                .fetch_blocking(&misses)
-                .map_err(|source| SimError::State { tx: hash, source })?;
+            view.fetch_misses(&misses).map_err(|source| SimError::State { tx: hash, source })?;
             round += 1;
         }
     }

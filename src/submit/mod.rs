@@ -2,10 +2,14 @@
 //! the target block, to every private relay, all at once; hands on a `SubmitReport`.
 
 mod auth;
+mod dispatch;
 mod node;
 mod relay;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
 
 use alloy::{
     primitives::{Address, B256, Bytes},
@@ -16,6 +20,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use auth::{FLASHBOTS_SIGNATURE_HEADER, flashbots_signature, verify_flashbots_signature};
+pub use dispatch::{DeployedHook, Dispatcher};
 
 use crate::{
     config::{NodeConfig, RelayConfig},
@@ -88,7 +93,8 @@ impl SubmitReport {
 
 /// Holds a connection to every node and a keep-alive HTTP client per relay, ready to race.
 pub struct Submitter {
-    nodes: Vec<NodeClient>,
+    /// Nodes reachable so far; one that was down at start joins when it comes up.
+    nodes: Arc<RwLock<Vec<NodeClient>>>,
     relays: Vec<RelayEndpoint>,
     relay_auth: Option<PrivateKeySigner>,
 }
@@ -97,7 +103,7 @@ impl std::fmt::Debug for Submitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The relay-auth key is shown by its address only.
         f.debug_struct("Submitter")
-            .field("nodes", &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>())
+            .field("nodes", &self.nodes().iter().map(|n| n.name.clone()).collect::<Vec<_>>())
             .field("relays", &self.relays.iter().map(|r| &r.name).collect::<Vec<_>>())
             .field("relay_auth", &self.relay_auth.as_ref().map(|s| s.address()))
             .finish()
@@ -106,8 +112,8 @@ impl std::fmt::Debug for Submitter {
 
 impl Submitter {
     /// Opens a persistent connection to every node (WS / IPC / HTTP keep-alive) and an HTTP
-    /// client per relay. A node that cannot be reached at start is an error naming it; relays
-    /// are not contacted until the first submit.
+    /// client per relay. A node that cannot be reached at start is retried in the background
+    /// (an error only when no node answers); relays are not contacted until the first submit.
     ///
     /// Without `relay_auth`, bundles go out unsigned (some builders accept that; Flashbots
     /// does not).
@@ -117,14 +123,45 @@ impl Submitter {
         relay_auth: Option<PrivateKeySigner>,
     ) -> Result<Self, SubmitError> {
         let relays = relays.iter().map(RelayEndpoint::new).collect::<Result<Vec<_>, _>>()?;
-        let connected = join_all(nodes.iter().map(|n| async move {
-            NodeClient::connect(&n.name, &n.url)
-                .await
-                .map_err(|source| SubmitError::NodeUnreachable { name: n.name.clone(), source })
-        }))
-        .await;
-        let nodes = connected.into_iter().collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { nodes, relays, relay_auth })
+        let connected = join_all(nodes.iter().map(|n| NodeClient::connect(&n.name, &n.url))).await;
+        let mut up = Vec::new();
+        let mut first_error = None;
+        let mut down = Vec::new();
+        for (n, attempt) in nodes.iter().zip(connected) {
+            match attempt {
+                Ok(c) => up.push(c),
+                Err(source) => {
+                    down.push(n.clone());
+                    first_error.get_or_insert(SubmitError::NodeUnreachable {
+                        name: n.name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        if up.is_empty()
+            && let Some(e) = first_error
+        {
+            return Err(e);
+        }
+        let submitter = Self { nodes: Arc::new(RwLock::new(up)), relays, relay_auth };
+        for n in down {
+            let nodes = Arc::clone(&submitter.nodes);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if let Ok(c) = NodeClient::connect(&n.name, &n.url).await {
+                        nodes.write().unwrap_or_else(|p| p.into_inner()).push(c);
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(submitter)
+    }
+
+    fn nodes(&self) -> Vec<NodeClient> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Sends the same signed raw tx to every node (`eth_sendRawTransaction`) and, as a bundle
@@ -134,7 +171,8 @@ impl Submitter {
     /// that it already holds these bytes counts as ok.
     pub async fn submit(&self, raw: Bytes, tx_hash: B256, target_block: u64) -> SubmitReport {
         let started = Instant::now();
-        let to_nodes = join_all(self.nodes.iter().map(|n| {
+        let nodes = self.nodes();
+        let to_nodes = join_all(nodes.iter().map(|n| {
             let sent = node::send_raw(n, raw.clone(), tx_hash);
             outcome(&n.name, DestinationKind::Node, started, sent)
         }));

@@ -1,23 +1,20 @@
-//! The fork cache follows new heads: a block's txs replayed on a copy give the node's state.
+//! The fork cache follows new heads: a block's state diff, checked by replaying its txs, gives
+//! the node's state; cold state is fetched in a few batched rounds.
 
 use std::sync::Arc;
 
-use alloy::{
-    eips::BlockNumberOrTag, primitives::U256, providers::Provider,
-    rpc::types::BlockTransactionsKind,
-};
+use alloy::{primitives::U256, providers::Provider};
 use preempt::{
     devnet::Scenario,
-    fork::{ForkCache, NodeClient},
-    guard::{MinedTx, ReceiptSummary, replay_block},
+    fork::{ForkCache, NodeClient, StateSource},
+    guard::{LayerSource, fetch_block_data, fetch_block_diff, replay_block},
     simulate::{SimBlock, Simulator},
 };
-use revm::database_interface::DatabaseRef;
 
 use crate::support::Devnet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_head_is_applied_by_replay_and_matches_the_node() {
+async fn new_head_is_applied_from_the_nodes_diff_checked_by_replay_and_matches_the_node() {
     let devnet = Devnet::start().await;
     let node = NodeClient::connect("test", &devnet.anvil.http_url()).await.expect("node");
     let provider = node.provider().clone();
@@ -27,9 +24,10 @@ async fn new_head_is_applied_by_replay_and_matches_the_node() {
     let pair = devnet.deployment.address("Pair").expect("pair");
 
     // Warm the fork at the head, as the guard does at start.
-    let fork = Arc::new(ForkCache::new(head, Some(node.clone())));
+    let source = StateSource::new([node.clone()]);
+    let fork = Arc::new(ForkCache::with_source(head, Some(source.clone()), Default::default()));
     fork.prefetch(&[vault, pair], &[(pair, U256::from(8))]).await.expect("prefetch");
-    let vault_before = fork.basic_ref(vault).expect("read").expect("exists").balance;
+    let vault_before = fork.cached_account(&vault).flatten().expect("exists").balance;
 
     for s in [
         Scenario::VaultDeposit,
@@ -40,43 +38,43 @@ async fn new_head_is_applied_by_replay_and_matches_the_node() {
         devnet.send(s).await;
     }
     devnet.mine().await;
-    let block = provider
-        .get_block_by_number(BlockNumberOrTag::Number(head + 1))
-        .kind(BlockTransactionsKind::Full)
+    let data = fetch_block_data(&source, head + 1, true).await.expect("block data");
+    assert_eq!(data.txs.len(), 4, "all four txs in one block");
+    assert!(data.txs.iter().all(|t| t.receipt.is_some()), "receipts matched the block");
+    let hashes: Vec<_> = data.txs.iter().map(|t| t.hash).collect();
+    let diff = fetch_block_diff(&source, head + 1, data.hash, &hashes)
         .await
-        .expect("rpc")
-        .expect("mined block");
-    let mut txs = Vec::new();
-    for tx in block.transactions.txns() {
-        let hash = *tx.inner.tx_hash();
-        let receipt = provider.get_transaction_receipt(hash).await.expect("rpc").expect("receipt");
-        txs.push(MinedTx {
-            hash,
-            tx: tx.inner.clone(),
-            receipt: ReceiptSummary { success: receipt.status(), gas_used: receipt.gas_used },
-        });
-    }
-    assert_eq!(txs.len(), 4, "all four txs in one block");
+        .expect("anvil gives the block's state diff");
 
+    // Replayed from the cache (values fetched at the head read again), and from the node's
+    // diff: both match every receipt and give the same change set.
     let config = devnet.config.clone();
-    let advanced = tokio::task::spawn_blocking(move || {
-        replay_block(&config, &fork, SimBlock::of_block(&block.header), chain_id, &txs)
-    })
-    .await
-    .expect("join");
-    assert_eq!(advanced.refetched, None, "every tx replayed as the node ran it");
-    assert!(advanced.findings.is_empty(), "benign block");
-    let next = advanced.fork;
-    assert_eq!(next.block(), head + 1);
+    let (ours, theirs) = {
+        let fork = Arc::clone(&fork);
+        tokio::task::spawn_blocking(move || {
+            let ours = replay_block(&config, &fork, data.block_env, chain_id, &data.txs, None);
+            let theirs =
+                replay_block(&config, &fork, data.block_env, chain_id, &data.txs, Some(&diff));
+            (ours, theirs)
+        })
+        .await
+        .expect("join")
+    };
+    assert_eq!(ours.divergence, None, "every tx replayed as the node ran it");
+    assert_eq!(ours.layer_source, LayerSource::Replay);
+    assert_eq!(theirs.divergence, None, "and the node's diff agrees with the replay");
+    assert_eq!(theirs.layer_source, LayerSource::NodeDiff);
+    assert!(ours.findings.is_empty(), "benign block");
+    assert_eq!(fork.block(), head, "the replay never writes the fork");
+    let pair_slot = (pair, U256::from(8));
+    let slot_of = |l: &preempt::fork::StateLayer| l.slot(&pair_slot.0, &pair_slot.1);
+    assert_eq!(slot_of(&ours.layer), slot_of(&theirs.layer), "same reserves after the swap");
+    fork.apply_layer(&ours.layer, head + 1);
+    let next = fork;
 
     let node_vault =
         provider.get_balance(vault).block_id((head + 1).into()).await.expect("balance");
-    let ours = tokio::task::spawn_blocking({
-        let next = Arc::clone(&next);
-        move || next.basic_ref(vault).expect("read").expect("exists").balance
-    })
-    .await
-    .expect("join");
+    let ours = next.cached_account(&vault).flatten().expect("exists").balance;
     assert_eq!(ours, node_vault, "vault balance after the block");
     assert_eq!(
         vault_before + U256::from(10u64.pow(18)) - U256::from(2 * 10u64.pow(18)),
@@ -87,7 +85,7 @@ async fn new_head_is_applied_by_replay_and_matches_the_node() {
         .block_id((head + 1).into())
         .await
         .expect("slot");
-    let reserves = next.storage_ref(pair, U256::from(8)).expect("cached slot");
+    let reserves = next.cached_slot(&pair, &U256::from(8)).expect("cached slot");
     assert_eq!(reserves, node_reserves, "pair reserves after the swap");
 
     // The advanced fork simulates the next pending tx like the node will run it.

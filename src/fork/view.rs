@@ -1,0 +1,229 @@
+//! One simulation's read handle on the shared fork: private layers on top (the state a
+//! sender's earlier pending txs leave, a replay's in-block state), and speculative reads that
+//! note every miss so one run finds them all and they are fetched together.
+
+use std::{
+    cell::{Cell, RefCell},
+    sync::Arc,
+};
+
+use alloy::primitives::{Address, B256, U256};
+use revm::{bytecode::Bytecode, database_interface::DatabaseRef, state::AccountInfo};
+
+use super::{ForkCache, ForkError, SharedFork, StateLayer};
+
+/// A piece of state a speculative run needed and did not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateKey {
+    Account(Address),
+    Slot(Address, U256),
+    BlockHash(u64),
+}
+
+/// Reads, top first: `local`, then `layers` (newest last), then values read afresh for this
+/// view, then the shared fork.
+#[derive(Debug)]
+pub struct ForkView {
+    fork: SharedFork,
+    layers: Vec<Arc<StateLayer>>,
+    local: StateLayer,
+    /// Replaying the block after this one: the fork's values fetched while it sat here are
+    /// read afresh instead (the node may have answered them from the block being replayed).
+    settled_after: Option<u64>,
+    fresh: RefCell<StateLayer>,
+    speculative: Cell<bool>,
+    misses: RefCell<Vec<StateKey>>,
+}
+
+impl ForkView {
+    pub fn new(fork: SharedFork) -> Self {
+        Self {
+            fork,
+            layers: Vec::new(),
+            local: StateLayer::new(),
+            settled_after: None,
+            fresh: RefCell::default(),
+            speculative: Cell::new(false),
+            misses: Default::default(),
+        }
+    }
+
+    pub fn fork(&self) -> &SharedFork {
+        &self.fork
+    }
+
+    /// Shared layers between the fork and this view's own state (bottom first).
+    pub fn set_layers(&mut self, layers: Vec<Arc<StateLayer>>) {
+        self.layers = layers;
+    }
+
+    pub fn layers(&self) -> &[Arc<StateLayer>] {
+        &self.layers
+    }
+
+    /// This view's own state on top of everything (a replay steps it tx by tx).
+    pub fn local_mut(&mut self) -> &mut StateLayer {
+        &mut self.local
+    }
+
+    pub fn local(&self) -> &StateLayer {
+        &self.local
+    }
+
+    /// Drops the private layers: reads see the fork alone again.
+    pub fn clear_layers(&mut self) {
+        self.layers.clear();
+        if !self.local.is_empty() {
+            self.local = StateLayer::new();
+        }
+    }
+
+    /// Reads of the fork trust only values it did not fetch while at block `base` (those are
+    /// read afresh, at `base`, once the node has moved past it).
+    pub fn set_settled_after(&mut self, base: Option<u64>) {
+        self.settled_after = base;
+        self.fresh.get_mut().clone_from(&StateLayer::new());
+    }
+
+    /// Fetches what a speculative run missed: into this view when reading afresh, else into
+    /// the shared fork.
+    pub fn fetch_misses(&self, keys: &[StateKey]) -> Result<(), ForkError> {
+        if self.settled_after.is_none() {
+            return Arc::clone(&self.fork).fetch_blocking(keys);
+        }
+        let mut request = super::StateRequest::default();
+        let mut hashes = Vec::new();
+        for key in keys {
+            match *key {
+                StateKey::Account(a) => request.accounts.push(a),
+                StateKey::Slot(a, s) => request.slots.push((a, s)),
+                StateKey::BlockHash(n) => hashes.push(StateKey::BlockHash(n)),
+            }
+        }
+        if !request.is_empty() {
+            let answer = self.fork.fetch_fresh_blocking(request.clone())?;
+            let mut fresh = self.fresh.borrow_mut();
+            for (a, info) in request.accounts.iter().zip(answer.accounts) {
+                fresh.set_account(*a, info);
+            }
+            for ((a, s), v) in request.slots.iter().zip(answer.slots) {
+                fresh.set_slot(*a, *s, v);
+            }
+        }
+        if hashes.is_empty() { Ok(()) } else { Arc::clone(&self.fork).fetch_blocking(&hashes) }
+    }
+
+    fn fork_account(&self, address: &Address) -> Option<Option<AccountInfo>> {
+        match self.settled_after {
+            None => self.fork.read_account(address),
+            Some(base) => self
+                .fresh
+                .borrow()
+                .account(address)
+                .or_else(|| self.fork.read_account_settled(address, base)),
+        }
+    }
+
+    fn fork_slot(&self, address: &Address, slot: &U256) -> Option<U256> {
+        match self.settled_after {
+            None => self.fork.read_slot(address, slot),
+            Some(base) => self
+                .fresh
+                .borrow()
+                .slot(address, slot)
+                .or_else(|| self.fork.read_slot_settled(address, slot, base)),
+        }
+    }
+
+    pub fn set_speculative(&self, on: bool) {
+        self.speculative.set(on);
+    }
+
+    pub fn take_misses(&self) -> Vec<StateKey> {
+        std::mem::take(&mut *self.misses.borrow_mut())
+    }
+
+    fn note(&self, key: StateKey) {
+        let mut misses = self.misses.borrow_mut();
+        if !misses.contains(&key) {
+            misses.push(key);
+        }
+    }
+
+    fn speculating(&self) -> bool {
+        self.speculative.get() && self.fork.source().is_some()
+    }
+
+    fn layered_account(&self, address: &Address) -> Option<Option<AccountInfo>> {
+        if let Some(hit) = self.local.account(address) {
+            return Some(hit);
+        }
+        self.layers.iter().rev().find_map(|l| l.account(address))
+    }
+
+    fn layered_slot(&self, address: &Address, slot: &U256) -> Option<U256> {
+        if let Some(hit) = self.local.slot(address, slot) {
+            return Some(hit);
+        }
+        self.layers.iter().rev().find_map(|l| l.slot(address, slot))
+    }
+}
+
+impl DatabaseRef for ForkView {
+    type Error = ForkError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, ForkError> {
+        if let Some(hit) = self.layered_account(&address) {
+            return Ok(hit);
+        }
+        if let Some(hit) = self.fork_account(&address) {
+            return Ok(hit);
+        }
+        if self.speculating() {
+            self.note(StateKey::Account(address));
+            return Ok(None);
+        }
+        if self.settled_after.is_some() && self.fork.source().is_some() {
+            self.fetch_misses(&[StateKey::Account(address)])?;
+            return Ok(self.fresh.borrow().account(&address).flatten());
+        }
+        self.fork.basic_ref(address)
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, ForkError> {
+        self.fork.code_by_hash_ref(code_hash)
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, ForkError> {
+        if let Some(hit) = self.layered_slot(&address, &index) {
+            return Ok(hit);
+        }
+        if let Some(hit) = self.fork_slot(&address, &index) {
+            return Ok(hit);
+        }
+        if self.speculating() {
+            self.note(StateKey::Slot(address, index));
+            return Ok(U256::ZERO);
+        }
+        if self.settled_after.is_some() && self.fork.source().is_some() {
+            self.fetch_misses(&[StateKey::Slot(address, index)])?;
+            return Ok(self.fresh.borrow().slot(&address, &index).unwrap_or_default());
+        }
+        self.fork.storage_ref(address, index)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, ForkError> {
+        if self.speculating() && !self.fork.block_hashes.contains_key(&number) {
+            self.note(StateKey::BlockHash(number));
+            return Ok(B256::ZERO);
+        }
+        self.fork.block_hash_ref(number)
+    }
+}
+
+impl ForkCache {
+    /// A read handle with no private state.
+    pub fn view(self: &Arc<Self>) -> ForkView {
+        ForkView::new(Arc::clone(self))
+    }
+}

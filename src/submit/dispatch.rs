@@ -1,0 +1,477 @@
+//! The one owner of what happens after a decision: it hands every pause to the sockets the
+//! moment it arrives (each submit its own task, so a slow destination never delays the next
+//! pause), tracks pauses until a block holds them, re-sends them, answers findings in mined
+//! blocks, re-arms contracts whose pause was lifted, and writes every incident record.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use alloy::{
+    consensus::Transaction as _,
+    primitives::{Address, B256},
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{SubmitReport, Submitter};
+use crate::{
+    config::Config,
+    fork::StateSource,
+    guard::GuardReport,
+    incident::{
+        DetectionRecord, DetectionSource, HoldingKept, IncidentLog, OutcomeRecord, RearmRecord,
+        ResendRecord, unix_ms,
+    },
+    respond::{Decision, PausePlan, Responder, decide_all},
+    worker::{Detection, StageTimes},
+};
+
+/// A pause sent and not yet seen in a block.
+#[derive(Debug, Clone)]
+struct InFlight {
+    plan: PausePlan,
+    first_target: u64,
+}
+
+/// Blocks whose landed pauses are remembered, to send them again if a reorg drops the block.
+const LANDED_KEPT: usize = 64;
+
+/// What the submit tasks hand back to be recorded.
+#[derive(Debug)]
+enum Finished {
+    Detection(Box<DetectionRecord>),
+    Resend(ResendRecord),
+}
+
+/// Everything the dispatcher owns or shares.
+#[derive(Debug)]
+pub struct Dispatcher {
+    config: Config,
+    submitter: Arc<Submitter>,
+    responder: Arc<Mutex<Responder>>,
+    incidents: Arc<IncidentLog>,
+    source: StateSource,
+    /// The block pending txs target now (the guard's head + 1).
+    target: u64,
+    in_flight: HashMap<B256, InFlight>,
+    landed: VecDeque<(u64, Vec<InFlight>)>,
+    finished_tx: mpsc::UnboundedSender<Finished>,
+    finished_rx: mpsc::UnboundedReceiver<Finished>,
+    /// Told of contracts each block creates (ingest ranks txs to fresh contracts higher).
+    on_deployed: Option<DeployedHook>,
+    /// Submit tasks whose record has not come back yet.
+    outstanding: usize,
+}
+
+/// Called with the contracts each block creates.
+#[derive(Clone)]
+pub struct DeployedHook(pub Arc<dyn Fn(&[Address]) + Send + Sync>);
+
+impl std::fmt::Debug for DeployedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeployedHook")
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        config: Config,
+        submitter: Arc<Submitter>,
+        responder: Arc<Mutex<Responder>>,
+        incidents: Arc<IncidentLog>,
+        source: StateSource,
+        head: u64,
+    ) -> Self {
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        Self {
+            config,
+            submitter,
+            responder,
+            incidents,
+            source,
+            target: head + 1,
+            in_flight: HashMap::new(),
+            landed: VecDeque::new(),
+            finished_tx,
+            finished_rx,
+            on_deployed: None,
+            outstanding: 0,
+        }
+    }
+
+    pub fn on_deployed(mut self, f: DeployedHook) -> Self {
+        self.on_deployed = Some(f);
+        self
+    }
+
+    /// Runs until `cancel`, then sends what is already queued and records it (bounded time).
+    pub async fn run(
+        mut self,
+        mut detections: mpsc::Receiver<Detection>,
+        mut blocks: mpsc::Receiver<GuardReport>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                Some(d) = detections.recv() => self.on_detection(d),
+                Some(done) = self.finished_rx.recv() => self.record(done),
+                Some(report) = blocks.recv() => self.on_block(report).await,
+                _ = cancel.cancelled() => break,
+            }
+        }
+        // The last detections go out and are recorded before exit, within a bounded time.
+        while let Ok(d) = detections.try_recv() {
+            self.on_detection(d);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1_200);
+        while self.outstanding > 0 {
+            match tokio::time::timeout_at(deadline, self.finished_rx.recv()).await {
+                Ok(Some(done)) => self.record(done),
+                _ => break,
+            }
+        }
+    }
+
+    fn record(&mut self, done: Finished) {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        match done {
+            Finished::Detection(r) => self.incidents.record(&*r),
+            Finished::Resend(r) => self.incidents.record(&r),
+        }
+    }
+
+    /// Sends every pause of a pending-tx detection at once; records it when all have answered.
+    fn on_detection(&mut self, d: Detection) {
+        let target = self.target;
+        let handed_us = micros(d.tx.seen_at);
+        let plans = plans_of(&d.decisions);
+        for plan in &plans {
+            self.in_flight
+                .insert(plan.tx_hash, InFlight { plan: plan.clone(), first_target: target });
+        }
+        for f in &d.findings {
+            tracing::warn!(attack = %d.tx.hash, rule = f.rule, contract = %f.contract_name, "{}", f.summary);
+        }
+        let submitter = Arc::clone(&self.submitter);
+        let finished = self.finished_tx.clone();
+        self.outstanding += 1;
+        tokio::spawn(async move {
+            let reports = submit_all(&submitter, &plans, target, Some(d.tx.seen_at)).await;
+            let answered_us = (!reports.is_empty()).then(|| micros(d.tx.seen_at));
+            let record = DetectionRecord {
+                kind: "detection",
+                at_unix_ms: unix_ms(),
+                source: DetectionSource::Mempool,
+                attack_tx: d.tx.hash,
+                attack_from: d.tx.tx.signer(),
+                attack_to: d.tx.tx.inner().to(),
+                attack_fees: Some(d.attack_fees),
+                seen_from: d.tx.source.to_string(),
+                sim_block: d.outcome.block_number,
+                sim_gas_used: d.outcome.gas_used,
+                sim_time_us: d.outcome.sim_time.as_secs_f64() * 1e6,
+                findings: d.findings,
+                holdings: d.outcome.holdings,
+                decisions: d.decisions,
+                times: d.times,
+                submit_started_us: (!plans.is_empty()).then_some(handed_us),
+                sent_us: reports.iter().filter_map(|(_, sent)| *sent).reduce(f64::min),
+                answered_us,
+                submitted: reports.into_iter().map(|(r, _)| r).collect(),
+            };
+            let _ = finished.send(Finished::Detection(Box::new(record)));
+        });
+    }
+
+    async fn on_block(&mut self, report: GuardReport) {
+        let number = report.number;
+        self.target = number + 1;
+        if !report.reorged.is_empty() {
+            self.after_reorg(&report.reorged);
+        }
+        if let Some(f) = &self.on_deployed
+            && !report.deployed.is_empty()
+        {
+            (f.0)(&report.deployed);
+        }
+        self.record_landed(&report);
+        self.follow_paused_state(&report);
+        self.answer_mined_attacks(&report);
+        self.resend(number);
+        self.resync_nonce();
+    }
+
+    /// A reorg dropped blocks that held our pauses: they are in flight again.
+    fn after_reorg(&mut self, dropped: &[u64]) {
+        let mut responder = lock(&self.responder);
+        self.landed.retain(|(block, pauses)| {
+            if !dropped.contains(block) {
+                return true;
+            }
+            for p in pauses {
+                tracing::warn!(pause = %p.plan.tx_hash, block, "reorg dropped the block holding our pause; sending it again");
+                responder.mark_unpaused(&p.plan.contract);
+                self.in_flight.insert(p.plan.tx_hash, p.clone());
+            }
+            false
+        });
+    }
+
+    fn record_landed(&mut self, report: &GuardReport) {
+        let number = report.number;
+        let index_of = |h: &B256| report.txs.iter().position(|(t, _)| t == h);
+        let landed: Vec<B256> =
+            self.in_flight.keys().copied().filter(|h| index_of(h).is_some()).collect();
+        let mut kept = Vec::new();
+        for hash in landed {
+            let Some(p) = self.in_flight.remove(&hash) else { continue };
+            let pause_index = index_of(&hash);
+            let attack_index = p.plan.attack_tx.and_then(|a| index_of(&a));
+            let paused =
+                report.paused.iter().find(|(c, _)| *c == p.plan.contract).and_then(|(_, v)| *v);
+            let holdings = report
+                .holdings
+                .iter()
+                .find(|(c, _)| *c == p.plan.contract)
+                .map(|(_, h)| {
+                    h.iter()
+                        .map(|(asset, before, after)| HoldingKept {
+                            asset: *asset,
+                            before: *before,
+                            after: *after,
+                            kept: after >= before,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let record = OutcomeRecord {
+                kind: "outcome",
+                at_unix_ms: unix_ms(),
+                block: number,
+                contract: p.plan.contract,
+                contract_name: p.plan.contract_name.clone(),
+                pause_tx: hash,
+                pause_landed: true,
+                pause_succeeded: pause_index.map(|i| report.txs[i].1),
+                pause_index,
+                attack_tx: p.plan.attack_tx,
+                attack_index,
+                attack_succeeded: attack_index.map(|i| report.txs[i].1),
+                same_block: attack_index.is_some(),
+                pause_before_attack: matches!((pause_index, attack_index), (Some(p), Some(a)) if p < a),
+                contract_paused: paused,
+                holdings,
+            };
+            tracing::info!(
+                block = number,
+                contract = %p.plan.contract_name,
+                pause_index = ?record.pause_index,
+                attack_index = ?record.attack_index,
+                attack_succeeded = ?record.attack_succeeded,
+                "pause landed"
+            );
+            self.incidents.record(&record);
+            lock(&self.responder)
+                .mark_paused(p.plan.contract, &format!("our pause landed in block {number}"));
+            kept.push(p);
+        }
+        if !kept.is_empty() {
+            if self.landed.len() == LANDED_KEPT {
+                self.landed.pop_front();
+            }
+            self.landed.push_back((number, kept));
+        }
+    }
+
+    /// Contracts paused on chain (by us or anyone) are not raced; one whose pause was lifted is.
+    fn follow_paused_state(&mut self, report: &GuardReport) {
+        let mut responder = lock(&self.responder);
+        for (contract, paused) in &report.paused {
+            let name = self
+                .config
+                .protected(*contract)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| contract.to_string());
+            match paused {
+                Some(true) if !responder.is_paused(contract) => {
+                    responder.mark_paused(
+                        *contract,
+                        &format!("paused() true at block {}", report.number),
+                    );
+                    tracing::info!(contract = %name, block = report.number, "contract is paused");
+                }
+                Some(false) if responder.is_paused(contract) => {
+                    let was = responder.mark_unpaused(contract).unwrap_or_default();
+                    responder.forget_in_flight(contract);
+                    tracing::warn!(contract = %name, block = report.number, "contract unpaused; guard re-armed");
+                    self.incidents.record(&RearmRecord {
+                        kind: "rearmed",
+                        at_unix_ms: unix_ms(),
+                        contract: *contract,
+                        contract_name: name,
+                        unpaused_at_block: report.number,
+                        was,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Findings in txs already mined: pause at once, for the next block.
+    fn answer_mined_attacks(&mut self, report: &GuardReport) {
+        for found in &report.findings {
+            let decisions = decide_all(
+                &self.responder,
+                &self.config,
+                &found.findings,
+                None,
+                report.next_base_fee,
+            );
+            tracing::warn!(
+                block = report.number,
+                attack = %found.tx.hash,
+                findings = found.findings.len(),
+                "block guard: mined tx with findings"
+            );
+            let plans = plans_of(&decisions);
+            for plan in &plans {
+                self.in_flight.insert(
+                    plan.tx_hash,
+                    InFlight { plan: plan.clone(), first_target: self.target },
+                );
+            }
+            let (submitter, finished, target) =
+                (Arc::clone(&self.submitter), self.finished_tx.clone(), self.target);
+            let started = Instant::now();
+            let (hash, tx, outcome, findings) =
+                (found.tx.hash, found.tx.tx.clone(), found.outcome.clone(), found.findings.clone());
+            let number = report.number;
+            self.outstanding += 1;
+            tokio::spawn(async move {
+                let reports = submit_all(&submitter, &plans, target, Some(started)).await;
+                let record = DetectionRecord {
+                    kind: "detection",
+                    at_unix_ms: unix_ms(),
+                    source: DetectionSource::BlockGuard,
+                    attack_tx: hash,
+                    attack_from: tx.signer(),
+                    attack_to: tx.inner().to(),
+                    attack_fees: None,
+                    seen_from: "block".into(),
+                    sim_block: number,
+                    sim_gas_used: outcome.gas_used,
+                    sim_time_us: outcome.sim_time.as_secs_f64() * 1e6,
+                    findings,
+                    holdings: outcome.holdings,
+                    decisions,
+                    times: StageTimes::default(),
+                    submit_started_us: Some(0.0),
+                    sent_us: reports.iter().filter_map(|(_, sent)| *sent).reduce(f64::min),
+                    answered_us: Some(micros(started)),
+                    submitted: reports.into_iter().map(|(r, _)| r).collect(),
+                };
+                let _ = finished.send(Finished::Detection(Box::new(record)));
+            });
+        }
+    }
+
+    /// Pauses not seen in a block yet go out again for the next one, within `resend_blocks`.
+    fn resend(&mut self, number: u64) {
+        let limit = self.config.respond.resend_blocks;
+        let due: Vec<InFlight> = self.in_flight.values().cloned().collect();
+        for p in due {
+            if number + 1 > p.first_target + limit {
+                self.in_flight.remove(&p.plan.tx_hash);
+                lock(&self.responder).forget_in_flight(&p.plan.contract);
+                tracing::warn!(pause = %p.plan.tx_hash, "pause not included within resend_blocks; given up");
+                continue;
+            }
+            if lock(&self.responder).is_paused(&p.plan.contract) {
+                self.in_flight.remove(&p.plan.tx_hash);
+                continue;
+            }
+            let (submitter, finished, target) =
+                (Arc::clone(&self.submitter), self.finished_tx.clone(), number + 1);
+            self.outstanding += 1;
+            tokio::spawn(async move {
+                let report = submitter.submit(p.plan.raw.clone(), p.plan.tx_hash, target).await;
+                let _ = finished.send(Finished::Resend(ResendRecord {
+                    kind: "resend",
+                    at_unix_ms: unix_ms(),
+                    pause_tx: p.plan.tx_hash,
+                    contract: p.plan.contract,
+                    report,
+                }));
+            });
+        }
+    }
+
+    /// The guardian's nonce from the chain, off this task.
+    fn resync_nonce(&self) {
+        let Some(address) = lock(&self.responder).pauser().map(|p| p.address()) else { return };
+        let (source, responder) = (self.source.clone(), Arc::clone(&self.responder));
+        tokio::spawn(async move {
+            let nonce = source
+                .with_failover(0, |node| async move {
+                    alloy::providers::Provider::get_transaction_count(&node.provider(), address)
+                        .await
+                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
+                })
+                .await;
+            if let Ok(n) = nonce
+                && let Some(p) = lock(&responder).pauser_mut()
+            {
+                p.resync(n);
+            }
+        });
+    }
+}
+
+fn plans_of(decisions: &[(Address, Decision)]) -> Vec<PausePlan> {
+    decisions
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Decision::Pause { plan } | Decision::Replace { plan, .. } => Some(plan.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every plan to every destination at once; with each report, when its first copy went out
+/// (µs after `since`).
+async fn submit_all(
+    submitter: &Submitter,
+    plans: &[PausePlan],
+    target: u64,
+    since: Option<Instant>,
+) -> Vec<(SubmitReport, Option<f64>)> {
+    let sends = plans.iter().map(|plan| async move {
+        let handed = since.map(micros);
+        let report = submitter.submit(plan.raw.clone(), plan.tx_hash, target).await;
+        tracing::warn!(
+            attack = ?plan.attack_tx,
+            contract = %plan.contract_name,
+            pause = %plan.tx_hash,
+            max_fee = plan.max_fee_per_gas,
+            tip = plan.max_priority_fee_per_gas,
+            accepted = report.results.iter().filter(|r| r.ok).count(),
+            destinations = report.results.len(),
+            "pause sent"
+        );
+        (report, handed)
+    });
+    futures::future::join_all(sends).await
+}
+
+fn micros(since: Instant) -> f64 {
+    StageTimes::since(since, Instant::now())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

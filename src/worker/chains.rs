@@ -1,0 +1,161 @@
+//! Pending txs that need their sender's earlier pending txs first: each runs on a stacked
+//! layer holding the state those predecessors leave (computed once, shared by later nonces),
+//! never on a copy of the fork. Layers are dropped on a new head; the txs are kept until a
+//! block mines them, so a chain split by a block still resolves.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy::{consensus::Transaction as _, primitives::Address};
+use dashmap::DashMap;
+
+use crate::{
+    fork::StateLayer,
+    simulate::{SimError, Simulator},
+    types::{PendingTx, SimOutcome},
+};
+
+/// A sender not seen for this long is forgotten.
+const SENDER_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Default)]
+struct SenderState {
+    txs: BTreeMap<u64, PendingTx>,
+    /// The state after the sender's pending txs up to each nonce, for the fork generation
+    /// it was computed on.
+    layers: BTreeMap<u64, Arc<StateLayer>>,
+    layers_generation: u64,
+    waiting: Vec<PendingTx>,
+    touched: Option<Instant>,
+}
+
+/// A simulation that ran, and whether it ran after predecessors.
+#[derive(Debug)]
+pub struct ChainedOutcome {
+    pub outcome: SimOutcome,
+    pub chained: bool,
+}
+
+#[derive(Debug)]
+pub enum ChainRun {
+    Done(ChainedOutcome),
+    /// A predecessor has not arrived yet: the tx waits for it.
+    Parked,
+}
+
+/// Pending txs by sender and nonce, with the layers their predecessors leave.
+#[derive(Debug, Default)]
+pub struct SenderChains {
+    senders: DashMap<Address, SenderState>,
+}
+
+impl SenderChains {
+    pub fn record(&self, tx: &PendingTx) {
+        let mut s = self.senders.entry(tx.tx.signer()).or_default();
+        // A replacement (same nonce, higher fee) is the one that will be mined.
+        s.txs.insert(tx.tx.nonce(), tx.clone());
+        s.touched = Some(Instant::now());
+    }
+
+    /// Simulates `tx`, after its sender's pending predecessors when the fork's nonce is behind.
+    pub fn simulate(
+        &self,
+        simulator: &mut Simulator,
+        tx: &PendingTx,
+        generation: u64,
+    ) -> Result<ChainRun, SimError> {
+        match simulator.simulate(tx.hash, &tx.tx) {
+            Err(SimError::NonceAhead { state_nonce, tx_nonce, .. }) => {
+                self.simulate_chained(simulator, tx, generation, state_nonce, tx_nonce)
+            }
+            Ok(outcome) => Ok(ChainRun::Done(ChainedOutcome { outcome, chained: false })),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn simulate_chained(
+        &self,
+        simulator: &mut Simulator,
+        tx: &PendingTx,
+        generation: u64,
+        state_nonce: u64,
+        tx_nonce: u64,
+    ) -> Result<ChainRun, SimError> {
+        let sender = tx.tx.signer();
+        // The newest layer this generation already has, and the predecessors still to run.
+        let (mut layer, todo) = {
+            let mut s = self.senders.entry(sender).or_default();
+            if s.layers_generation != generation {
+                s.layers.clear();
+                s.layers_generation = generation;
+            }
+            // Mined nonces are gone for good.
+            s.txs.retain(|n, _| *n >= state_nonce);
+            let base = s.layers.range(state_nonce..tx_nonce).next_back().map(|(n, l)| (*n, l));
+            let (start, layer) = match base {
+                Some((n, l)) => (n + 1, Some(Arc::clone(l))),
+                None => (state_nonce, None),
+            };
+            let todo: Option<Vec<PendingTx>> =
+                (start..tx_nonce).map(|n| s.txs.get(&n).cloned()).collect();
+            match todo {
+                Some(todo) => (layer, todo),
+                None => {
+                    s.waiting.push(tx.clone());
+                    return Ok(ChainRun::Parked);
+                }
+            }
+        };
+        // Each predecessor runs on the layer before it; its state joins the next layer.
+        for prior in &todo {
+            simulator.set_layers(layer.iter().cloned().collect());
+            let (_, state) = match simulator.execute(prior.hash, &prior.tx) {
+                Ok(run) => run,
+                Err(e) => {
+                    simulator.set_layers(Vec::new());
+                    return Err(e);
+                }
+            };
+            let mut next = layer.as_deref().cloned().unwrap_or_default();
+            let mut step = StateLayer::new();
+            step.apply_evm_state(&state);
+            next.extend(&step);
+            let next = Arc::new(next);
+            if let Some(mut s) = self.senders.get_mut(&sender)
+                && s.layers_generation == generation
+            {
+                s.layers.insert(prior.tx.nonce(), Arc::clone(&next));
+            }
+            layer = Some(next);
+        }
+        simulator.set_layers(layer.into_iter().collect());
+        let result = simulator.simulate(tx.hash, &tx.tx);
+        simulator.set_layers(Vec::new());
+        result.map(|outcome| ChainRun::Done(ChainedOutcome { outcome, chained: true }))
+    }
+
+    /// Txs of `sender` that waited for a predecessor: one arrived, so they run again now.
+    pub fn unpark(&self, sender: Address) -> Vec<PendingTx> {
+        match self.senders.get_mut(&sender) {
+            Some(mut s) if !s.waiting.is_empty() => std::mem::take(&mut s.waiting),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Forgets senders not seen for a while, so the map stays bounded.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        self.senders.retain(|_, s| s.touched.is_some_and(|t| now.duration_since(t) < SENDER_TTL));
+    }
+
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+}
