@@ -15,6 +15,10 @@ const SECRET_KEYS: [&str; 3] = ["guardian.key", "guardian.password", "relay_auth
 /// Longest key path an error prints; longer ones are cut (they are typos or garbage).
 const MAX_KEY_CHARS: usize = 80;
 
+/// Dotted parts of one key the scanner keeps: enough for any real key, and a hostile header
+/// with thousands of parts stays linear to scan.
+const MAX_KEY_PARTS: usize = 16;
+
 pub(super) fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let at = match e.span() {
         Some(span) => {
@@ -171,6 +175,7 @@ fn split_key(s: &str) -> Option<Vec<String>> {
             (Some(q), c) if c == q => quote = None,
             (Some(_), c) => current.push(c),
             (None, '"' | '\'') => quote = Some(c),
+            (None, '.') if parts.len() + 1 >= MAX_KEY_PARTS => break,
             (None, '.') => parts.push(std::mem::take(&mut current).trim().to_string()),
             (None, c) if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ' => {
                 current.push(c)
