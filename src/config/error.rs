@@ -29,13 +29,13 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// An invalid value; key and reason are redacted (they may quote what the user typed).
+    /// An invalid value; key and reason are sanitized (they may quote what the user typed).
     pub(super) fn invalid(file: &std::path::Path, key: &str, reason: &str) -> Self {
-        Self::Invalid { file: file.to_path_buf(), key: redact(key), reason: redact(reason) }
+        Self::Invalid { file: file.to_path_buf(), key: sanitize(key), reason: sanitize(reason) }
     }
 
     pub(super) fn secret(file: &std::path::Path, key: &'static str, reason: &str) -> Self {
-        Self::Secret { file: file.to_path_buf(), key, reason: redact(reason) }
+        Self::Secret { file: file.to_path_buf(), key, reason: sanitize(reason) }
     }
 }
 
@@ -68,6 +68,12 @@ fn gwei(wei: u128) -> String {
         let frac = format!("{frac:09}");
         format!("{whole}.{} gwei", frac.trim_end_matches('0'))
     }
+}
+
+/// Text from the file made fit for an error line: long hex runs redacted, control characters
+/// (newlines, terminal escapes) shown as `?`.
+pub(super) fn sanitize(text: &str) -> String {
+    redact(text).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// The longest hex run a config holds for a good reason: a 40-digit address.

@@ -35,6 +35,9 @@ impl FromStr for SecretRef {
             }
             Ok(Self::Env(var.to_string()))
         } else if let Some(path) = s.strip_prefix("file:") {
+            if path.trim().is_empty() {
+                return Err("`file:` needs a path".into());
+            }
             Ok(Self::File(PathBuf::from(path)))
         } else {
             // Never echo the value: it may be the secret itself, pasted by mistake.
@@ -43,7 +46,7 @@ impl FromStr for SecretRef {
     }
 }
 
-/// A POSIX-style variable name, short enough that it cannot be a 64-digit key.
+/// A POSIX-style variable name that does not look like a key pasted after `env:`.
 fn is_variable_name(s: &str) -> bool {
     s.len() <= 64
         && !s.starts_with(|c: char| c.is_ascii_digit())

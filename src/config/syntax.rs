@@ -6,7 +6,7 @@ use std::{collections::HashMap, path::Path};
 
 use super::{
     ConfigError,
-    error::{SyntaxAt, redact},
+    error::{SyntaxAt, sanitize},
 };
 
 /// Keys whose values are secrets: a reason there gets a hint on how to give one.
@@ -31,7 +31,7 @@ pub(super) fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> Conf
     if at.key.as_deref().is_some_and(|k| SECRET_KEYS.contains(&k)) {
         reason.push_str("; secrets are given by reference only: \"env:VAR\" or \"file:PATH\"");
     }
-    ConfigError::Syntax { file: file.to_path_buf(), at, reason: printable(&redact(&reason)) }
+    ConfigError::Syntax { file: file.to_path_buf(), at, reason: sanitize(&reason) }
 }
 
 /// toml's message without what it quoted from the file. serde's shapes put the file's text
@@ -89,7 +89,7 @@ pub(super) fn key_path_at(text: &str, offset: usize) -> Option<String> {
     if path.is_empty() {
         return None;
     }
-    let path = printable(&redact(&path.join(".")));
+    let path = sanitize(&path.join("."));
     Some(if path.chars().count() > MAX_KEY_CHARS {
         format!("{}…", path.chars().take(MAX_KEY_CHARS).collect::<String>())
     } else {
@@ -185,9 +185,4 @@ fn split_key(s: &str) -> Option<Vec<String>> {
     }
     parts.push(current.trim().to_string());
     Some(parts)
-}
-
-/// Control characters shown as `?`: an error line is one line, and no escape reaches a terminal.
-fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }

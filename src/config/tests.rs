@@ -497,6 +497,8 @@ fn unresolvable_secrets_name_the_file_and_the_key() {
 
 #[test]
 fn env_reference_must_name_a_variable() {
+    let e = error_of(&GOOD.replace("env:PREEMPT_GUARDIAN_KEY", "file:"));
+    assert_eq!(e, "preempt.toml: key `guardian.key`: `file:` needs a path");
     for bad in ["env:1ABC", "env:A-B", "env:A B"] {
         let e = error_of(&GOOD.replace("env:PREEMPT_GUARDIAN_KEY", bad));
         assert!(
@@ -563,6 +565,15 @@ fn reasons_keep_the_schema_and_drop_the_input() {
         "unexpected keys in table"
     );
     assert_eq!(reason_of("`x`"), "invalid value");
+}
+
+#[test]
+fn control_characters_from_the_file_never_reach_an_error() {
+    let e = error_of(&GOOD.replace("0x5FbDB2315678afecb367f032d93F642f64180aa3", "\\u001b[2J\\n"));
+    assert_eq!(
+        e,
+        "preempt.toml: key `protect[0].address`: `?[2J?` is not an address: invalid string length"
+    );
 }
 
 #[test]
