@@ -31,9 +31,18 @@ fn amount(v: &Value) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// A long string as its first 10 and last 4 characters (characters, not bytes: a hand-edited
+/// or hostile record may hold any text).
 fn short(v: &Value) -> String {
     let s = v.as_str().unwrap_or("?");
-    if s.len() > 14 { format!("{}…{}", &s[..10], &s[s.len() - 4..]) } else { s.to_string() }
+    let n = s.chars().count();
+    if n > 14 {
+        let head: String = s.chars().take(10).collect();
+        let tail: String = s.chars().skip(n - 4).collect();
+        format!("{head}…{tail}")
+    } else {
+        s.to_string()
+    }
 }
 
 /// Renders every record of a JSON-lines incident file; unreadable lines are named, not fatal.

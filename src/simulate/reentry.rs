@@ -197,4 +197,96 @@ mod tests {
         let c = candidates(&frames, &[P]);
         assert!(c.is_empty());
     }
+
+    /// Property tests (issue 9 item 8): these functions are crate-private, so their fuzzing
+    /// lives here rather than in `tests/it/fuzz.rs`.
+    mod properties {
+        use proptest::{prelude::*, sample::Index};
+
+        use super::*;
+
+        const POOL: [Address; 4] =
+            [P, A, Address::with_last_byte(0xcc), Address::with_last_byte(0xdd)];
+
+        /// A call tree as the inspector records it (each frame's parent is an earlier frame),
+        /// with any targets, schemes and success flags.
+        fn call_tree() -> impl Strategy<Value = Vec<CallFrame>> {
+            let spec = (any::<Index>(), any::<Index>(), any::<bool>(), any::<bool>());
+            prop::collection::vec(spec, 1..16).prop_map(|specs| {
+                specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (parent, target, success, delegate))| {
+                        let parent = (i > 0).then(|| parent.index(i));
+                        let scheme = if *delegate { "DELEGATECALL" } else { "CALL" };
+                        let mut f = frame(i, parent, A, *target.get(&POOL), scheme);
+                        f.success = *success;
+                        f
+                    })
+                    .collect()
+            })
+        }
+
+        /// Spans and accesses with no relation to the tree: out-of-range frames, any order.
+        fn log() -> impl Strategy<Value = (Vec<FrameSpan>, Vec<StorageAccess>)> {
+            let span = (0..64u64, 0..64u64).prop_map(|(start, end)| FrameSpan { start, end });
+            let access = (0..64u64, 0..20usize, any::<Index>(), 0..4u64, any::<bool>()).prop_map(
+                |(seq, frame, address, slot, write)| StorageAccess {
+                    seq,
+                    frame,
+                    address: *address.get(&POOL),
+                    slot: U256::from(slot),
+                    write,
+                },
+            );
+            (prop::collection::vec(span, 0..20), prop::collection::vec(access, 0..40))
+        }
+
+        fn is_ancestor(frames: &[CallFrame], ancestor: usize, mut of: usize) -> bool {
+            while let Some(p) = frames[of].parent {
+                if p == ancestor {
+                    return true;
+                }
+                of = p;
+            }
+            false
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 2048,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Never a panic, and never a re-entry for a contract not entered twice: each one
+            /// names a live outer frame and a successful inner frame on the same protected
+            /// contract, entered from another contract.
+            #[test]
+            fn reentry_is_reported_only_for_a_contract_entered_twice(
+                frames in call_tree(),
+                (spans, accesses) in log(),
+                protected in prop::sample::subsequence(POOL.to_vec(), 0..=4),
+            ) {
+                let found = candidates(&frames, &protected);
+                for c in &found {
+                    let entries = frames.iter().filter(|f| f.target == c.contract).count();
+                    prop_assert!(entries >= 2, "{c:?} with {entries} frame(s) on it");
+                    prop_assert!(protected.contains(&c.contract));
+                    prop_assert_eq!(frames[c.outer].target, c.contract);
+                    prop_assert_eq!(frames[c.inner].target, c.contract);
+                    prop_assert!(frames[c.inner].success);
+                    prop_assert!(is_ancestor(&frames, c.outer, c.inner), "{c:?}");
+                    let parent = frames[c.inner].parent.map(|p| frames[p].target);
+                    prop_assert!(parent.is_some_and(|t| t != c.contract), "{c:?}");
+                }
+                for o in observe(&found, &frames, &spans, &accesses) {
+                    let c = Candidate { contract: o.contract, outer: o.outer_frame, inner: o.inner_frame };
+                    prop_assert!(found.contains(&c), "{o:?} is not a candidate");
+                    prop_assert!(!o.stale_slots.is_empty());
+                    prop_assert!(o.stale_slots.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+                }
+            }
+        }
+    }
 }

@@ -7,5 +7,6 @@ mod check;
 mod cli;
 mod fixtures;
 mod fork;
+mod fuzz;
 mod run;
 mod submit;

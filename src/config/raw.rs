@@ -1,0 +1,153 @@
+//! The file format as serde reads it: defaults beside the fields, unknown keys refused.
+//! Limits are read as TOML integers (`i64`) so that a negative value reaches validation and
+//! gets the same "outside the allowed range" error as any other.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::ResponseMode;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default, rename = "node")]
+    pub(super) nodes: Vec<RawNode>,
+    pub(super) guardian: Option<RawGuardian>,
+    #[serde(default, rename = "protect")]
+    pub(super) protected: Vec<RawProtected>,
+    #[serde(default)]
+    pub(super) simulation: RawSimulation,
+    #[serde(default, rename = "relay")]
+    pub(super) relays: Vec<RawRelay>,
+    pub(super) relay_auth: Option<RawRelayAuth>,
+    #[serde(default)]
+    pub(super) respond: RawRespond,
+    pub(super) incidents: Option<RawIncidents>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    /// Default: `node<index>`.
+    pub(super) name: Option<String>,
+    pub(super) url: String,
+    #[serde(default = "yes")]
+    pub(super) pending: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGuardian {
+    pub(super) key: Option<String>,
+    pub(super) keystore: Option<PathBuf>,
+    pub(super) password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawSimulation {
+    pub(super) view_gas_limit: i64,
+    pub(super) max_tx_gas: i64,
+    pub(super) workers: i64,
+    pub(super) queue_capacity: i64,
+}
+
+impl Default for RawSimulation {
+    fn default() -> Self {
+        Self {
+            view_gas_limit: 3_000_000,
+            max_tx_gas: super::TX_GAS_CAP as i64,
+            // One core left for ingest, the node connections and the guard.
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get().saturating_sub(1))
+                .unwrap_or(1)
+                .max(1) as i64,
+            queue_capacity: 8_192,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelay {
+    /// Default: `relay<index>`.
+    pub(super) name: Option<String>,
+    pub(super) url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelayAuth {
+    pub(super) key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawRespond {
+    pub(super) mode: ResponseMode,
+    pub(super) max_fee_per_gas_gwei: f64,
+    pub(super) max_priority_fee_per_gas_gwei: f64,
+    pub(super) pause_gas_limit: i64,
+    pub(super) resend_blocks: i64,
+}
+
+impl Default for RawRespond {
+    fn default() -> Self {
+        Self {
+            mode: ResponseMode::Pause,
+            max_fee_per_gas_gwei: 1_000.0,
+            max_priority_fee_per_gas_gwei: 500.0,
+            pause_gas_limit: 200_000,
+            resend_blocks: 3,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIncidents {
+    pub(super) path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProtected {
+    pub(super) name: String,
+    pub(super) address: String,
+    #[serde(default)]
+    pub(super) tokens: Vec<String>,
+    /// Default 1,000 (10%).
+    #[serde(default = "default_drain_threshold_bps")]
+    pub(super) drain_threshold_bps: i64,
+    #[serde(default)]
+    pub(super) claims: Vec<RawClaim>,
+    #[serde(default)]
+    pub(super) invariants: Vec<String>,
+    /// Default: `pause()` on the contract itself.
+    pub(super) pause: Option<RawPause>,
+}
+
+fn default_drain_threshold_bps() -> i64 {
+    1_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClaim {
+    pub(super) view: String,
+    pub(super) asset: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPause {
+    /// Default: the protected contract.
+    pub(super) target: Option<String>,
+    /// Default: `pause()`.
+    pub(super) calldata: Option<String>,
+}
