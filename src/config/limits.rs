@@ -25,6 +25,15 @@ pub const WORKERS: RangeInclusive<u64> = 1..=256;
 /// hides that the workers are behind.
 pub const QUEUE_CAPACITY: RangeInclusive<u64> = 1_024..=4_194_304;
 
+/// `fork.max_entries`: accounts plus slots kept (~120 bytes each). Under 10,000 the protected
+/// state and one busy block no longer fit and every block refetches; above 100M the cache
+/// outgrows any host it would run on (~12 GB).
+pub(super) const FORK_MAX_ENTRIES: RangeInclusive<u64> = 10_000..=100_000_000;
+
+/// `fork.max_age_blocks`: an entry unused this long is dropped. Under 64 blocks the state a
+/// reorg rewinds to is gone; above ~1 year of blocks it is no bound at all.
+pub(super) const FORK_MAX_AGE_BLOCKS: RangeInclusive<u64> = 64..=2_628_000;
+
 /// `respond.resend_blocks`: at least one block, or a pause is never re-sent; a pause that has
 /// not landed in 64 blocks (~13 min) needs a person, not another resend.
 pub const RESEND_BLOCKS: RangeInclusive<u64> = 1..=64;

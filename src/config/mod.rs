@@ -41,6 +41,8 @@ pub struct Config {
     pub respond: RespondConfig,
     /// Incident records, one JSON line each.
     pub incidents_path: Option<PathBuf>,
+    /// How much forked state the guard keeps (`[fork]`).
+    pub fork: crate::fork::ForkLimits,
 }
 
 #[derive(Debug, Clone)]

@@ -24,6 +24,26 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) respond: RawRespond,
     pub(super) incidents: Option<RawIncidents>,
+    #[serde(default)]
+    pub(super) fork: RawFork,
+}
+
+/// `[fork]`: how much forked state the guard keeps.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawFork {
+    pub(super) max_entries: i64,
+    pub(super) max_age_blocks: i64,
+}
+
+impl Default for RawFork {
+    fn default() -> Self {
+        let limits = crate::fork::ForkLimits::default();
+        Self {
+            max_entries: limits.max_entries as i64,
+            max_age_blocks: limits.max_age_blocks as i64,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

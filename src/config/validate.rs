@@ -6,7 +6,9 @@ use super::{
     Config, ConfigError, GuardianKey, NodeConfig, ProtectedContract, RelayConfig, RespondConfig,
     SecretRef, SimulationConfig,
     limits::{self, shown},
-    raw::{RawConfig, RawGuardian, RawNode, RawRelay, RawRelayAuth, RawRespond, RawSimulation},
+    raw::{
+        RawConfig, RawFork, RawGuardian, RawNode, RawRelay, RawRelayAuth, RawRespond, RawSimulation,
+    },
 };
 
 pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigError> {
@@ -18,6 +20,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
     let relays = v.relays(raw.relays)?;
     let relay_auth = v.relay_auth(raw.relay_auth, &relays, guardian.as_ref())?;
     let respond = v.respond(&raw.respond, &protected)?;
+    let fork = v.fork(&raw.fork)?;
     Ok(Config {
         file: file.to_path_buf(),
         nodes,
@@ -28,6 +31,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
         relay_auth,
         respond,
         incidents_path: raw.incidents.map(|i| i.path),
+        fork,
     })
 }
 
@@ -132,6 +136,23 @@ impl Validator<'_> {
                 &limits::QUEUE_CAPACITY,
                 "a smaller queue drops txs in an ordinary burst; a larger one only hides a backlog",
             )? as usize,
+        })
+    }
+
+    fn fork(&self, f: &RawFork) -> Result<crate::fork::ForkLimits, ConfigError> {
+        Ok(crate::fork::ForkLimits {
+            max_entries: self.in_range(
+                "fork.max_entries",
+                f.max_entries,
+                &limits::FORK_MAX_ENTRIES,
+                "fewer entries than the protected state and a busy block refetch every block;                  more than 100M outgrow the host",
+            )? as usize,
+            max_age_blocks: self.in_range(
+                "fork.max_age_blocks",
+                f.max_age_blocks,
+                &limits::FORK_MAX_AGE_BLOCKS,
+                "under 64 blocks a reorg rewinds past the kept state",
+            )?,
         })
     }
 

@@ -51,7 +51,7 @@ pub(super) fn run(fork: &ForkCache) -> EvictionReport {
     let limits = fork.limits();
     let now = fork.block();
     let over = before > limits.max_entries;
-    if !over && now % AGE_SWEEP_EVERY != 0 {
+    if !over && !now.is_multiple_of(AGE_SWEEP_EVERY) {
         return EvictionReport { before, after: before, evicted: 0, cutoff_age: u64::MAX };
     }
     let pinned = fork.pinned.read().unwrap_or_else(|p| p.into_inner()).clone();

@@ -20,7 +20,7 @@ pub use keys::{guardian_signer, relay_signer};
 
 use crate::{
     config::Config,
-    fork::{ForkCache, ForkError, ForkLimits, NodeError, SharedFork},
+    fork::{ForkCache, ForkError, NodeError, SharedFork},
     guard::{BlockGuard, GuardReport, GuardStats, HeadSignal, fetch_block_data},
     incident::IncidentLog,
     ingest::{IngestStats, NodeEvent, SeenSet, TxRouter, spawn_node},
@@ -32,6 +32,8 @@ use crate::{
 
 #[derive(Debug, Error)]
 pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("no node is reachable: {0}")]
     NoNodeReachable(String),
     #[error("guardian key: {0}")]
@@ -84,8 +86,12 @@ pub async fn run_with(
     on_ready: impl FnOnce(),
 ) -> Result<(), RunError> {
     let started = Instant::now();
+    config.check_runnable()?;
     let guardian = guardian_signer(&config)?;
     let relay_auth = relay_signer(&config)?;
+    if let (Some(g), Some(r)) = (&guardian, &relay_auth) {
+        config.check_distinct_keys(g.address(), r.address())?;
+    }
     let cancel = CancellationToken::new();
     let source = nodes::connect_all(&config, cancel.clone()).await?;
     let chain_id = source
@@ -98,8 +104,11 @@ pub async fn run_with(
         .await
         .map_err(|e| RunError::Node(NodeError::Rpc(e.to_string())))?;
 
+    // A fee cap the next block's base fee already outruns would sign pauses nobody includes.
+    config.check_fee_caps(u128::from(head_block.header_env.base_fee))?;
+
     // Protected state warm before `ready`.
-    let fork = Arc::new(ForkCache::with_source(head, Some(source.clone()), ForkLimits::default()));
+    let fork = Arc::new(ForkCache::with_source(head, Some(source.clone()), config.fork));
     warm_protected(&config, &fork).await.map_err(|e| RunError::Warm(e.to_string()))?;
     let pending_env = head_block.header_env;
     {

@@ -66,9 +66,12 @@ pub struct Dispatcher {
     outstanding: usize,
 }
 
+/// What is told of the contracts a block creates.
+pub type DeployedFn = dyn Fn(&[Address]) + Send + Sync;
+
 /// Called with the contracts each block creates.
 #[derive(Clone)]
-pub struct DeployedHook(pub Arc<dyn Fn(&[Address]) + Send + Sync>);
+pub struct DeployedHook(pub Arc<DeployedFn>);
 
 impl std::fmt::Debug for DeployedHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use auth::{FLASHBOTS_SIGNATURE_HEADER, flashbots_signature, verify_flashbots_signature};
-pub use dispatch::{DeployedHook, Dispatcher};
+pub use dispatch::{DeployedFn, DeployedHook, Dispatcher};
 
 use crate::{
     config::{NodeConfig, RelayConfig},

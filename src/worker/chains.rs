@@ -41,7 +41,7 @@ pub struct ChainedOutcome {
 
 #[derive(Debug)]
 pub enum ChainRun {
-    Done(ChainedOutcome),
+    Done(Box<ChainedOutcome>),
     /// A predecessor has not arrived yet: the tx waits for it.
     Parked,
 }
@@ -71,7 +71,7 @@ impl SenderChains {
             Err(SimError::NonceAhead { state_nonce, tx_nonce, .. }) => {
                 self.simulate_chained(simulator, tx, generation, state_nonce, tx_nonce)
             }
-            Ok(outcome) => Ok(ChainRun::Done(ChainedOutcome { outcome, chained: false })),
+            Ok(outcome) => Ok(ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: false }))),
             Err(e) => Err(e),
         }
     }
@@ -134,7 +134,7 @@ impl SenderChains {
         simulator.set_layers(layer.into_iter().collect());
         let result = simulator.simulate(tx.hash, &tx.tx);
         simulator.set_layers(Vec::new());
-        result.map(|outcome| ChainRun::Done(ChainedOutcome { outcome, chained: true }))
+        result.map(|outcome| ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: true })))
     }
 
     /// Txs of `sender` that waited for a predecessor: one arrived, so they run again now.
