@@ -50,6 +50,8 @@ pub enum GuardError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeadSignal {
     pub number: u64,
+    /// Its hash: a head at a number the fork already holds, with another hash, is a reorg.
+    pub hash: B256,
     pub seen_at: Option<Instant>,
 }
 
@@ -177,7 +179,7 @@ impl BlockGuard {
     pub async fn run(mut self, mut heads: watch::Receiver<HeadSignal>, cancel: CancellationToken) {
         loop {
             let signal = *heads.borrow_and_update();
-            if signal.number > self.fork.block() {
+            if signal.number > self.fork.block() || self.replaced(&signal) {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     done = self.advance_to(signal) => if let Err(e) = done {
@@ -198,13 +200,52 @@ impl BlockGuard {
         }
     }
 
+    /// A head at a number we hold, with another hash: the block we applied was replaced.
+    fn replaced(&self, signal: &HeadSignal) -> bool {
+        !signal.hash.is_zero()
+            && self.history.iter().any(|a| a.number == signal.number && a.hash != signal.hash)
+    }
+
+    /// Brings the fork up to the announced head, block by block. A head no node can serve (a
+    /// lagging or lying node's announcement) stops the walk at the last real block, to be
+    /// tried again on the next announcement: it never blinds the guard to the real chain.
     async fn advance_to(&mut self, signal: HeadSignal) -> Result<(), GuardError> {
+        if self.replaced(&signal) {
+            let reorged = self.rewind(signal.number).await?;
+            // Nothing dropped: the nodes still hold our block there (a wrong announcement).
+            if !reorged.is_empty() {
+                let report = self.step_after_rewind(signal.number, reorged).await?;
+                if self.reports.send(report).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
         if signal.number.saturating_sub(self.fork.block()) > MAX_CATCH_UP {
-            self.jump_to(signal.number).await?;
+            // Only a gap a node really has is skipped.
+            let latest = self
+                .source
+                .with_failover(0, |n| async move { n.latest_block_number().await })
+                .await
+                .map_err(|source| GuardError::Node { block: signal.number, source })?
+                .min(signal.number);
+            if latest.saturating_sub(self.fork.block()) > MAX_CATCH_UP {
+                self.jump_to(latest).await?;
+            }
         }
         while self.fork.block() < signal.number {
             let number = self.fork.block() + 1;
-            let report = self.step(number).await?;
+            let report = match self.step(number).await {
+                Ok(r) => r,
+                Err(GuardError::MissingBlock(n)) => {
+                    tracing::debug!(
+                        block = n,
+                        announced = signal.number,
+                        "announced head not on any node yet"
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(seen) = signal.seen_at.filter(|_| number == signal.number) {
                 self.stats
                     .last_head_lag_ms
@@ -287,6 +328,9 @@ impl BlockGuard {
                 dropped.push(gone.number);
                 keys.push(gone.keys);
             }
+        }
+        if dropped.is_empty() {
+            return Ok(dropped);
         }
         self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
         match self.history.back() {

@@ -179,7 +179,8 @@ pub async fn run_with(
 
     // Block guard: the one writer of the fork.
     let guard_stats = Arc::new(GuardStats::default());
-    let (heads_tx, heads_rx) = watch::channel(HeadSignal { number: head, seen_at: None });
+    let (heads_tx, heads_rx) =
+        watch::channel(HeadSignal { number: head, hash: head_block.hash, seen_at: None });
     let guard = BlockGuard::new(
         config.clone(),
         chain_id,
@@ -246,12 +247,15 @@ pub async fn run_with(
                 Some(NodeEvent::Head(h)) => {
                     source.note_head(&h.source, h.number);
                     seen.prune(Duration::from_secs(600));
-                    heads_tx.send_if_modified(|current| {
-                        if h.number > current.number {
-                            *current = HeadSignal { number: h.number, seen_at: Some(Instant::now()) };
-                            true
-                        } else {
-                            false
+                    // Every announcement wakes the guard: a head it could not fetch yet (a node
+                    // ahead of the others, or lying) is tried again, and never hides later ones.
+                    heads_tx.send_modify(|current| {
+                        if h.number >= current.number && h.hash != current.hash {
+                            *current = HeadSignal {
+                                number: h.number,
+                                hash: h.hash,
+                                seen_at: Some(Instant::now()),
+                            };
                         }
                     });
                 }

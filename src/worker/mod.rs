@@ -18,7 +18,7 @@ use alloy::primitives::Address;
 use crossbeam_channel::{Receiver, Select, Sender};
 use serde::Serialize;
 
-pub use chains::SenderChains;
+pub use chains::{ChainRun, ChainedOutcome, SenderChains};
 
 use crate::{
     config::Config,

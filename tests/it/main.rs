@@ -8,5 +8,6 @@ mod cli;
 mod fixtures;
 mod fork;
 mod fuzz;
+mod guard;
 mod run;
 mod submit;
