@@ -43,11 +43,11 @@ const SETUP_CHUNK: usize = 24;
 /// Gas of a tx under test whose estimate failed (it reverts, or depends on a tx of its block).
 const FALLBACK_GAS: u64 = 3_000_000;
 /// How long preempt may take to log a pending tx as simulated (a debug build, cold state).
-const SIMULATED_WITHIN: Duration = Duration::from_secs(30);
+const SIMULATED_WITHIN: Duration = Duration::from_secs(10);
 /// After a simulation with findings, how long a pause may take to reach the pool.
 const PAUSE_WITHIN: Duration = Duration::from_secs(3);
 /// How long preempt may take to take in a mined block.
-const HEAD_WITHIN: Duration = Duration::from_secs(20);
+const HEAD_WITHIN: Duration = Duration::from_secs(10);
 /// How long `preempt run` may take to log `ready`.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
@@ -406,7 +406,7 @@ impl Driver {
             ));
         }
         let queued = std::mem::take(&mut self.queued);
-        // In chunks: anvil was seen to drop txs of a long same-sender run sent before one mine.
+        // In chunks: anvil 1.7.1 was seen to drop the tail of a 75-tx batch sent before one mine.
         for chunk in queued.chunks(SETUP_CHUNK) {
             let mut sent = Vec::with_capacity(chunk.len());
             for q in chunk {

@@ -28,6 +28,18 @@ pub(super) const SCENARIOS: &[ScenarioDef] = &[
         router_up_1,
     ),
     honest(
+        "univ2-router-swap-down-1pct",
+        S,
+        "user sells WETH for USDX via Router02: WETH -1%",
+        router_down_1,
+    ),
+    honest(
+        "univ2-router-swap-up-10pct",
+        S,
+        "user buys WETH with USDX via Router02: WETH +10%",
+        router_up_10,
+    ),
+    honest(
         "univ2-router-swap-down-10pct",
         S,
         "user sells WETH for USDX via Router02: WETH -10%",
@@ -40,21 +52,45 @@ pub(super) const SCENARIOS: &[ScenarioDef] = &[
         router_up_30,
     ),
     honest(
+        "univ2-router-swap-down-30pct",
+        S,
+        "user sells WETH for USDX via Router02: WETH -30%",
+        router_down_30,
+    ),
+    honest(
+        "univ2-direct-swap-up-1pct",
+        S,
+        "the wallet transfers USDX to the pair and calls pair.swap in one tx: WETH +1%",
+        direct_up_1,
+    ),
+    honest(
         "univ2-direct-swap-down-1pct",
         S,
-        "the wallet transfers WETH to the pair and calls pair.swap: WETH -1%",
+        "the wallet transfers WETH to the pair and calls pair.swap in one tx: WETH -1%",
         direct_down_1,
     ),
     honest(
         "univ2-direct-swap-up-10pct",
         S,
-        "the wallet transfers USDX to the pair and calls pair.swap: WETH +10%",
+        "the wallet transfers USDX to the pair and calls pair.swap in one tx: WETH +10%",
         direct_up_10,
+    ),
+    honest(
+        "univ2-direct-swap-down-10pct",
+        S,
+        "the wallet transfers WETH to the pair and calls pair.swap in one tx: WETH -10%",
+        direct_down_10,
+    ),
+    honest(
+        "univ2-direct-swap-up-30pct",
+        S,
+        "the wallet transfers USDX to the pair and calls pair.swap in one tx: WETH +30%",
+        direct_up_30,
     ),
     honest(
         "univ2-direct-swap-down-30pct",
         S,
-        "the wallet transfers WETH to the pair and calls pair.swap: WETH -30%",
+        "the wallet transfers WETH to the pair and calls pair.swap in one tx: WETH -30%",
         direct_down_30,
     ),
     honest(
@@ -90,110 +126,94 @@ async fn weth_for_down(d: &Driver, pct: f64) -> Result<U256, CorpusError> {
     Ok(scaled(weth_reserve, 1.0 / (1.0 - pct).sqrt() - 1.0))
 }
 
-fn router_swap(d: &Driver, from_usdx: bool, amount_in: U256) -> Result<Tx, CorpusError> {
+/// The trade that moves WETH's price by `pct` (signed): USDX in to push it up, WETH in to push
+/// it down.
+async fn trade_for(d: &Driver, pct: f64) -> Result<(bool, U256), CorpusError> {
+    Ok(if pct > 0.0 {
+        (true, usdx_for_up(d, pct).await?)
+    } else {
+        (false, weth_for_down(d, -pct).await?)
+    })
+}
+
+/// The user moves WETH's price by `pct` through Router02.
+async fn router_move(d: &mut Driver, pct: f64) -> Result<(), CorpusError> {
     let (weth, token) = (d.addr("WETH")?, d.addr("USDX")?);
-    let path = if from_usdx { vec![token, weth] } else { vec![weth, token] };
+    let (from_usdx, amount_in) = trade_for(d, pct).await?;
+    let (weth_reserve, usdx_reserve) = pair_reserves(d).await?;
+    let (path, out, token_out) = if from_usdx {
+        (vec![token, weth], amount_out(amount_in, usdx_reserve, weth_reserve), weth)
+    } else {
+        (vec![weth, token], amount_out(amount_in, weth_reserve, usdx_reserve), token)
+    };
     let call = IUniswapV2Router02::swapExactTokensForTokensCall {
         amountIn: amount_in,
-        amountOutMin: U256::ZERO,
+        amountOutMin: out,
         path,
         to: User.address(),
         deadline: DEADLINE,
     };
-    Ok(Tx::call(User, d.addr("UniswapV2Router02")?, call))
-}
-
-fn router_up_1(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
-    Box::pin(async move {
-        let amount = usdx_for_up(d, 0.01).await?;
-        let tx = router_swap(d, true, amount)?;
-        d.expect_gain("user gets WETH", User.address(), Asset::Token(d.addr("WETH")?), eth(6))
-            .await?;
-        d.block(vec![tx]).await?;
-        Ok(())
-    })
-}
-
-fn router_down_10(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
-    Box::pin(async move {
-        let amount = weth_for_down(d, 0.10).await?;
-        let tx = router_swap(d, false, amount)?;
-        d.expect_gain(
-            "user gets USDX",
-            User.address(),
-            Asset::Token(d.addr("USDX")?),
-            usdx(100_000),
-        )
+    d.expect_gain("user gets the quoted amount", User.address(), Asset::Token(token_out), out)
         .await?;
-        d.block(vec![tx]).await?;
-        Ok(())
-    })
+    let router = d.addr("UniswapV2Router02")?;
+    d.block(vec![Tx::call(User, router, call)]).await?;
+    Ok(())
 }
 
-fn router_up_30(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
-    Box::pin(async move {
-        let amount = usdx_for_up(d, 0.30).await?;
-        let tx = router_swap(d, true, amount)?;
-        d.expect_gain("user gets WETH", User.address(), Asset::Token(d.addr("WETH")?), eth(150))
-            .await?;
-        d.block(vec![tx]).await?;
-        Ok(())
-    })
-}
-
-/// The wallet pays `amount_in` of one token into the pair and takes the other out, in one tx.
-async fn direct_swap(d: &mut Driver, from_usdx: bool, amount_in: U256) -> Result<(), CorpusError> {
+/// The wallet moves WETH's price by `pct`: it pays the pair and calls `pair.swap`, in one tx.
+async fn direct_move(d: &mut Driver, pct: f64) -> Result<(), CorpusError> {
     let (pair, wallet) = (d.addr("Pair")?, d.addr("UserWallet")?);
     let (weth, token) = (d.addr("WETH")?, d.addr("USDX")?);
+    let (from_usdx, amount_in) = trade_for(d, pct).await?;
     let (weth_reserve, usdx_reserve) = pair_reserves(d).await?;
     let token0: Address = d.view(pair, IUniswapV2Pair::token0Call {}).await?;
-    let (token_in, out) = if from_usdx {
-        (token, amount_out(amount_in, usdx_reserve, weth_reserve))
+    let (token_in, token_out, out) = if from_usdx {
+        (token, weth, amount_out(amount_in, usdx_reserve, weth_reserve))
     } else {
-        (weth, amount_out(amount_in, weth_reserve, usdx_reserve))
+        (weth, token, amount_out(amount_in, weth_reserve, usdx_reserve))
     };
     let (out0, out1) = if token0 == token_in { (U256::ZERO, out) } else { (out, U256::ZERO) };
     let call = |target, data: Vec<u8>| WalletCall { target, value: U256::ZERO, data: data.into() };
+    let swap = IUniswapV2Pair::swapCall {
+        amount0Out: out0,
+        amount1Out: out1,
+        to: wallet,
+        data: Default::default(),
+    };
     let calls = vec![
         call(token_in, IERC20::transferCall { to: pair, amount: amount_in }.abi_encode()),
-        call(
-            pair,
-            IUniswapV2Pair::swapCall {
-                amount0Out: out0,
-                amount1Out: out1,
-                to: wallet,
-                data: Default::default(),
-            }
-            .abi_encode(),
-        ),
+        call(pair, swap.abi_encode()),
     ];
-    let token_out = if from_usdx { weth } else { token };
     d.expect_gain("the wallet gets the quoted amount", wallet, Asset::Token(token_out), out)
         .await?;
     d.block(vec![Tx::call(User, wallet, ISmartWallet::execBatchCall { calls })]).await?;
     Ok(())
 }
 
-fn direct_down_1(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
-    Box::pin(async move {
-        let amount = weth_for_down(d, 0.01).await?;
-        direct_swap(d, false, amount).await
-    })
+macro_rules! price_move {
+    ($($name:ident => $how:ident($pct:expr)),* $(,)?) => {
+        $(
+            fn $name(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
+                Box::pin($how(d, $pct))
+            }
+        )*
+    };
 }
 
-fn direct_up_10(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
-    Box::pin(async move {
-        let amount = usdx_for_up(d, 0.10).await?;
-        direct_swap(d, true, amount).await
-    })
-}
-
-fn direct_down_30(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
-    Box::pin(async move {
-        let amount = weth_for_down(d, 0.30).await?;
-        direct_swap(d, false, amount).await
-    })
-}
+price_move!(
+    router_up_1 => router_move(0.01),
+    router_down_1 => router_move(-0.01),
+    router_up_10 => router_move(0.10),
+    router_down_10 => router_move(-0.10),
+    router_up_30 => router_move(0.30),
+    router_down_30 => router_move(-0.30),
+    direct_up_1 => direct_move(0.01),
+    direct_down_1 => direct_move(-0.01),
+    direct_up_10 => direct_move(0.10),
+    direct_down_10 => direct_move(-0.10),
+    direct_up_30 => direct_move(0.30),
+    direct_down_30 => direct_move(-0.30),
+);
 
 fn eth_swap(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
     Box::pin(async move {
