@@ -251,6 +251,15 @@ pub(crate) struct SplitDrain {
     pub(crate) taken: Option<U256>,
 }
 
+/// What a scenario's run left for the judge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observed<'a> {
+    pub(crate) sent: &'a [SentTx],
+    pub(crate) blocks: &'a [MinedBlock],
+    pub(crate) split: Option<&'a SplitDrain>,
+    pub(crate) book: &'a Book,
+}
+
 /// What the guarded run saw at the end.
 #[derive(Debug, Default)]
 pub(crate) struct GuardOutcome {
@@ -312,8 +321,13 @@ impl Driver {
         &self.node.provider
     }
 
-    pub(crate) fn book(&self) -> &Book {
-        &self.book
+    pub(crate) fn observed(&self) -> Observed<'_> {
+        Observed {
+            sent: &self.sent,
+            blocks: &self.blocks,
+            split: self.split.as_ref(),
+            book: &self.book,
+        }
     }
 
     pub(crate) fn into_book(self) -> Book {

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::{
     Actor, Book, CorpusError, Kind,
     base::deploy_base,
-    driver::{Driver, GuardOutcome, GuardSettings, Mode, TxRole},
+    driver::{Driver, GuardOutcome, GuardSettings, Mode, Observed, TxRole},
     rpc_err,
     scenarios::{self, ScenarioDef},
 };
@@ -226,7 +226,7 @@ async fn run_one(
             let finished = d.finish().await;
             match (run, finished) {
                 (Ok(()), Ok(guard)) => {
-                    let verdict = judge(def, &d, &guard);
+                    let verdict = judge(def.kind, &d.observed(), &guard);
                     result.outcome = verdict.outcome;
                     result.rules_fired = verdict.rules;
                     let mut notes = vec![def.about.to_string()];
@@ -246,10 +246,11 @@ async fn run_one(
     result
 }
 
-struct Verdict {
-    outcome: String,
-    rules: Vec<String>,
-    notes: Vec<String>,
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub(crate) outcome: String,
+    pub(crate) rules: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// A guardian tx mined while the txs under test were pending.
@@ -290,10 +291,10 @@ fn detections(incidents: &[Value]) -> Detections {
     Detections { rules: rules.into_iter().collect(), paused_on }
 }
 
-fn judge(def: &ScenarioDef, d: &Driver, guard: &GuardOutcome) -> Verdict {
+pub(crate) fn judge(kind: Kind, d: &Observed<'_>, guard: &GuardOutcome) -> Verdict {
     let guardian = Actor::Guardian.address();
     let name_of = |a: Option<Address>| {
-        a.and_then(|a| d.book().contracts.iter().find(|(_, v)| **v == a).map(|(k, _)| k.clone()))
+        a.and_then(|a| d.book.contracts.iter().find(|(_, v)| **v == a).map(|(k, _)| k.clone()))
             .unwrap_or_else(|| "?".into())
     };
     let pauses: Vec<MinedPause> = d
@@ -336,10 +337,10 @@ fn judge(def: &ScenarioDef, d: &Driver, guard: &GuardOutcome) -> Verdict {
     let any_pause =
         !pauses.is_empty() || !guard.pool_pauses.is_empty() || !found.paused_on.is_empty();
 
-    let outcome = match def.kind {
+    let outcome = match kind {
         Kind::Honest => if any_pause { "false-pause" } else { "clean" }.to_string(),
         Kind::Attack => {
-            if let Some(split) = &d.split {
+            if let Some(split) = d.split {
                 let taken = split.taken.unwrap_or_default();
                 let limit = split.holdings_start * U256::from(2 * split.threshold_bps)
                     / U256::from(10_000u64);
@@ -397,7 +398,7 @@ fn judge(def: &ScenarioDef, d: &Driver, guard: &GuardOutcome) -> Verdict {
         }
     };
     // Honest calls interleaved with an attack must not be what a pause was decided on.
-    if def.kind == Kind::Attack {
+    if kind == Kind::Attack {
         for hash in &found.paused_on {
             if d.sent.iter().any(|s| s.hash == *hash && s.role == TxRole::Honest) {
                 notes.push(format!("paused on an honest tx: `{}`", label_of(hash)));

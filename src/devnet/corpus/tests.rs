@@ -162,3 +162,130 @@ async fn each_scenario_node_starts_from_the_same_base_state() {
     }
     assert_eq!(seen, vec![super::eth(100), super::eth(100)]);
 }
+
+mod judging {
+    use alloy::primitives::{Address, B256, U256};
+    use serde_json::json;
+
+    use super::super::{
+        Actor, Book, Kind,
+        driver::{GuardOutcome, MinedBlock, MinedTx, Observed, SentTx, SplitDrain, TxRole},
+        report::judge,
+    };
+
+    fn hash(n: u8) -> B256 {
+        B256::with_last_byte(n)
+    }
+
+    fn sent(n: u8, role: TxRole, block: u64, index: usize, success: bool) -> SentTx {
+        SentTx {
+            label: format!("tx {n}"),
+            hash: hash(n),
+            role,
+            block: Some(block),
+            index: Some(index),
+            success: Some(success),
+            processed: None,
+        }
+    }
+
+    fn mined(number: u64, txs: &[(u8, Address, bool)]) -> MinedBlock {
+        MinedBlock {
+            number,
+            txs: txs
+                .iter()
+                .map(|&(n, from, success)| MinedTx { hash: hash(n), from, to: None, success })
+                .collect(),
+        }
+    }
+
+    fn judged(kind: Kind, sent: &[SentTx], blocks: &[MinedBlock], guard: &GuardOutcome) -> String {
+        let book = Book::default();
+        judge(kind, &Observed { sent, blocks, split: None, book: &book }, guard).outcome
+    }
+
+    const PAUSE: u8 = 100;
+
+    #[test]
+    fn an_attack_is_prevented_only_by_a_pause_mined_ahead_of_it_that_it_then_fails_against() {
+        let (guardian, attacker) = (Actor::Guardian.address(), Actor::Attacker.address());
+        let none = GuardOutcome::default();
+        let attack = |index, success| vec![sent(1, TxRole::Attack, 10, index, success)];
+        // Pause first, attack reverted: prevented.
+        let ahead = [mined(10, &[(PAUSE, guardian, true), (1, attacker, false)])];
+        assert_eq!(judged(Kind::Attack, &attack(1, false), &ahead, &none), "prevented");
+        // Pause first, but the attack still went through: the containment missed its target.
+        let through = [mined(10, &[(PAUSE, guardian, true), (1, attacker, true)])];
+        assert_eq!(
+            judged(Kind::Attack, &attack(1, true), &through, &none),
+            "paused-attack-succeeded"
+        );
+        // Pause behind the attack.
+        let behind = [mined(10, &[(1, attacker, true), (PAUSE, guardian, true)])];
+        assert_eq!(judged(Kind::Attack, &attack(0, true), &behind, &none), "paused-late");
+        // Only in the next block (the block guard).
+        let next = [mined(10, &[(1, attacker, true)]), mined(11, &[(PAUSE, guardian, true)])];
+        assert_eq!(judged(Kind::Attack, &attack(0, true), &next, &none), "paused-late");
+        // No guardian tx anywhere.
+        let alone = [mined(10, &[(1, attacker, true)])];
+        assert_eq!(judged(Kind::Attack, &attack(0, true), &alone, &none), "missed");
+        // A pause only left in the pool is late, not missed.
+        let pooled = GuardOutcome { pool_pauses: vec![hash(PAUSE)], ..GuardOutcome::default() };
+        assert_eq!(judged(Kind::Attack, &attack(0, true), &alone, &pooled), "paused-late");
+        // Deploy-then-attack: a pause in an earlier block than the attack counts.
+        let earlier = [mined(10, &[(PAUSE, guardian, true)]), mined(12, &[(1, attacker, false)])];
+        let late_attack = vec![sent(1, TxRole::Attack, 12, 0, false)];
+        assert_eq!(judged(Kind::Attack, &late_attack, &earlier, &none), "prevented");
+    }
+
+    #[test]
+    fn honest_traffic_is_a_false_pause_on_any_guardian_tx_or_pause_decision_and_not_on_an_alert() {
+        let (guardian, user) = (Actor::Guardian.address(), Actor::User.address());
+        let tx = vec![sent(1, TxRole::Honest, 10, 0, true)];
+        let quiet = [mined(10, &[(1, user, true)])];
+        let alert = json!({
+            "kind": "detection",
+            "attack_tx": format!("{}", hash(1)),
+            "findings": [{"rule": "reentrancy"}, {"rule": "drain"}, {"rule": "reentrancy"}],
+            "decisions": [["0x0000000000000000000000000000000000000001", {"action": "alert"}]],
+        });
+        let guard = GuardOutcome { incidents: vec![alert.clone()], ..GuardOutcome::default() };
+        let book = Book::default();
+        let seen = Observed { sent: &tx, blocks: &quiet, split: None, book: &book };
+        let verdict = judge(Kind::Honest, &seen, &guard);
+        assert_eq!(verdict.outcome, "clean", "an alert is not a pause");
+        assert_eq!(verdict.rules, vec!["drain", "reentrancy"], "rules fired: unique, sorted");
+
+        let mut paused = alert;
+        paused["decisions"][0][1]["action"] = json!("pause");
+        let guard = GuardOutcome { incidents: vec![paused], ..GuardOutcome::default() };
+        assert_eq!(judge(Kind::Honest, &seen, &guard).outcome, "false-pause");
+        let pooled = GuardOutcome { pool_pauses: vec![hash(PAUSE)], ..GuardOutcome::default() };
+        assert_eq!(judged(Kind::Honest, &tx, &quiet, &pooled), "false-pause");
+        let in_block = [mined(10, &[(PAUSE, guardian, true), (1, user, true)])];
+        assert_eq!(judged(Kind::Honest, &tx, &in_block, &GuardOutcome::default()), "false-pause");
+    }
+
+    #[test]
+    fn a_split_drain_is_prevented_when_paused_before_the_take_passes_twice_the_threshold() {
+        let guardian = Actor::Guardian.address();
+        let book = Book::default();
+        let split = |taken: u64| SplitDrain {
+            beneficiary: Actor::Attacker.address(),
+            token: Address::ZERO,
+            threshold_bps: 1_000,
+            holdings_start: U256::from(1_000u64),
+            beneficiary_start: U256::ZERO,
+            taken: Some(U256::from(taken)),
+        };
+        let paused = [mined(13, &[(PAUSE, guardian, true)])];
+        let outcome = |taken, blocks: &[MinedBlock]| {
+            let split = split(taken);
+            let seen = Observed { sent: &[], blocks, split: Some(&split), book: &book };
+            judge(Kind::Attack, &seen, &GuardOutcome::default()).outcome
+        };
+        assert_eq!(outcome(200, &paused), "prevented", "exactly twice the threshold");
+        assert_eq!(outcome(201, &paused), "paused-late");
+        assert_eq!(outcome(100, &[]), "missed");
+    }
+}
