@@ -891,7 +891,7 @@ impl Driver {
         }
         let Some(guard) = self.guard.take() else { return Ok(GuardOutcome::default()) };
         // A pause the block guard sends for the last block arrives after it was taken in.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let pool_pauses = self.guardian_pool().await?;
         let incidents_path = guard.incidents.clone();
         let exit_code = guard.stop().await;
