@@ -5,6 +5,7 @@ mod support;
 
 mod check;
 mod cli;
+mod corpus;
 mod fixtures;
 mod fork;
 mod fuzz;
