@@ -10,14 +10,15 @@ use std::{
 
 use alloy::{eips::BlockNumberOrTag, providers::Provider, signers::local::PrivateKeySigner};
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, GuardianKey, ResponseMode},
     fork::{ForkCache, NodeClient, NodeError},
     guard::{BlockGuard, GuardHandles},
     incident::{DetectionRecord, DetectionSource, IncidentLog, unix_ms},
-    ingest::{IngestStats, NodeEvent, SeenSet, TxRouter, spawn_node},
+    ingest::{IngestStats, Lanes, NodeEvent, SeenSet, TxRouter, spawn_node},
     respond::{Decision, Pauser, Responder},
     simulate::{
         SimBlock, Simulator,
@@ -182,20 +183,23 @@ pub async fn run_with(
 
     let seen = Arc::new(SeenSet::default());
     let ingest_stats = Arc::new(IngestStats::default());
-    let router = Arc::new(TxRouter::new(
-        config.protected.iter().map(|p| p.address),
-        Arc::clone(&live),
-        Arc::clone(&seen),
-        Arc::clone(&ingest_stats),
-        high_tx,
-        normal_tx,
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let router = Arc::new(
+        TxRouter::new(
+            chain_id,
+            config.protected.iter().map(|p| p.address),
+            Arc::clone(&live),
+            Arc::clone(&seen),
+            Arc::clone(&ingest_stats),
+            Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx },
+        )
+        .with_cancel(stop.clone()),
+    );
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<NodeEvent>();
     let node_tasks: Vec<_> = config
         .nodes
         .iter()
-        .map(|n| spawn_node(n.clone(), Arc::clone(&router), events_tx.clone(), stop_rx.clone()))
+        .map(|n| spawn_node(n.clone(), Arc::clone(&router), events_tx.clone(), stop.clone()))
         .collect();
     drop(events_tx);
 
@@ -303,6 +307,9 @@ pub async fn run_with(
                     tracing::warn!(node = %node, %reason, "node connection lost; reconnecting");
                     up.remove(&node);
                 }
+                Some(NodeEvent::Forged { node, total }) => {
+                    tracing::debug!(node = %node, forged = total, "node sends forged pending txs");
+                }
                 Some(NodeEvent::Head(h)) => {
                     seen.prune(std::time::Duration::from_secs(600));
                     if let Err(e) = guard.on_head(h.number).await {
@@ -315,7 +322,7 @@ pub async fn run_with(
 
     tracing::info!("shutting down");
     keep_alive.abort();
-    let _ = stop_tx.send(true);
+    stop.cancel();
     ctx.stop.store(true, Ordering::Release);
     for t in node_tasks {
         let _ = t.await;

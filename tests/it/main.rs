@@ -7,5 +7,6 @@ mod check;
 mod cli;
 mod fixtures;
 mod fork;
+mod ingest_adversarial;
 mod run;
 mod submit;
