@@ -212,7 +212,12 @@ mod tests {
         let got = pieces(&[b"hello ", b"world {\"a\":1} 42 {\"b\":2}"], 1 << 20);
         assert_eq!(
             got,
-            vec![Ok(Piece::Garbage(12)), value(r#"{"a":1}"#), Ok(Piece::Garbage(3)), value(r#"{"b":2}"#)]
+            vec![
+                Ok(Piece::Garbage(12)),
+                value(r#"{"a":1}"#),
+                Ok(Piece::Garbage(3)),
+                value(r#"{"b":2}"#)
+            ]
         );
     }
 

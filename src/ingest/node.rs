@@ -55,12 +55,20 @@ const FORGED_EVENT_EVERY_MS: u64 = 1_000;
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
     /// Subscribed (after a start or a reconnect).
-    Up { node: Arc<str> },
-    Down { node: Arc<str>, reason: String },
+    Up {
+        node: Arc<str>,
+    },
+    Down {
+        node: Arc<str>,
+        reason: String,
+    },
     Head(NewHead),
     /// The node sent a body that lies about its hash or sender, is badly signed or is for
     /// another chain; `total` so far. Its state answers should not be trusted.
-    Forged { node: Arc<str>, total: u64 },
+    Forged {
+        node: Arc<str>,
+        total: u64,
+    },
 }
 
 /// Why a session ended (other than shutdown).
@@ -138,7 +146,8 @@ pub fn spawn_node<T: Send + Sync + 'static>(
                 retry_in_ms = backoff.as_millis() as u64,
                 "node session ended; reconnecting, then re-syncing the pool"
             );
-            let _ = events.send(NodeEvent::Down { node: Arc::clone(&name), reason: error.to_string() });
+            let _ =
+                events.send(NodeEvent::Down { node: Arc::clone(&name), reason: error.to_string() });
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
@@ -220,19 +229,26 @@ async fn session<T: Send + Sync + 'static>(
     let _stop_children = session_cancel.clone().drop_guard();
     let mut tasks = JoinSet::new();
 
-    let (rpc_writer, rpc_reader) =
-        match connect(&node.url, RPC_MAX_MESSAGE, "request connection", cancel).await {
-            Ok(Some(c)) => c,
+    // Requests on connections of their own, apart from the feed and from each other: a pool
+    // listing of many MiB never holds a code lookup or a tx fetch behind it.
+    let mut rpcs = Vec::new();
+    for what in ["tx fetch connection", "pool connection", "code lookup connection"] {
+        if rpcs.len() == 1 && !node.pending {
+            break;
+        }
+        match connect(&node.url, RPC_MAX_MESSAGE, what, cancel).await {
+            Ok(Some((w, r))) => rpcs.push(RpcClient::start(
+                w,
+                r,
+                Arc::clone(&intake.stats),
+                &session_cancel,
+                &mut tasks,
+            )),
             Ok(None) => return End::Shutdown,
             Err(e) => return End::Lost(e),
-        };
-    let rpc = RpcClient::start(
-        rpc_writer,
-        rpc_reader,
-        Arc::clone(&intake.stats),
-        &session_cancel,
-        &mut tasks,
-    );
+        }
+    }
+    let rpc = rpcs[0].clone();
     let (mut feed_writer, mut feed_reader) =
         match connect(&node.url, FEED_MAX_MESSAGE, "feed", cancel).await {
             Ok(Some(c)) => c,
@@ -243,7 +259,10 @@ async fn session<T: Send + Sync + 'static>(
     let mut requests = vec![subscribe_request(SUB_HEADS, &["newHeads".into()])];
     if node.pending {
         // Full bodies where the node offers them; hashes (fetched) where it does not.
-        requests.push(subscribe_request(SUB_PENDING_FULL, &["newPendingTransactions".into(), true.into()]));
+        requests.push(subscribe_request(
+            SUB_PENDING_FULL,
+            &["newPendingTransactions".into(), true.into()],
+        ));
     }
     for r in requests {
         match or_cancel(cancel, feed_writer.send(r)).await {
@@ -262,7 +281,7 @@ async fn session<T: Send + Sync + 'static>(
         intake.classify = Some(classify_tx);
         tasks.spawn(classifier(
             Arc::clone(&intake.router),
-            rpc.clone(),
+            rpcs[2].clone(),
             Arc::clone(&intake.stats),
             classify_rx,
             session_cancel.clone(),
@@ -270,7 +289,7 @@ async fn session<T: Send + Sync + 'static>(
         tasks.spawn(fetcher(intake.clone(), rpc.clone(), fetch_rx, session_cancel.clone()));
         tasks.spawn(reconcile(
             intake.clone(),
-            rpc.clone(),
+            rpcs[1].clone(),
             fetch_tx.clone(),
             Arc::clone(&head_seen),
             lost_tx,
@@ -282,7 +301,11 @@ async fn session<T: Send + Sync + 'static>(
         let (rpc, intake) = (rpc.clone(), intake.clone());
         tasks.spawn(async move {
             let latest = rpc
-                .call::<Option<HeadFrame>>("eth_getBlockByNumber", ("latest", false), CONNECT_TIMEOUT)
+                .call::<Option<HeadFrame>>(
+                    "eth_getBlockByNumber",
+                    ("latest", false),
+                    CONNECT_TIMEOUT,
+                )
                 .await;
             if let Ok(Some(head)) = latest {
                 intake.head(head);
@@ -301,6 +324,10 @@ async fn session<T: Send + Sync + 'static>(
         warned_bad_frame: false,
         to_send: Vec::new(),
     };
+    // Resolves when any request connection is gone.
+    let any_rpc_dead =
+        futures::future::select_all(rpcs.iter().map(|r| Box::pin(r.dead().cancelled())));
+    tokio::pin!(any_rpc_dead);
     let subscribe_deadline = tokio::time::sleep(SUBSCRIBE_TIMEOUT);
     tokio::pin!(subscribe_deadline);
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -312,8 +339,8 @@ async fn session<T: Send + Sync + 'static>(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return End::Shutdown,
-            _ = rpc.dead().cancelled() => {
-                return End::Lost(SessionError::RpcConnection(rpc.end_reason()));
+            (_, dead, _) = &mut any_rpc_dead => {
+                return End::Lost(SessionError::RpcConnection(rpcs[dead].end_reason()));
             }
             Some(e) = lost_rx.recv() => return End::Lost(e),
             frame = feed_reader.next() => {
@@ -432,8 +459,10 @@ impl<T: Send + Sync + 'static> Feed<T> {
                     refused = %describe(&message.error),
                     "node offers pending tx hashes only; bodies are fetched"
                 );
-                self.to_send
-                    .push(subscribe_request(SUB_PENDING_HASHES, &["newPendingTransactions".into()]));
+                self.to_send.push(subscribe_request(
+                    SUB_PENDING_HASHES,
+                    &["newPendingTransactions".into()],
+                ));
             }
             (id, None) => {
                 return Err(SessionError::Subscribe {
@@ -454,7 +483,8 @@ impl<T: Send + Sync + 'static> Feed<T> {
             match serde_json::from_str::<B256>(text) {
                 Ok(hash) if self.intake.router.seen().contains(&hash) => self.intake.duplicate(),
                 Ok(hash) => {
-                    let _ = self.fetch.send(FetchJob { hash, seen_at, origin: Origin::Subscription });
+                    let _ =
+                        self.fetch.send(FetchJob { hash, seen_at, origin: Origin::Subscription });
                 }
                 Err(_) => self.bad_frame("pending tx hash of the wrong shape"),
             }
@@ -520,7 +550,9 @@ impl<T: Send + Sync + 'static> Intake<T> {
     ) -> Result<(), Option<&'static str>> {
         let decoded = match self.router.verifier().decode(text) {
             Ok(d) => d,
-            Err(VerifyError::Malformed(_)) => return Err(Some("pending tx body of the wrong shape")),
+            Err(VerifyError::Malformed(_)) => {
+                return Err(Some("pending tx body of the wrong shape"));
+            }
             Err(VerifyError::Forged(f)) => {
                 self.forged(f);
                 return Err(None);
@@ -570,7 +602,9 @@ impl<T: Send + Sync + 'static> Intake<T> {
         }
         .fetch_add(1, Ordering::Relaxed);
         if let Admission::NeedsCode(tx, need) = admitted {
-            let job = ClassifyJob::new(tx, need, self.router.seen_set());
+            // `need` is found again by the classifier's own rank, as code lands.
+            drop(need);
+            let job = ClassifyJob::new(*tx, self.router.seen_set());
             match &self.classify {
                 Some(classify) => {
                     if let Err(mpsc::error::SendError(job)) = classify.send(job) {

@@ -289,8 +289,10 @@ pub fn rank(
         }
     };
 
-    let delegates: Vec<Address> =
-        inner.authorization_list().map(|l| l.iter().map(|a| a.address).collect()).unwrap_or_default();
+    let delegates: Vec<Address> = inner
+        .authorization_list()
+        .map(|l| l.iter().map(|a| a.address).collect())
+        .unwrap_or_default();
     let mut delegate_unknown = false;
     for d in &delegates {
         match references(d, &mut need) {
@@ -352,8 +354,13 @@ mod tests {
     use std::sync::Arc;
 
     use alloy::{
-        consensus::{SignableTransaction, TxEip1559, TxEip7702, TxEnvelope, transaction::Recovered},
-        eips::{eip2930::{AccessList, AccessListItem}, eip7702::Authorization},
+        consensus::{
+            SignableTransaction, TxEip1559, TxEip7702, TxEnvelope, transaction::Recovered,
+        },
+        eips::{
+            eip2930::{AccessList, AccessListItem},
+            eip7702::Authorization,
+        },
         primitives::{Bytes, Signature, TxKind, U256},
     };
 
@@ -438,7 +445,8 @@ mod tests {
         push32.extend_from_slice(VAULT.as_slice());
         assert!(s.in_code(&push32));
         // An address with leading zero bytes is pushed short (PUSH18 here).
-        let short = Address::new([0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
+        let short =
+            Address::new([0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
         let s_short = ProtectedSet::new([short]);
         let mut push18 = vec![0x71];
         push18.extend_from_slice(&short.as_slice()[2..]);
@@ -462,7 +470,10 @@ mod tests {
     #[test]
     fn direct_reach_is_protected_without_any_code_lookup() {
         let index = CodeIndex::default();
-        assert_eq!(rank_of(&to(VAULT, vec![]), &index), Rank::Lane(Lane::Protected, Reason::ToProtected));
+        assert_eq!(
+            rank_of(&to(VAULT, vec![]), &index),
+            Rank::Lane(Lane::Protected, Reason::ToProtected)
+        );
         let list = AccessList(vec![AccessListItem { address: VAULT, storage_keys: vec![] }]);
         let tx = call(TxKind::Call(ROUTER), 100, vec![1], list);
         assert_eq!(rank_of(&tx, &index), Rank::Lane(Lane::Protected, Reason::AccessList));
@@ -481,7 +492,10 @@ mod tests {
                 "offset {offset}"
             );
         }
-        assert_eq!(rank_of(&to(ROUTER, vec![1, 2, 3, 4]), &index), Rank::Lane(Lane::Other, Reason::Plain));
+        assert_eq!(
+            rank_of(&to(ROUTER, vec![1, 2, 3, 4]), &index),
+            Rank::Lane(Lane::Other, Reason::Plain)
+        );
     }
 
     #[test]
@@ -493,11 +507,17 @@ mod tests {
         init.extend_from_slice(&[0u8; 12]);
         init.extend_from_slice(VAULT.as_slice());
         let naming = call(TxKind::Create, 0, init, AccessList::default());
-        assert_eq!(rank_of(&naming, &index), Rank::Lane(Lane::Protected, Reason::CreationReferences));
+        assert_eq!(
+            rank_of(&naming, &index),
+            Rank::Lane(Lane::Protected, Reason::CreationReferences)
+        );
         // A later call to the not-yet-mined contract is ranked by what its creation named.
         let created = created_address(&naming).expect("creation");
         index.note_deployed(created, true);
-        assert_eq!(rank_of(&to(created, vec![]), &index), Rank::Lane(Lane::Protected, Reason::CodeReferences));
+        assert_eq!(
+            rank_of(&to(created, vec![]), &index),
+            Rank::Lane(Lane::Protected, Reason::CodeReferences)
+        );
     }
 
     #[test]
@@ -509,7 +529,10 @@ mod tests {
         index.note_deployed(EOA, false);
         assert_eq!(rank_of(&to(EOA, vec![]), &index), Rank::NeedsCode(vec![EOA]));
         known(&index, &[(EOA, vec![])]);
-        assert_eq!(rank_of(&to(EOA, vec![]), &index), Rank::Lane(Lane::Suspicious, Reason::FreshContract));
+        assert_eq!(
+            rank_of(&to(EOA, vec![]), &index),
+            Rank::Lane(Lane::Suspicious, Reason::FreshContract)
+        );
     }
 
     #[test]
@@ -529,7 +552,10 @@ mod tests {
         known(&index, &[(EOA, designator)]);
         assert_eq!(rank_of(&to(EOA, vec![]), &index), Rank::NeedsCode(vec![delegate]));
         known(&index, &[(delegate, code_pushing(VAULT))]);
-        assert_eq!(rank_of(&to(EOA, vec![]), &index), Rank::Lane(Lane::Protected, Reason::CodeReferences));
+        assert_eq!(
+            rank_of(&to(EOA, vec![]), &index),
+            Rank::Lane(Lane::Protected, Reason::CodeReferences)
+        );
 
         // A set-code tx whose authorization delegates to code naming the vault.
         let auth = Authorization { chain_id: U256::from(1), address: delegate, nonce: 0 }

@@ -69,7 +69,11 @@ pub(super) async fn fetcher<T: Send + Sync + 'static>(
         let params: Vec<[B256; 1]> = batch.iter().map(|j| [j.hash]).collect();
         let answers = match or_cancel(
             &cancel,
-            rpc.batch::<_, Option<Box<RawValue>>>("eth_getTransactionByHash", &params, FETCH_TIMEOUT),
+            rpc.batch::<_, Option<Box<RawValue>>>(
+                "eth_getTransactionByHash",
+                &params,
+                FETCH_TIMEOUT,
+            ),
         )
         .await
         {
@@ -132,7 +136,8 @@ pub(super) async fn reconcile<T: Send + Sync + 'static>(
     lost: mpsc::Sender<SessionError>,
     cancel: CancellationToken,
 ) {
-    let mut r = Reconciler { intake, rpc, fetch, filter: None, listing: PoolListing::TxpoolContent };
+    let mut r =
+        Reconciler { intake, rpc, fetch, filter: None, listing: PoolListing::TxpoolContent };
     let Some(()) = or_cancel(&cancel, r.new_filter()).await else { return };
     let Some(()) = or_cancel(&cancel, r.list_pool()).await else { return };
     let mut tick = tokio::time::interval(RECONCILE_EVERY);
@@ -199,7 +204,11 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
                 let now = Instant::now();
                 for hash in hashes {
                     if !self.intake.router.seen().contains(&hash) {
-                        let _ = self.fetch.send(FetchJob { hash, seen_at: now, origin: Origin::Reconcile });
+                        let _ = self.fetch.send(FetchJob {
+                            hash,
+                            seen_at: now,
+                            origin: Origin::Reconcile,
+                        });
                     }
                 }
                 Ok(())
@@ -217,13 +226,20 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
     async fn list_pool(&mut self) {
         let bodies: Vec<Box<RawValue>> = loop {
             let answer = match self.listing {
-                PoolListing::TxpoolContent => self
-                    .rpc
-                    .call::<TxpoolContent>("txpool_content", (), POOL_TIMEOUT)
-                    .await
-                    .map(|c| c.pending.into_values().flat_map(|by_nonce| by_nonce.into_values()).collect()),
+                PoolListing::TxpoolContent => {
+                    self.rpc.call::<TxpoolContent>("txpool_content", (), POOL_TIMEOUT).await.map(
+                        |c| {
+                            c.pending
+                                .into_values()
+                                .flat_map(|by_nonce| by_nonce.into_values())
+                                .collect()
+                        },
+                    )
+                }
                 PoolListing::PendingTransactions => {
-                    self.rpc.call::<Vec<Box<RawValue>>>("eth_pendingTransactions", (), POOL_TIMEOUT).await
+                    self.rpc
+                        .call::<Vec<Box<RawValue>>>("eth_pendingTransactions", (), POOL_TIMEOUT)
+                        .await
                 }
                 PoolListing::None => return,
             };

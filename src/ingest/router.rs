@@ -44,7 +44,7 @@ pub enum Admission {
     /// Its lane was full: forgotten, so the next reconciliation brings it back.
     Deferred,
     /// The code of these accounts decides its lane: the caller fetches it and calls `dispatch`.
-    NeedsCode(PendingTx, Vec<Address>),
+    NeedsCode(Box<PendingTx>, Vec<Address>),
     /// The workers are gone (shutdown).
     Closed,
 }
@@ -135,7 +135,8 @@ impl<T> TxRouter<T> {
             return Admission::Duplicate;
         }
         if let Some(created) = created_address(&tx) {
-            let names = self.protected.in_bytes(alloy::consensus::Transaction::input(tx.tx.inner()));
+            let names =
+                self.protected.in_bytes(alloy::consensus::Transaction::input(tx.tx.inner()));
             self.code.note_deployed(created, names);
         }
         match self.rank(&tx) {
@@ -144,14 +145,14 @@ impl<T> TxRouter<T> {
                 Admission::Skipped
             }
             Rank::Lane(lane, _) => self.dispatch(tx, lane),
-            Rank::NeedsCode(need) => Admission::NeedsCode(tx, need),
+            Rank::NeedsCode(need) => Admission::NeedsCode(Box::new(tx), need),
         }
     }
 
     /// As `admit`, for callers with no node to ask for code: unknown code ranks `Other`.
     pub fn route(&self, tx: PendingTx) -> Admission {
         match self.admit(tx) {
-            Admission::NeedsCode(tx, _) => self.dispatch(tx, Lane::Other),
+            Admission::NeedsCode(tx, _) => self.dispatch(*tx, Lane::Other),
             other => other,
         }
     }
@@ -190,7 +191,9 @@ impl<T> TxRouter<T> {
             loop {
                 match self.lanes.protected.send_timeout(tx, Duration::from_millis(10)) {
                     Ok(()) => return true,
-                    Err(SendTimeoutError::Timeout(back)) if !self.cancel.is_cancelled() => tx = back,
+                    Err(SendTimeoutError::Timeout(back)) if !self.cancel.is_cancelled() => {
+                        tx = back
+                    }
                     Err(_) => return false,
                 }
             }

@@ -99,7 +99,10 @@ fn duplicates_across_nodes_are_dropped_and_counted() {
 #[test]
 fn lanes_by_reach_and_plain_transfers_to_known_eoas_are_skipped() {
     let w = wired(16);
-    assert!(matches!(w.router.route(tx(TxKind::Call(KNOWN_EOA), 9, Bytes::new())), Admission::Skipped));
+    assert!(matches!(
+        w.router.route(tx(TxKind::Call(KNOWN_EOA), 9, Bytes::new())),
+        Admission::Skipped
+    ));
     // Unknown account with no node to ask: might be a contract, so it is simulated.
     assert!(matches!(
         w.router.route(tx(TxKind::Call(UNKNOWN), 9, Bytes::new())),
@@ -114,10 +117,7 @@ fn lanes_by_reach_and_plain_transfers_to_known_eoas_are_skipped() {
         Admission::Queued(Lane::Suspicious)
     ));
     let s = w.router.stats().snapshot();
-    assert_eq!(
-        (s.filtered, s.queued_other, s.queued_protected, s.queued_suspicious),
-        (1, 1, 1, 1)
-    );
+    assert_eq!((s.filtered, s.queued_other, s.queued_protected, s.queued_suspicious), (1, 1, 1, 1));
     assert_eq!((w.other.len(), w.protected.len(), w.suspicious.len()), (1, 1, 1));
 }
 
@@ -195,12 +195,9 @@ fn a_pending_creation_makes_calls_to_its_address_suspicious_or_protected() {
     init.extend_from_slice(&[0u8; 12]);
     init.extend_from_slice(PROTECTED.as_slice());
     let source: Arc<str> = "n".into();
-    let create = decode_pending(
-        &frame(&signer, TxKind::Create, 0, init.into()),
-        &source,
-        Instant::now(),
-    )
-    .expect("verifies");
+    let create =
+        decode_pending(&frame(&signer, TxKind::Create, 0, init.into()), &source, Instant::now())
+            .expect("verifies");
     let created = created_address(&create).expect("a creation");
     assert!(matches!(w.router.route(create), Admission::Queued(Lane::Protected)));
     // A call to the contract before it is mined ranks by what its creation named.

@@ -9,9 +9,7 @@
 use std::{sync::Arc, time::Instant};
 
 use alloy::{
-    consensus::{
-        Signed, Transaction as _, TxEnvelope, TypedTransaction, transaction::Recovered,
-    },
+    consensus::{Signed, Transaction as _, TxEnvelope, TypedTransaction, transaction::Recovered},
     primitives::{Address, B256, Signature, U256},
 };
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
@@ -179,8 +177,7 @@ pub fn decode_pending(
 mod tests {
     use alloy::{
         consensus::{
-            SignableTransaction, TxEip1559, TxEip2930, TxEip7702, TxLegacy,
-            transaction::Recovered,
+            SignableTransaction, TxEip1559, TxEip2930, TxEip7702, TxLegacy, transaction::Recovered,
         },
         eips::eip7702::Authorization,
         network::TxSignerSync,
@@ -319,17 +316,12 @@ mod tests {
     fn a_wrong_sender_is_a_forgery() {
         let (envelope, from) = eip1559(CHAIN);
         let claimed = Address::repeat_byte(0x99);
-        let err = Verifier::new(CHAIN)
-            .verify(&body(envelope, claimed).to_string())
-            .expect_err("forged");
+        let err =
+            Verifier::new(CHAIN).verify(&body(envelope, claimed).to_string()).expect_err("forged");
         assert_eq!(
             err.to_string(),
-            Forgery::Sender {
-                hash: *eip1559(CHAIN).0.tx_hash(),
-                claimed,
-                recovered: from
-            }
-            .to_string()
+            Forgery::Sender { hash: *eip1559(CHAIN).0.tx_hash(), claimed, recovered: from }
+                .to_string()
         );
     }
 
@@ -342,14 +334,22 @@ mod tests {
         for bad in [
             Signature::new(sig.r(), sig.s() ^ U256::from(1), sig.v()),
             Signature::new(U256::ZERO, U256::ZERO, false),
-            Signature::new(sig.r(), alloy::primitives::uint!(
-                0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364140_U256
-            ), sig.v()),
+            Signature::new(
+                sig.r(),
+                alloy::primitives::uint!(
+                    0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364140_U256
+                ),
+                sig.v(),
+            ),
         ] {
             let envelope: TxEnvelope = tx.clone().into_signed(bad).into();
-            let err = Verifier::new(CHAIN).verify(&body(envelope, from).to_string()).expect_err("forged");
+            let err =
+                Verifier::new(CHAIN).verify(&body(envelope, from).to_string()).expect_err("forged");
             assert!(
-                matches!(err, VerifyError::Forged(Forgery::Signature { .. } | Forgery::Sender { .. })),
+                matches!(
+                    err,
+                    VerifyError::Forged(Forgery::Signature { .. } | Forgery::Sender { .. })
+                ),
                 "{err}"
             );
         }
@@ -358,7 +358,8 @@ mod tests {
     #[test]
     fn another_chain_is_refused_but_a_pre_eip155_legacy_tx_is_not() {
         let (envelope, from) = eip1559(1);
-        let err = Verifier::new(CHAIN).verify(&body(envelope, from).to_string()).expect_err("chain");
+        let err =
+            Verifier::new(CHAIN).verify(&body(envelope, from).to_string()).expect_err("chain");
         assert!(matches!(err, VerifyError::Forged(Forgery::Chain { expected: CHAIN, got: 1, .. })));
         let (_, pre155) =
             all_types().into_iter().find(|(n, _)| *n == "legacy-pre-eip155").expect("fixture");

@@ -104,7 +104,11 @@ impl Ingest {
     }
 
     /// Waits until `done` holds (checked every 10 ms) or `within` passes; false on timeout.
-    async fn wait_for(&mut self, within: Duration, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+    async fn wait_for(
+        &mut self,
+        within: Duration,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + within;
         loop {
             self.drain();
@@ -138,7 +142,12 @@ impl Ingest {
             .await;
         let have: HashSet<B256> = self.queued_hashes().into_iter().collect();
         let missing = want.iter().filter(|h| !have.contains(*h)).count();
-        assert!(ok, "{missing} of {} not queued within {within:?}: {:?}", want.len(), self.counts());
+        assert!(
+            ok,
+            "{missing} of {} not queued within {within:?}: {:?}",
+            want.len(),
+            self.counts()
+        );
         started.elapsed()
     }
 
@@ -231,7 +240,8 @@ async fn http(anvil: &Anvil, body: Value) -> Value {
 }
 
 async fn rpc(anvil: &Anvil, method: &str, params: Value) -> Value {
-    let v = http(anvil, json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
+    let v =
+        http(anvil, json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
     assert!(v.get("error").is_none(), "{method}: {v}");
     v["result"].clone()
 }
@@ -241,11 +251,16 @@ async fn fund(anvil: &Anvil, addresses: &[Address]) {
     let batch: Vec<Value> = addresses
         .iter()
         .enumerate()
-        .map(|(i, a)| json!({"jsonrpc": "2.0", "id": i, "method": "anvil_setBalance",
-            "params": [a, "0x3635C9ADC5DEA00000"]}))
+        .map(|(i, a)| {
+            json!({"jsonrpc": "2.0", "id": i, "method": "anvil_setBalance",
+            "params": [a, "0x3635C9ADC5DEA00000"]})
+        })
         .collect();
     let answers = http(anvil, Value::Array(batch)).await;
-    assert!(answers.as_array().is_some_and(|a| a.iter().all(|r| r.get("error").is_none())), "{answers}");
+    assert!(
+        answers.as_array().is_some_and(|a| a.iter().all(|r| r.get("error").is_none())),
+        "{answers}"
+    );
 }
 
 /// Sends raw txs in batches; returns the hashes the pool accepted.
@@ -303,7 +318,10 @@ async fn a_forged_frame_is_dropped_counted_and_reported() {
     let forged = ingest.wait_for(Duration::from_secs(5), |s| s.counts().forged == 3).await;
     assert!(forged, "{:?}", ingest.counts());
     assert!(
-        ingest.seen_events.iter().any(|e| matches!(e, NodeEvent::Forged { total: 1, node } if &**node == "node")),
+        ingest
+            .seen_events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Forged { total: 1, node } if &**node == "node")),
         "the first forgery is reported at once: {:?}",
         ingest.seen_events
     );
@@ -312,7 +330,8 @@ async fn a_forged_frame_is_dropped_counted_and_reported() {
     let c = ingest.counts();
     assert_eq!((c.verified, c.from_subscription, c.reconnects), (0, 0, 0), "{c:?}");
     assert!(
-        !ingest.router.seen().contains(attack.hash()) && !ingest.router.seen().contains(&B256::repeat_byte(0x66)),
+        !ingest.router.seen().contains(attack.hash())
+            && !ingest.router.seen().contains(&B256::repeat_byte(0x66)),
         "neither the claimed nor the real hash is marked seen by a forgery"
     );
     let stopped = ingest.stop().await;
@@ -386,7 +405,9 @@ async fn an_oversize_frame_ends_the_session_visibly_and_the_gap_is_resynced() {
     fake.refuse(true);
     fake.inject("x".repeat(20 << 20));
     let down = ingest
-        .wait_for(Duration::from_secs(10), |s| s.seen_events.iter().any(|e| matches!(e, NodeEvent::Down { .. })))
+        .wait_for(Duration::from_secs(10), |s| {
+            s.seen_events.iter().any(|e| matches!(e, NodeEvent::Down { .. }))
+        })
         .await;
     assert!(down, "{:?}", ingest.counts());
     let reason = ingest
@@ -424,7 +445,10 @@ async fn a_killed_connection_is_reconnected_and_resynced() {
     send_all(&anvil, &[raw], 1).await;
     assert!(
         ingest
-            .wait_for(Duration::from_secs(5), |s| s.seen_events.iter().any(|e| matches!(e, NodeEvent::Down { .. })))
+            .wait_for(Duration::from_secs(5), |s| s
+                .seen_events
+                .iter()
+                .any(|e| matches!(e, NodeEvent::Down { .. })))
             .await
     );
     fake.refuse(false);
@@ -515,7 +539,9 @@ async fn heads_arrive_and_a_dead_node_never_delays_shutdown() {
     let backing_off = refused.stop().await;
     assert!(refused.counts().reconnects == 0, "a failed connect is not a lost session");
 
-    println!("stop after cancel: live {live:?}, mid-handshake {hung:?}, in backoff {backing_off:?}");
+    println!(
+        "stop after cancel: live {live:?}, mid-handshake {hung:?}, in backoff {backing_off:?}"
+    );
     for (what, took) in [("live", live), ("mid-handshake", hung), ("in backoff", backing_off)] {
         assert!(took < Duration::from_millis(100), "{what}: {took:?}");
     }
@@ -525,7 +551,11 @@ async fn heads_arrive_and_a_dead_node_never_delays_shutdown() {
 async fn an_ipc_node_delivers_pending_txs_and_heads() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("anvil.ipc");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let mut child = std::process::Command::new(tools_dir().join("bin/anvil"))
         .args(["--port", &port.to_string(), "--no-mining", "--silent", "--ipc"])
         .arg(&path)
@@ -548,7 +578,9 @@ async fn an_ipc_node_delivers_pending_txs_and_heads() {
     ingest.wait_queued(&[*tx.hash()], Duration::from_secs(5)).await;
     anvil_http.call("evm_mine", json!([])).await;
     let head = ingest
-        .wait_for(Duration::from_secs(5), |s| s.seen_events.iter().any(|e| matches!(e, NodeEvent::Head(h) if h.number == 1)))
+        .wait_for(Duration::from_secs(5), |s| {
+            s.seen_events.iter().any(|e| matches!(e, NodeEvent::Head(h) if h.number == 1))
+        })
         .await;
     assert!(head, "{:?}", ingest.seen_events);
     let stopped = ingest.stop().await;
@@ -565,7 +597,9 @@ impl HttpOnly {
         let text = reqwest::Client::new()
             .post(&self.0)
             .header("content-type", "application/json")
-            .body(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string())
+            .body(
+                json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
+            )
             .send()
             .await
             .expect("anvil answers")
