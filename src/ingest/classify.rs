@@ -102,7 +102,7 @@ pub(super) async fn classifier<T: Send + Sync + 'static>(
     router: Arc<TxRouter<T>>,
     rpc: RpcClient,
     stats: Arc<NodeIngestStats>,
-    mut jobs: mpsc::UnboundedReceiver<ClassifyJob>,
+    mut jobs: mpsc::Receiver<ClassifyJob>,
     cancel: CancellationToken,
 ) {
     let (ask, mut asked) = mpsc::unbounded_channel::<Vec<Address>>();

@@ -34,6 +34,10 @@ use crate::{
     types::{NewHead, PendingTx},
 };
 
+/// Txs known by hash waiting to be fetched, per session.
+const FETCH_QUEUE: usize = 65_536;
+/// Txs waiting for code, per session.
+const CLASSIFY_QUEUE: usize = 16_384;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -48,6 +52,8 @@ pub const RPC_MAX_MESSAGE: usize = 256 << 20;
 const PING_EVERY: Duration = Duration::from_secs(5);
 const SILENT_AFTER: Duration = Duration::from_secs(16);
 const PING_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The feed reader lets other tasks run after this many frames in a row.
+const YIELD_EVERY_FRAMES: u64 = 16;
 /// `NodeEvent::Forged` at most this often per node (the first one at once).
 const FORGED_EVENT_EVERY_MS: u64 = 1_000;
 
@@ -275,9 +281,9 @@ async fn session<T: Send + Sync + 'static>(
     // The session's helpers, each its own task so the feed reader never waits on them.
     let (lost_tx, mut lost_rx) = mpsc::channel::<SessionError>(1);
     let head_seen = Arc::new(Notify::new());
-    let (fetch_tx, fetch_rx) = mpsc::unbounded_channel::<FetchJob>();
+    let (fetch_tx, fetch_rx) = mpsc::channel::<FetchJob>(FETCH_QUEUE);
     if node.pending {
-        let (classify_tx, classify_rx) = mpsc::unbounded_channel::<ClassifyJob>();
+        let (classify_tx, classify_rx) = mpsc::channel::<ClassifyJob>(CLASSIFY_QUEUE);
         intake.classify = Some(classify_tx);
         tasks.spawn(classifier(
             Arc::clone(&intake.router),
@@ -335,6 +341,7 @@ async fn session<T: Send + Sync + 'static>(
     ping.tick().await;
     let pings = matches!(feed_writer, Writer::Ws(_));
     let mut last_frame = Instant::now();
+    let mut frames = 0u64;
     loop {
         tokio::select! {
             biased;
@@ -354,6 +361,13 @@ async fn session<T: Send + Sync + 'static>(
                     Ok(Some(Incoming::Text(text))) => {
                         if let Err(e) = feed.on_text(text.as_str(), seen_at) {
                             return End::Lost(e);
+                        }
+                        // Frames already buffered are read without the runtime ever taking the
+                        // thread back; the tasks this one woke (a classify step, a fetch)
+                        // would wait for the whole burst.
+                        frames += 1;
+                        if frames.is_multiple_of(YIELD_EVERY_FRAMES) {
+                            tokio::task::yield_now().await;
                         }
                         for request in std::mem::take(&mut feed.to_send) {
                             match or_cancel(cancel, feed_writer.send(request)).await {
@@ -393,7 +407,7 @@ async fn session<T: Send + Sync + 'static>(
 /// The feed's reader state.
 struct Feed<T> {
     intake: Intake<T>,
-    fetch: mpsc::UnboundedSender<FetchJob>,
+    fetch: mpsc::Sender<FetchJob>,
     head_seen: Arc<Notify>,
     heads_sub: Option<String>,
     pending_sub: Option<String>,
@@ -483,8 +497,11 @@ impl<T: Send + Sync + 'static> Feed<T> {
             match serde_json::from_str::<B256>(text) {
                 Ok(hash) if self.intake.router.seen().contains(&hash) => self.intake.duplicate(),
                 Ok(hash) => {
-                    let _ =
-                        self.fetch.send(FetchJob { hash, seen_at, origin: Origin::Subscription });
+                    let job = FetchJob { hash, seen_at, origin: Origin::Subscription };
+                    // Full: a node flooding hashes; what is real comes back by reconciliation.
+                    if self.fetch.try_send(job).is_err() {
+                        stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(_) => self.bad_frame("pending tx hash of the wrong shape"),
             }
@@ -507,7 +524,7 @@ pub(super) struct Intake<T> {
     pub(super) router: Arc<TxRouter<T>>,
     pub(super) stats: Arc<NodeIngestStats>,
     events: mpsc::UnboundedSender<NodeEvent>,
-    classify: Option<mpsc::UnboundedSender<ClassifyJob>>,
+    classify: Option<mpsc::Sender<ClassifyJob>>,
 }
 
 impl<T> Clone for Intake<T> {
@@ -525,6 +542,7 @@ impl<T> Clone for Intake<T> {
 impl<T: Send + Sync + 'static> Intake<T> {
     fn head(&self, head: HeadFrame) {
         self.stats.note_head(head.number);
+        self.router.maintain();
         let _ = self.events.send(NodeEvent::Head(NewHead {
             number: head.number,
             hash: head.hash,
@@ -607,7 +625,12 @@ impl<T: Send + Sync + 'static> Intake<T> {
             let job = ClassifyJob::new(*tx, self.router.seen_set());
             match &self.classify {
                 Some(classify) => {
-                    if let Err(mpsc::error::SendError(job)) = classify.send(job) {
+                    // Full (a flood of calls to unknown code) or gone: on as `Other`.
+                    if let Err(
+                        mpsc::error::TrySendError::Full(job)
+                        | mpsc::error::TrySendError::Closed(job),
+                    ) = classify.try_send(job)
+                    {
                         job.dispatch(&self.router, super::Lane::Other);
                     }
                 }

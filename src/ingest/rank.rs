@@ -20,6 +20,10 @@ use crate::types::PendingTx;
 pub const FRESH_SENDER_NONCE: u64 = 4;
 /// "No code" and 7702 delegations can change (a deploy, a new delegation): asked again after this.
 const MUTABLE_CODE_TTL: Duration = Duration::from_secs(30);
+/// Contract entries are dropped after this (asked again when next needed), bounding the index.
+const CONTRACT_TTL: Duration = Duration::from_secs(3600);
+/// Scan verdicts kept per code hash before the cache starts over.
+const MAX_CODE_HASHES: usize = 200_000;
 /// Recently deployed contracts stay "fresh" this long.
 const RECENT_FOR: Duration = Duration::from_secs(3600);
 /// At most this many accounts whose code a tx's rank needs (its `to`, a delegate, auth targets).
@@ -220,13 +224,19 @@ impl CodeIndex {
         self.recent.get(address).map(|d| *d).filter(|d| d.at.elapsed() < RECENT_FOR)
     }
 
-    /// Drops entries past their use, keeping the index bounded.
+    /// Drops entries past their use, keeping the index bounded over months.
     pub fn prune(&self) {
         self.by_address.retain(|_, e| {
-            !matches!(e.facts, CodeFacts::None | CodeFacts::Delegated(_))
-                || e.at.elapsed() < MUTABLE_CODE_TTL
+            let ttl = match e.facts {
+                CodeFacts::None | CodeFacts::Delegated(_) => MUTABLE_CODE_TTL,
+                CodeFacts::Contract { .. } => CONTRACT_TTL,
+            };
+            e.at.elapsed() < ttl
         });
         self.recent.retain(|_, d| d.at.elapsed() < RECENT_FOR);
+        if self.by_code_hash.len() > MAX_CODE_HASHES {
+            self.by_code_hash.clear();
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -51,7 +51,7 @@ pub(super) struct FetchJob {
 pub(super) async fn fetcher<T: Send + Sync + 'static>(
     intake: Intake<T>,
     rpc: RpcClient,
-    mut jobs: mpsc::UnboundedReceiver<FetchJob>,
+    mut jobs: mpsc::Receiver<FetchJob>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -100,7 +100,7 @@ pub(super) async fn fetcher<T: Send + Sync + 'static>(
                     intake.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if (i + 1) % YIELD_EVERY == 0 {
+            if (i + 1).is_multiple_of(YIELD_EVERY) {
                 tokio::task::yield_now().await;
             }
         }
@@ -112,13 +112,20 @@ pub(super) async fn fetcher<T: Send + Sync + 'static>(
 enum PoolListing {
     TxpoolContent,
     PendingTransactions,
-    /// Neither: the pending filter alone reconciles (it misses what arrived during a gap).
+    /// `eth_getBlockByNumber("pending", true)`: what the node would mine next.
+    PendingBlock,
+    /// None of those: the pending filter alone reconciles (it misses what arrived in a gap).
     None,
 }
 
 #[derive(Deserialize)]
 struct TxpoolContent {
     pending: HashMap<String, HashMap<String, Box<RawValue>>>,
+}
+
+#[derive(Deserialize)]
+struct PendingBlock {
+    transactions: Vec<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -131,7 +138,7 @@ struct ClaimedHash {
 pub(super) async fn reconcile<T: Send + Sync + 'static>(
     intake: Intake<T>,
     rpc: RpcClient,
-    fetch: mpsc::UnboundedSender<FetchJob>,
+    fetch: mpsc::Sender<FetchJob>,
     head_seen: Arc<Notify>,
     lost: mpsc::Sender<SessionError>,
     cancel: CancellationToken,
@@ -177,7 +184,7 @@ pub(super) async fn reconcile<T: Send + Sync + 'static>(
 struct Reconciler<T> {
     intake: Intake<T>,
     rpc: RpcClient,
-    fetch: mpsc::UnboundedSender<FetchJob>,
+    fetch: mpsc::Sender<FetchJob>,
     filter: Option<String>,
     listing: PoolListing,
 }
@@ -204,11 +211,11 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
                 let now = Instant::now();
                 for hash in hashes {
                     if !self.intake.router.seen().contains(&hash) {
-                        let _ = self.fetch.send(FetchJob {
-                            hash,
-                            seen_at: now,
-                            origin: Origin::Reconcile,
-                        });
+                        // Waits when the fetcher is behind (backpressure on the poll, not a drop).
+                        let job = FetchJob { hash, seen_at: now, origin: Origin::Reconcile };
+                        if self.fetch.send(job).await.is_err() {
+                            return Err(RpcError::Closed { method: "eth_getFilterChanges" });
+                        }
                     }
                 }
                 Ok(())
@@ -241,6 +248,15 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
                         .call::<Vec<Box<RawValue>>>("eth_pendingTransactions", (), POOL_TIMEOUT)
                         .await
                 }
+                PoolListing::PendingBlock => self
+                    .rpc
+                    .call::<Option<PendingBlock>>(
+                        "eth_getBlockByNumber",
+                        ("pending", true),
+                        POOL_TIMEOUT,
+                    )
+                    .await
+                    .map(|b| b.map(|b| b.transactions).unwrap_or_default()),
                 PoolListing::None => return,
             };
             match answer {
@@ -249,7 +265,8 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
                 Err(e @ RpcError::Node { .. }) => {
                     self.listing = match self.listing {
                         PoolListing::TxpoolContent => PoolListing::PendingTransactions,
-                        _ => PoolListing::None,
+                        PoolListing::PendingTransactions => PoolListing::PendingBlock,
+                        PoolListing::PendingBlock | PoolListing::None => PoolListing::None,
                     };
                     tracing::warn!(
                         node = %self.intake.name,
@@ -278,7 +295,7 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
             if let Err(Some(_)) = self.intake.body(body.get(), now, Origin::Reconcile, None) {
                 self.intake.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
             }
-            if (i + 1) % YIELD_EVERY == 0 {
+            if (i + 1).is_multiple_of(YIELD_EVERY) {
                 tokio::task::yield_now().await;
             }
         }

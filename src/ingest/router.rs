@@ -2,7 +2,13 @@
 //! (`rank`) and hands it to the lane's queue. The `Protected` lane never drops; a full lower
 //! lane defers the tx (forgotten by the seen-set, offered again by the next reconciliation).
 
-use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use alloy::primitives::Address;
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
@@ -60,7 +66,12 @@ pub struct TxRouter<T> {
     code: CodeIndex,
     lanes: Lanes,
     cancel: CancellationToken,
+    /// Unix ms of the last `CodeIndex` prune.
+    last_prune_ms: AtomicU64,
 }
+
+/// How often the code index is pruned (on a head, by whichever node brings it first).
+const PRUNE_EVERY_MS: u64 = 10_000;
 
 impl<T> TxRouter<T> {
     /// `chain_id`: the chain every pending tx must be signed for (pre-EIP-155 legacy txs aside).
@@ -81,6 +92,7 @@ impl<T> TxRouter<T> {
             code: CodeIndex::default(),
             lanes,
             cancel: CancellationToken::new(),
+            last_prune_ms: AtomicU64::new(0),
         }
     }
 
@@ -118,6 +130,20 @@ impl<T> TxRouter<T> {
     /// calls to a fresh contract, and its cached code is dropped.
     pub fn note_deployed(&self, address: Address) {
         self.code.note_deployed(address, false);
+    }
+
+    /// Keeps the code index bounded; cheap to call on every head (it runs every 10 s at most).
+    pub fn maintain(&self) {
+        let now = super::stats::unix_ms();
+        let last = self.last_prune_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= PRUNE_EVERY_MS
+            && self
+                .last_prune_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.code.prune();
+        }
     }
 
     /// The lane `tx` belongs in, from what is known now (the fork's cache answers "no code"

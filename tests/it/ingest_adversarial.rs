@@ -487,6 +487,42 @@ async fn dropped_notifications_are_recovered_within_a_reconcile_period() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_txpool_is_resynced_from_its_pending_block() {
+    let anvil = Anvil::start_no_mining();
+    let fake = FakeNode::start(&anvil.ws_url()).await;
+    fake.remove_method("txpool_content");
+    let mut ingest = Ingest::start(&fake.ws_url());
+    ingest.wait_up(1).await;
+    let mut user = funded_wallet(&anvil).await;
+    fake.refuse(true);
+    fake.kill();
+    let (tx, raw) = user.call(BYSTANDER, &[5]);
+    send_all(&anvil, &[raw], 1).await;
+    fake.refuse(false);
+    ingest.wait_up(2).await;
+    ingest.wait_queued(&[*tx.hash()], Duration::from_secs(10)).await;
+    assert_eq!(ingest.counts().recovered, 1, "{:?}", ingest.counts());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_feed_is_overtaken_by_reconciliation() {
+    let anvil = Anvil::start_no_mining();
+    let fake = FakeNode::start(&anvil.ws_url()).await;
+    let mut ingest = Ingest::start(&fake.ws_url());
+    ingest.wait_up(1).await;
+    fake.delay(Duration::from_secs(2));
+    let mut user = funded_wallet(&anvil).await;
+    let (tx, raw) = user.call(PROTECTED, &[6]);
+    send_all(&anvil, &[raw], 1).await;
+    let took = ingest.wait_queued(&[*tx.hash()], RECONCILE_EVERY * 5).await;
+    println!("feed 2 s late: queued by reconciliation after {took:?}");
+    assert_eq!(ingest.counts().recovered, 1);
+    // The late notification is then a duplicate, not a second queue entry.
+    assert!(ingest.wait_for(Duration::from_secs(5), |s| s.counts().duplicates == 1).await);
+    assert_eq!(ingest.queued_hashes().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hash_only_node_is_fetched_and_verified() {
     let anvil = Anvil::start_no_mining();
     let fake = FakeNode::start(&anvil.ws_url()).await;

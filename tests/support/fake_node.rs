@@ -2,8 +2,9 @@
 //! ways and, on command, injects frames into the pending-tx subscription (`inject_pending`
 //! for a body, `inject` for raw text, `inject_binary`), drops a fraction of pending
 //! notifications (`drop_ratio`), delays them (`delay`), refuses new connections (`refuse`),
-//! answers a full-body pending subscribe with an error (`refuse_full_bodies`) and kills live
-//! connections (`kill`). Use: `FakeNode::start(&anvil.ws_url()).await`, then `ws_url()`.
+//! answers a full-body pending subscribe with an error (`refuse_full_bodies`), answers a method
+//! as missing (`remove_method`) and kills live connections (`kill`).
+//! Use: `FakeNode::start(&anvil.ws_url()).await`, then point a node config at `ws_url()`.
 
 use std::{
     sync::{
@@ -44,6 +45,8 @@ struct State {
     script: Mutex<Script>,
     refusing: AtomicBool,
     refuse_full_bodies: AtomicBool,
+    /// Methods answered with "method not found" instead of relayed.
+    missing_methods: Mutex<Vec<String>>,
     accepted: AtomicUsize,
     dropped: AtomicUsize,
     relayed_pending: AtomicUsize,
@@ -135,6 +138,11 @@ impl FakeNode {
         self.state.refuse_full_bodies.store(on, Ordering::SeqCst);
     }
 
+    /// Answers requests for `method` with "method not found", as a node without it would.
+    pub fn remove_method(&self, method: &str) {
+        lock(&self.state.missing_methods).push(method.to_string());
+    }
+
     /// Closes every live connection; new ones are still accepted unless `refuse`d.
     pub fn kill(&self) -> usize {
         let conns: Vec<Conn> = lock(&self.state.conns).drain(..).collect();
@@ -197,6 +205,16 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
             (Arc::clone(&state), Arc::clone(&pending_requests), to_client.clone());
         tokio::spawn(async move {
             while let Some(Ok(m)) = client_rx.next().await {
+                if let Message::Text(t) = &m
+                    && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
+                    && let Some(method) = v["method"].as_str()
+                    && lock(&state.missing_methods).iter().any(|m| m == method)
+                {
+                    let missing = json!({"jsonrpc": "2.0", "id": v["id"],
+                        "error": {"code": -32601, "message": "Method not found"}});
+                    let _ = to_client.send(Message::text(missing.to_string()));
+                    continue;
+                }
                 if let Message::Text(t) = &m
                     && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
                     && v["method"] == "eth_subscribe"
