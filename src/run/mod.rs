@@ -191,7 +191,8 @@ pub async fn run_with(
             Arc::clone(&live),
             Arc::clone(&seen),
             Arc::clone(&ingest_stats),
-            Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx },
+            // Until the workers read a third queue, suspicious txs share the lower one.
+            Lanes { protected: high_tx, suspicious: normal_tx.clone(), other: normal_tx },
         )
         .with_cancel(stop.clone()),
     );
