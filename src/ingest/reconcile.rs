@@ -20,6 +20,8 @@ use super::{
     rpc::{RpcClient, RpcError},
 };
 
+/// `"params": []` (some nodes refuse `null`).
+const NO_PARAMS: [u8; 0] = [];
 /// How often the pending filter is polled.
 pub const RECONCILE_EVERY: Duration = Duration::from_millis(200);
 const FILTER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -191,7 +193,11 @@ struct Reconciler<T> {
 
 impl<T: Send + Sync + 'static> Reconciler<T> {
     async fn new_filter(&mut self) {
-        match self.rpc.call::<String>("eth_newPendingTransactionFilter", (), FILTER_TIMEOUT).await {
+        match self
+            .rpc
+            .call::<String>("eth_newPendingTransactionFilter", NO_PARAMS, FILTER_TIMEOUT)
+            .await
+        {
             Ok(id) => self.filter = Some(id),
             Err(e) => {
                 tracing::debug!(node = %self.intake.name, error = %e, "no pending filter; retried next poll")
@@ -233,19 +239,23 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
     async fn list_pool(&mut self) {
         let bodies: Vec<Box<RawValue>> = loop {
             let answer = match self.listing {
-                PoolListing::TxpoolContent => {
-                    self.rpc.call::<TxpoolContent>("txpool_content", (), POOL_TIMEOUT).await.map(
-                        |c| {
-                            c.pending
-                                .into_values()
-                                .flat_map(|by_nonce| by_nonce.into_values())
-                                .collect()
-                        },
-                    )
-                }
+                PoolListing::TxpoolContent => self
+                    .rpc
+                    .call::<TxpoolContent>("txpool_content", NO_PARAMS, POOL_TIMEOUT)
+                    .await
+                    .map(|c| {
+                        c.pending
+                            .into_values()
+                            .flat_map(|by_nonce| by_nonce.into_values())
+                            .collect()
+                    }),
                 PoolListing::PendingTransactions => {
                     self.rpc
-                        .call::<Vec<Box<RawValue>>>("eth_pendingTransactions", (), POOL_TIMEOUT)
+                        .call::<Vec<Box<RawValue>>>(
+                            "eth_pendingTransactions",
+                            NO_PARAMS,
+                            POOL_TIMEOUT,
+                        )
                         .await
                 }
                 PoolListing::PendingBlock => self

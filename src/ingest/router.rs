@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     IngestStats, SeenSet,
     rank::{CodeIndex, Lane, ProtectedSet, Rank, created_address, rank},
-    verify::Verifier,
+    verify::{Verifier, recover_signer},
 };
 use crate::{fork::LiveFork, types::PendingTx};
 
@@ -160,10 +160,19 @@ impl<T> TxRouter<T> {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             return Admission::Duplicate;
         }
+        let inner = tx.tx.inner();
         if let Some(created) = created_address(&tx) {
-            let names =
-                self.protected.in_bytes(alloy::consensus::Transaction::input(tx.tx.inner()));
+            let names = self.protected.in_bytes(alloy::consensus::Transaction::input(inner));
             self.code.note_deployed(created, names);
+        }
+        // Each authority's account gets code in this tx: a call to it in the same block runs
+        // that code, whatever `latest` says.
+        for auth in alloy::consensus::Transaction::authorization_list(inner).unwrap_or_default() {
+            if let Ok(signature) = auth.signature()
+                && let Ok(authority) = recover_signer(&signature, auth.signature_hash())
+            {
+                self.code.note_deployed(authority, self.protected.contains(&auth.address));
+            }
         }
         match self.rank(&tx) {
             Rank::Skip => {

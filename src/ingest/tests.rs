@@ -220,3 +220,46 @@ fn the_seen_set_is_keyed_by_computed_hash_and_remembers_the_signer() {
     set.forget(&hash);
     assert!(set.first_sight(hash, UNKNOWN));
 }
+
+#[test]
+fn a_set_code_tx_makes_its_authorities_fresh_code() {
+    use alloy::{consensus::TxEip7702, eips::eip7702::Authorization, signers::SignerSync};
+    let w = wired(16);
+    let authority = PrivateKeySigner::random();
+    // Known as an EOA until the set-code tx is seen.
+    w.router.code_index().insert_code(w.router.protected(), authority.address(), &[]);
+    let plain = tx(TxKind::Call(authority.address()), 9, Bytes::new());
+    assert_eq!(w.router.rank(&plain), Rank::Skip);
+
+    let auth = Authorization { chain_id: U256::from(1), address: UNKNOWN, nonce: 0 };
+    let auth_sig = authority.sign_hash_sync(&auth.signature_hash()).expect("sign auth");
+    let sender = PrivateKeySigner::random();
+    let mut set_code = TxEip7702 {
+        chain_id: 1,
+        nonce: 0,
+        gas_limit: 100_000,
+        max_fee_per_gas: 2,
+        max_priority_fee_per_gas: 1,
+        to: KNOWN_EOA,
+        value: U256::ZERO,
+        access_list: Default::default(),
+        authorization_list: vec![auth.into_signed(auth_sig)],
+        input: Bytes::new(),
+    };
+    let sig = sender.sign_transaction_sync(&mut set_code).expect("sign");
+    let envelope: TxEnvelope = set_code.into_signed(sig).into();
+    let set_code = PendingTx {
+        hash: *envelope.tx_hash(),
+        tx: alloy::consensus::transaction::Recovered::new_unchecked(envelope, sender.address()),
+        seen_at: Instant::now(),
+        decoded_at: Instant::now(),
+        queued_at: Instant::now(),
+        source: "n".into(),
+    };
+    assert!(
+        matches!(w.router.admit(set_code), Admission::NeedsCode(..)),
+        "its delegate is unknown"
+    );
+    // A plain transfer to the authority now runs the delegate's code: its code is asked again.
+    assert_eq!(w.router.rank(&plain), Rank::NeedsCode(vec![authority.address()]));
+}
