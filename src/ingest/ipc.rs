@@ -32,12 +32,14 @@ pub(super) struct Oversize {
 #[derive(Debug)]
 pub(super) struct JsonSplitter {
     buf: Vec<u8>,
-    /// Bytes of `buf` already scanned.
+    /// Where the unread part of `buf` starts (consumed bytes are dropped in bulk on `push`).
+    start: usize,
+    /// Bytes of the current value already scanned.
     pos: usize,
     depth: u32,
     in_string: bool,
     escaped: bool,
-    /// Inside a value (it starts at buf[0]).
+    /// Inside a value (it starts at `start`).
     in_value: bool,
     limit: usize,
 }
@@ -46,6 +48,7 @@ impl JsonSplitter {
     pub(super) fn new(limit: usize) -> Self {
         Self {
             buf: Vec::with_capacity(64 * 1024),
+            start: 0,
             pos: 0,
             depth: 0,
             in_string: false,
@@ -56,6 +59,12 @@ impl JsonSplitter {
     }
 
     pub(super) fn push(&mut self, bytes: &[u8]) {
+        // Drop what was consumed once it is most of the buffer: a copy per chunk, not per value.
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.pos = self.pos.saturating_sub(self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
@@ -63,24 +72,25 @@ impl JsonSplitter {
     pub(super) fn next_piece(&mut self) -> Result<Option<Piece>, Oversize> {
         if !self.in_value {
             // Between values: skip whitespace; anything else up to the next opener is garbage.
-            let skip = self.buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
-            self.buf.drain(..skip);
-            let garbage = self.buf.iter().take_while(|b| !matches!(b, b'{' | b'[')).count();
+            let rest = &self.buf[self.start..];
+            let skip = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            let garbage = rest[skip..].iter().take_while(|b| !matches!(b, b'{' | b'[')).count();
+            self.start += skip;
             if garbage > 0 {
                 // Wait for the opener (or more bytes) before reporting a garbage run, so one
                 // run read in two chunks counts once.
-                if garbage == self.buf.len() && garbage < self.limit {
+                if self.start + garbage == self.buf.len() && garbage < self.limit {
                     return Ok(None);
                 }
-                self.buf.drain(..garbage);
+                self.start += garbage;
                 return Ok(Some(Piece::Garbage(garbage)));
             }
-            if self.buf.is_empty() {
+            if self.start == self.buf.len() {
                 return Ok(None);
             }
             self.in_value = true;
             self.depth = 0;
-            self.pos = 0;
+            self.pos = self.start;
             self.in_string = false;
             self.escaped = false;
         }
@@ -102,17 +112,16 @@ impl JsonSplitter {
                 b'}' | b']' => {
                     self.depth = self.depth.saturating_sub(1);
                     if self.depth == 0 {
-                        let rest = self.buf.split_off(self.pos);
-                        let value = std::mem::replace(&mut self.buf, rest);
+                        let value = self.buf[self.start..self.pos].to_vec();
+                        self.start = self.pos;
                         self.in_value = false;
-                        self.pos = 0;
                         return Ok(Some(Piece::Value(value)));
                     }
                 }
                 _ => {}
             }
         }
-        if self.buf.len() > self.limit {
+        if self.buf.len() - self.start > self.limit {
             return Err(Oversize { limit: self.limit });
         }
         Ok(None)
@@ -219,6 +228,28 @@ mod tests {
                 value(r#"{"b":2}"#)
             ]
         );
+    }
+
+    #[test]
+    fn consumed_bytes_are_dropped_without_losing_a_partial_value() {
+        let mut s = JsonSplitter::new(1 << 20);
+        let mut got = Vec::new();
+        // Values and garbage in chunks that cut values in half, many times over.
+        let one = br#"{"n":"}"} junk "#;
+        let stream: Vec<u8> = one.iter().copied().cycle().take(one.len() * 500).collect();
+        for chunk in stream.chunks(7) {
+            s.push(chunk);
+            while let Ok(Some(p)) = s.next_piece() {
+                got.push(p);
+            }
+        }
+        let values =
+            got.iter().filter(|p| matches!(p, Piece::Value(v) if v == br#"{"n":"}"}"#)).count();
+        let garbage: usize =
+            got.iter().map(|p| if let Piece::Garbage(n) = p { *n } else { 0 }).sum();
+        assert_eq!(values, 500);
+        assert_eq!(garbage, 499 * 5, "the last run waits for an opener");
+        assert!(s.buf.len() < 128, "consumed bytes are dropped: {}", s.buf.len());
     }
 
     #[test]
