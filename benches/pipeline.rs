@@ -1,7 +1,7 @@
 //! The hot path from a node's pending-tx frame to the signed pause bytes, stage by stage and
 //! whole, on warm state. Starts its own anvil with the demo protocol (scripts/setup.sh first).
 //!
-//! Groups: `decode` (frame text → `PendingTx`, one per tx type), `filter` (`TxRouter::priority`),
+//! Groups: `decode` (frame text → `PendingTx`, one per tx type), `filter` (`TxRouter::rank`),
 //! `sign_pause` (`Responder::decide`, dry-run), `frame_to_pause_bytes` (frame → decode → filter →
 //! simulate → detect → decide → raw pause tx, per attack) and `outside_evm` (the same without
 //! the simulation: detect runs on a precomputed outcome). After criterion, a p50/p99 table for
@@ -26,7 +26,7 @@ use preempt::{
     config::{Config, ResponseMode},
     detect::detect,
     devnet::{Scenario, dev_accounts},
-    ingest::{IngestStats, Priority, SeenSet, TxRouter, decode_pending},
+    ingest::{IngestStats, Lane, Lanes, Rank, SeenSet, TxRouter, decode_pending},
     respond::{AttackFees, Decision, Pauser, Responder},
     simulate::{SimBlock, Simulator},
     types::{PendingTx, SimOutcome},
@@ -75,7 +75,6 @@ async fn collect(devnet: &support::Devnet, source: &Arc<str>) -> Vec<Fixture> {
 /// The pipeline's stages outside the EVM, wired as `preempt run` wires them.
 struct HotPath<'a> {
     config: &'a Config,
-    live: &'a LiveState,
     router: &'a TxRouter<SimBlock>,
     source: Arc<str>,
     base_fee: u64,
@@ -85,10 +84,9 @@ impl HotPath<'_> {
     /// Frame text → JSON → `PendingTx` → filter; `None` when the filter skips it.
     fn ingest(&self, frame: &str) -> Option<PendingTx> {
         let tx = decode_pending(frame, &self.source, Instant::now()).expect("frame decodes");
-        let current = self.live.current();
-        match self.router.priority(&tx, &current.0) {
-            Priority::Skip => None,
-            Priority::Protected | Priority::Other => Some(tx),
+        match self.router.rank(&tx) {
+            Rank::Skip => None,
+            Rank::Lane(..) | Rank::NeedsCode(_) => Some(tx),
         }
     }
 
@@ -179,17 +177,17 @@ fn main() {
     let (fork, block, chain_id) = runtime.block_on(devnet.fork_at_head());
     let config = devnet.config.clone();
 
-    // The filter, wired as `preempt run` wires it (nothing is routed: only `priority` runs).
+    // The filter, wired as `preempt run` wires it (nothing is routed: only `rank` runs).
     let live = Arc::new(LiveState::new(Arc::clone(&fork), block));
     let (high_tx, _high_rx) = crossbeam_channel::bounded(1024);
     let (normal_tx, _normal_rx) = crossbeam_channel::bounded(1024);
     let router = TxRouter::new(
+        chain_id,
         config.protected.iter().map(|p| p.address),
         Arc::clone(&live),
         Arc::new(SeenSet::default()),
         Arc::new(IngestStats::default()),
-        high_tx,
-        normal_tx,
+        Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx },
     );
 
     // Dry-run: each decide signs and encodes a pause, but uses up no nonce and records nothing
@@ -201,7 +199,6 @@ fn main() {
 
     let hot = HotPath {
         config: &config,
-        live: &live,
         router: &router,
         source: Arc::clone(&source),
         base_fee: block.base_fee,
@@ -218,8 +215,8 @@ fn main() {
     }
     let protected_tx = &fixture(&fixtures, Scenario::VaultDeposit).tx;
     let other_tx = &fixture(&fixtures, Scenario::Swap1Pct).tx;
-    assert_eq!(router.priority(protected_tx, &fork), Priority::Protected);
-    assert_eq!(router.priority(other_tx, &fork), Priority::Other);
+    assert!(matches!(router.rank(protected_tx), Rank::Lane(Lane::Protected, _)));
+    assert!(!matches!(router.rank(other_tx), Rank::Lane(Lane::Protected, _) | Rank::Skip));
 
     // Warm: every tx simulated once, and each attack through the whole path once, which must
     // end in at least one signed pause.
@@ -294,7 +291,7 @@ fn main() {
 
     let mut group = c.benchmark_group("filter");
     for (name, tx) in [("protected/vault-deposit", protected_tx), ("other/swap-1pct", other_tx)] {
-        group.bench_function(name, |b| b.iter(|| black_box(router.priority(black_box(tx), &fork))));
+        group.bench_function(name, |b| b.iter(|| black_box(router.rank(black_box(tx)))));
     }
     group.finish();
 

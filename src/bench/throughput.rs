@@ -13,7 +13,7 @@ use super::{SimSetup, fixtures::FixtureTx};
 use crate::{
     config::ResponseMode,
     devnet::dev_accounts,
-    ingest::{IngestStats, SeenSet, TxRouter, decode_pending},
+    ingest::{IngestStats, Lanes, SeenSet, TxRouter, decode_pending},
     respond::{Pauser, Responder},
     worker::{
         LiveState, SenderChains, StageTimes, WorkerContext, WorkerQueues, WorkerStats,
@@ -94,12 +94,12 @@ pub(super) fn replay(
     };
     let stats = Arc::new(IngestStats::default());
     let router = TxRouter::new(
+        chain_id,
         config.protected.iter().map(|p| p.address),
         live,
         Arc::new(SeenSet::default()),
         Arc::clone(&stats),
-        high_tx,
-        normal_tx,
+        Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx },
     );
     let source: Arc<str> = "replay".into();
     let frames: Vec<String> = mix.iter().map(|t| t.frame.to_string()).collect();
@@ -138,13 +138,13 @@ pub(super) fn replay(
     }
     let send_secs = started.elapsed().as_secs_f64();
     let expected = count as u64
-        - stats.dropped_overload.load(Ordering::Relaxed)
+        - stats.deferred.load(Ordering::Relaxed)
         - stats.filtered.load(Ordering::Relaxed);
     let mut result = ReplayResult {
         rate,
         sent: count,
         achieved_rate: count as f64 / send_secs.max(1e-9),
-        dropped: stats.dropped_overload.load(Ordering::Relaxed),
+        dropped: stats.deferred.load(Ordering::Relaxed),
         filtered: stats.filtered.load(Ordering::Relaxed),
         ..Default::default()
     };

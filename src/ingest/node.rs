@@ -1,32 +1,61 @@
-//! One node connection: subscribe to heads and pending txs, re-sync the pool after every
-//! (re)connect, and reconnect with backoff when the connection drops. Never panics on input.
+//! One node connection: a feed socket carrying the heads and pending-tx subscriptions (read
+//! frame by frame here, bad frames skipped and counted), a request socket for fetches, pool
+//! reconciliation and code lookups, and a session that ends visibly on any transport error:
+//! logged, counted as a reconnect, reconnected with backoff, the pool re-synced.
 
 use std::{
+    borrow::Cow,
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
-use alloy::{
-    primitives::B256,
-    providers::{Provider, ext::TxPoolApi},
-    rpc::types::Transaction,
-};
-use futures::StreamExt;
+use alloy::primitives::B256;
+use serde::Deserialize;
 use serde_json::value::RawValue;
+use thiserror::Error;
 use tokio::{
-    sync::{mpsc::UnboundedSender, watch},
-    task::JoinHandle,
+    sync::{Notify, mpsc},
+    task::{JoinHandle, JoinSet},
 };
+use tokio_util::sync::CancellationToken;
 
-use super::TxRouter;
+use super::{
+    TxRouter,
+    classify::{ClassifyJob, classifier},
+    conn::{self, Incoming, TransportError, Writer},
+    reconcile::{FetchJob, Origin, fetcher, reconcile},
+    router::Admission,
+    rpc::{RpcClient, RpcError},
+    stats::{NodeIngestStats, unix_ms},
+    verify::{Decoded, Forgery, VerifyError, pending_tx},
+};
 use crate::{
     config::NodeConfig,
     types::{NewHead, PendingTx},
 };
 
+/// Txs known by hash waiting to be fetched, per session.
+const FETCH_QUEUE: usize = 65_536;
+/// Txs waiting for code, per session.
+const CLASSIFY_QUEUE: usize = 16_384;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// A session that lasted this long starts the backoff over.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Feed frames above this end the session (a pending tx body is at most ~128 KiB on mainnet).
+pub const FEED_MAX_MESSAGE: usize = 8 << 20;
+/// Answers above this end the session (`txpool_content` of a full mainnet pool is tens of MiB).
+pub const RPC_MAX_MESSAGE: usize = 256 << 20;
+/// WebSocket keep-alive: a ping this often; no frame at all for `SILENT_AFTER` ends the session.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const SILENT_AFTER: Duration = Duration::from_secs(16);
+const PING_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The feed reader lets other tasks run after this many frames in a row.
+const YIELD_EVERY_FRAMES: u64 = 16;
+/// `NodeEvent::Forged` at most this often per node (the first one at once).
+const FORGED_EVENT_EVERY_MS: u64 = 1_000;
 
 /// What a node task reports besides txs.
 #[derive(Debug, Clone)]
@@ -40,215 +69,598 @@ pub enum NodeEvent {
         reason: String,
     },
     Head(NewHead),
+    /// The node sent a body that lies about its hash or sender, is badly signed or is for
+    /// another chain; `total` so far. Its state answers should not be trusted.
+    Forged {
+        node: Arc<str>,
+        total: u64,
+    },
 }
 
-enum SessionEnd {
+/// Why a session ended (other than shutdown).
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("connect {what}: {source}")]
+    Connect { what: &'static str, source: TransportError },
+    #[error("feed: {0}")]
+    Feed(TransportError),
+    #[error("node closed the feed connection")]
+    FeedClosed,
+    #[error("request connection: {0}")]
+    RpcConnection(String),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("subscribe {what}: {reason}")]
+    Subscribe { what: &'static str, reason: String },
+    #[error("no frame for {0:?} (pings unanswered)")]
+    Silent(Duration),
+}
+
+enum End {
     Shutdown,
-    Lost(String),
+    Lost(SessionError),
 }
 
-/// Runs a node connection until `shutdown` turns true.
+/// Runs a node connection until `cancel` fires; the task ends promptly after it, whatever the
+/// node does (every wait is raced against `cancel`).
 pub fn spawn_node<T: Send + Sync + 'static>(
     node: NodeConfig,
     router: Arc<TxRouter<T>>,
-    events: UnboundedSender<NodeEvent>,
-    mut shutdown: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<NodeEvent>,
+    cancel: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let name: Arc<str> = node.name.clone().into();
-        let mut backoff = Duration::from_millis(100);
+        let stats = router.stats().node(&name);
+        if !conn::is_subscribable(&node.url) {
+            let reason = TransportError::Unsupported { url: node.url.clone() }.to_string();
+            tracing::warn!(node = %name, %reason, "node not used for pending txs or heads");
+            let _ = events.send(NodeEvent::Down { node: Arc::clone(&name), reason });
+            return cancel.cancelled().await;
+        }
+        let mut backoff = FIRST_BACKOFF;
         loop {
-            if *shutdown.borrow() {
+            let started = Instant::now();
+            let intake = Intake {
+                name: Arc::clone(&name),
+                router: Arc::clone(&router),
+                stats: Arc::clone(&stats),
+                events: events.clone(),
+                classify: None,
+            };
+            let error = match session(&node, intake, &cancel).await {
+                End::Shutdown => return,
+                End::Lost(e) => e,
+            };
+            if cancel.is_cancelled() {
                 return;
             }
-            let started = Instant::now();
-            let reason = match session(&node, &name, &router, &events, &mut shutdown).await {
-                SessionEnd::Shutdown => return,
-                SessionEnd::Lost(reason) => reason,
-            };
-            let _ = events.send(NodeEvent::Down { node: Arc::clone(&name), reason });
-            router.stats().reconnects.fetch_add(1, Ordering::Relaxed);
-            if started.elapsed() > Duration::from_secs(10) {
-                backoff = Duration::from_millis(100);
+            // A lost session is a reconnect; a failed attempt to open one is not.
+            if matches!(error, SessionError::Connect { .. }) {
+                stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+            } else {
+                stats.reconnects.fetch_add(1, Ordering::Relaxed);
             }
+            if started.elapsed() > STABLE_AFTER {
+                backoff = FIRST_BACKOFF;
+            }
+            tracing::warn!(
+                node = %name,
+                error = %error,
+                reconnects = stats.reconnects.load(Ordering::Relaxed),
+                connect_failures = stats.connect_failures.load(Ordering::Relaxed),
+                retry_in_ms = backoff.as_millis() as u64,
+                "node session ended; reconnecting, then re-syncing the pool"
+            );
+            let _ =
+                events.send(NodeEvent::Down { node: Arc::clone(&name), reason: error.to_string() });
             tokio::select! {
+                _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return,
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     })
 }
 
-async fn session<T: Send + Sync + 'static>(
-    node: &NodeConfig,
-    name: &Arc<str>,
-    router: &Arc<TxRouter<T>>,
-    events: &UnboundedSender<NodeEvent>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> SessionEnd {
-    // The transport's own silent reconnect is off: a gap must end the session, so that the
-    // pool is re-synced on the new one.
-    let connect = crate::fork::connect_provider(&node.url, 0);
-    let provider = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return SessionEnd::Lost(format!("connect: {e}")),
-        Err(_) => return SessionEnd::Lost("connect: timed out".into()),
-    };
-    let mut heads = match provider.subscribe_blocks().await {
-        Ok(s) => s.into_stream(),
-        Err(e) => return SessionEnd::Lost(format!("subscribe newHeads: {e}")),
-    };
-    let mut pending = if node.pending {
-        // Full bodies where the node offers them; a node that sends hashes is handled too.
-        // Raw frames: decoded straight from the text, not through a JSON tree.
-        match provider.subscribe::<_, Box<RawValue>>(("newPendingTransactions", true)).await {
-            Ok(s) => Some(s.into_stream()),
-            Err(e) => return SessionEnd::Lost(format!("subscribe newPendingTransactions: {e}")),
-        }
-    } else {
-        None
-    };
-    let _ = events.send(NodeEvent::Up { node: Arc::clone(name) });
-
-    // Whatever arrived while we were away: the pool as it is now, and the head.
-    if node.pending {
-        match provider.txpool_content().await {
-            Ok(content) => {
-                for tx in content.pending.into_values().flat_map(|by_nonce| by_nonce.into_values())
-                {
-                    router.route(pending_of(tx, name, Instant::now()));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(node = %name, error = %e, "txpool_content unavailable; pool not re-synced")
-            }
-        }
+/// `f`, unless `cancel` fires first.
+pub(super) async fn or_cancel<F: Future>(cancel: &CancellationToken, f: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => None,
+        v = f => Some(v),
     }
-    if let Ok(number) = provider.get_block_number().await
-        && let Ok(Some(block)) = provider.get_block_by_number(number.into()).await
+}
+
+async fn connect(
+    url: &str,
+    max_message: usize,
+    what: &'static str,
+    cancel: &CancellationToken,
+) -> Result<Option<(Writer, conn::Reader)>, SessionError> {
+    match or_cancel(cancel, tokio::time::timeout(CONNECT_TIMEOUT, conn::connect(url, max_message)))
+        .await
     {
-        let _ = events.send(NodeEvent::Head(NewHead {
-            number,
-            hash: block.header.hash,
-            source: Arc::clone(name),
-        }));
-    }
-
-    // A WebSocket whose peer vanished does not always end its subscriptions: ask now and then.
-    let mut health = tokio::time::interval(HEALTH_EVERY);
-    health.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return SessionEnd::Shutdown,
-            _ = health.tick() => {
-                let check = tokio::time::timeout(HEALTH_EVERY, provider.get_block_number()).await;
-                if !matches!(check, Ok(Ok(_))) {
-                    return SessionEnd::Lost("health check failed".into());
-                }
-            }
-            head = heads.next() => match head {
-                Some(header) => {
-                    router.stats().heads.fetch_add(1, Ordering::Relaxed);
-                    let _ = events.send(NodeEvent::Head(NewHead {
-                        number: header.number,
-                        hash: header.hash,
-                        source: Arc::clone(name),
-                    }));
-                }
-                None => return SessionEnd::Lost("head subscription closed".into()),
-            },
-            item = next_pending(&mut pending) => match item {
-                Some(frame) => handle_pending(&frame, &provider, name, router),
-                None => return SessionEnd::Lost("pending subscription closed".into()),
-            },
+        None => Ok(None),
+        Some(Ok(Ok(c))) => Ok(Some(c)),
+        Some(Ok(Err(source))) => Err(SessionError::Connect { what, source }),
+        Some(Err(_)) => {
+            Err(SessionError::Connect { what, source: TransportError::Timeout(CONNECT_TIMEOUT) })
         }
     }
 }
 
-async fn next_pending<S: futures::Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
-    match stream {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
+/// A JSON-RPC message on the feed: a subscription notification or an answer to a subscribe.
+#[derive(Deserialize)]
+struct FeedMessage<'a> {
+    id: Option<u64>,
+    #[serde(borrow)]
+    params: Option<Notification<'a>>,
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
+    error: Option<serde_json::Value>,
 }
 
-fn pending_of(tx: Transaction, source: &Arc<str>, seen_at: Instant) -> PendingTx {
-    let now = Instant::now();
-    PendingTx {
-        hash: *tx.inner.tx_hash(),
-        tx: tx.inner,
-        seen_at,
-        decoded_at: now,
-        queued_at: now,
-        source: Arc::clone(source),
-    }
+#[derive(Deserialize)]
+struct Notification<'a> {
+    #[serde(borrow)]
+    subscription: Cow<'a, str>,
+    #[serde(borrow)]
+    result: &'a RawValue,
 }
 
-/// A full pending-tx frame (the JSON object a node sends, as text) as a `PendingTx`. The sender
-/// is the node's `from`: the node checked the signature before it took the tx into its pool.
-pub fn decode_pending(
-    frame: &str,
-    source: &Arc<str>,
-    seen_at: Instant,
-) -> Result<PendingTx, serde_json::Error> {
-    serde_json::from_str::<Transaction>(frame).map(|tx| pending_of(tx, source, seen_at))
-}
-
-/// Just the hash of a frame, to drop a duplicate before decoding all of it.
-#[derive(serde::Deserialize)]
-struct FrameHash {
+#[derive(Deserialize)]
+struct HeadFrame {
+    #[serde(with = "alloy::serde::quantity")]
+    number: u64,
     hash: B256,
 }
 
-/// A full tx body or a bare hash (fetched). Malformed frames are counted and skipped.
-fn handle_pending<T: Send + Sync + 'static>(
-    frame: &RawValue,
-    provider: &impl Provider,
-    name: &Arc<str>,
-    router: &Arc<TxRouter<T>>,
-) {
-    let seen_at = Instant::now();
-    let text = frame.get();
-    let duplicate = |hash: &B256| {
-        let seen = router.seen().contains(hash);
-        if seen {
-            router.stats().received.fetch_add(1, Ordering::Relaxed);
-            router.stats().duplicates.fetch_add(1, Ordering::Relaxed);
+const SUB_HEADS: u64 = 1;
+const SUB_PENDING_FULL: u64 = 2;
+const SUB_PENDING_HASHES: u64 = 3;
+
+fn subscribe_request(id: u64, params: &[serde_json::Value]) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "eth_subscribe", "params": params})
+        .to_string()
+}
+
+async fn session<T: Send + Sync + 'static>(
+    node: &NodeConfig,
+    mut intake: Intake<T>,
+    cancel: &CancellationToken,
+) -> End {
+    let session_cancel = cancel.child_token();
+    // Every task of the session ends with it, however it ends.
+    let _stop_children = session_cancel.clone().drop_guard();
+    let mut tasks = JoinSet::new();
+
+    // Requests on connections of their own, apart from the feed and from each other: a pool
+    // listing of many MiB never holds a code lookup or a tx fetch behind it.
+    let mut rpcs = Vec::new();
+    for what in ["tx fetch connection", "pool connection", "code lookup connection"] {
+        if rpcs.len() == 1 && !node.pending {
+            break;
         }
-        seen
-    };
-    if text.starts_with('"') {
-        let Ok(hash) = serde_json::from_str::<B256>(text) else {
-            router.stats().undecodable.fetch_add(1, Ordering::Relaxed);
-            return;
+        match connect(&node.url, RPC_MAX_MESSAGE, what, cancel).await {
+            Ok(Some((w, r))) => rpcs.push(RpcClient::start(
+                w,
+                r,
+                Arc::clone(&intake.stats),
+                &session_cancel,
+                &mut tasks,
+            )),
+            Ok(None) => return End::Shutdown,
+            Err(e) => return End::Lost(e),
+        }
+    }
+    let rpc = rpcs[0].clone();
+    let (mut feed_writer, mut feed_reader) =
+        match connect(&node.url, FEED_MAX_MESSAGE, "feed", cancel).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return End::Shutdown,
+            Err(e) => return End::Lost(e),
         };
-        if duplicate(&hash) {
-            return;
+
+    let mut requests = vec![subscribe_request(SUB_HEADS, &["newHeads".into()])];
+    if node.pending {
+        // Full bodies where the node offers them; hashes (fetched) where it does not.
+        requests.push(subscribe_request(
+            SUB_PENDING_FULL,
+            &["newPendingTransactions".into(), true.into()],
+        ));
+    }
+    for r in requests {
+        match or_cancel(cancel, feed_writer.send(r)).await {
+            None => return End::Shutdown,
+            Some(Err(e)) => return End::Lost(SessionError::Feed(e)),
+            Some(Ok(())) => {}
         }
-        let fetch = provider.get_transaction_by_hash(hash).into_future();
-        let router = Arc::clone(router);
-        let name = Arc::clone(name);
-        tokio::spawn(async move {
-            match fetch.await {
-                Ok(Some(tx)) => router.route(pending_of(tx, &name, seen_at)),
-                _ => {
-                    router.stats().fetch_failures.fetch_add(1, Ordering::Relaxed);
-                }
+    }
+
+    // The session's helpers, each its own task so the feed reader never waits on them.
+    let (lost_tx, mut lost_rx) = mpsc::channel::<SessionError>(1);
+    let head_seen = Arc::new(Notify::new());
+    let (fetch_tx, fetch_rx) = mpsc::channel::<FetchJob>(FETCH_QUEUE);
+    if node.pending {
+        let (classify_tx, classify_rx) = mpsc::channel::<ClassifyJob>(CLASSIFY_QUEUE);
+        intake.classify = Some(classify_tx);
+        tasks.spawn(classifier(
+            Arc::clone(&intake.router),
+            rpcs[2].clone(),
+            Arc::clone(&intake.stats),
+            classify_rx,
+            session_cancel.clone(),
+        ));
+        tasks.spawn(fetcher(intake.clone(), rpc.clone(), fetch_rx, session_cancel.clone()));
+        tasks.spawn(reconcile(
+            intake.clone(),
+            rpcs[1].clone(),
+            fetch_tx.clone(),
+            Arc::clone(&head_seen),
+            lost_tx,
+            session_cancel.clone(),
+        ));
+    }
+    {
+        // The head now, so the guard does not wait for the next block after a reconnect.
+        let (rpc, intake) = (rpc.clone(), intake.clone());
+        tasks.spawn(async move {
+            let latest = rpc
+                .call::<Option<HeadFrame>>(
+                    "eth_getBlockByNumber",
+                    ("latest", false),
+                    CONNECT_TIMEOUT,
+                )
+                .await;
+            if let Ok(Some(head)) = latest {
+                intake.head(head);
             }
         });
-        return;
     }
-    if let Ok(FrameHash { hash }) = serde_json::from_str::<FrameHash>(text)
-        && duplicate(&hash)
-    {
-        return;
+
+    let mut feed = Feed {
+        intake,
+        fetch: fetch_tx,
+        head_seen,
+        heads_sub: None,
+        pending_sub: None,
+        wants_pending: node.pending,
+        up: false,
+        warned_bad_frame: false,
+        to_send: Vec::new(),
+    };
+    // Resolves when any request connection is gone.
+    let any_rpc_dead =
+        futures::future::select_all(rpcs.iter().map(|r| Box::pin(r.dead().cancelled())));
+    tokio::pin!(any_rpc_dead);
+    let subscribe_deadline = tokio::time::sleep(SUBSCRIBE_TIMEOUT);
+    tokio::pin!(subscribe_deadline);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let pings = matches!(feed_writer, Writer::Ws(_));
+    let mut last_frame = Instant::now();
+    let mut frames = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return End::Shutdown,
+            (_, dead, _) = &mut any_rpc_dead => {
+                return End::Lost(SessionError::RpcConnection(rpcs[dead].end_reason()));
+            }
+            Some(e) = lost_rx.recv() => return End::Lost(e),
+            frame = feed_reader.next() => {
+                let seen_at = Instant::now();
+                last_frame = seen_at;
+                match frame {
+                    Err(e) => return End::Lost(SessionError::Feed(e)),
+                    Ok(None) => return End::Lost(SessionError::FeedClosed),
+                    Ok(Some(Incoming::Control)) => {}
+                    Ok(Some(Incoming::NotText(len))) => feed.bad_frame(&format!("{len} bytes not text")),
+                    Ok(Some(Incoming::Text(text))) => {
+                        if let Err(e) = feed.on_text(text.as_str(), seen_at) {
+                            return End::Lost(e);
+                        }
+                        // Frames already buffered are read without the runtime ever taking the
+                        // thread back; the tasks this one woke (a classify step, a fetch)
+                        // would wait for the whole burst.
+                        frames += 1;
+                        if frames.is_multiple_of(YIELD_EVERY_FRAMES) {
+                            tokio::task::yield_now().await;
+                        }
+                        for request in std::mem::take(&mut feed.to_send) {
+                            match or_cancel(cancel, feed_writer.send(request)).await {
+                                None => return End::Shutdown,
+                                Some(Err(e)) => return End::Lost(SessionError::Feed(e)),
+                                Some(Ok(())) => {}
+                            }
+                        }
+                        if feed.subscribed() && !feed.up {
+                            feed.up = true;
+                            let _ = feed.intake.events.send(NodeEvent::Up { node: Arc::clone(&feed.intake.name) });
+                        }
+                    }
+                }
+            }
+            _ = &mut subscribe_deadline, if !feed.up => {
+                return End::Lost(SessionError::Subscribe {
+                    what: "heads and pending txs",
+                    reason: format!("no answer within {SUBSCRIBE_TIMEOUT:?}"),
+                });
+            }
+            _ = ping.tick(), if pings => {
+                if last_frame.elapsed() > SILENT_AFTER {
+                    return End::Lost(SessionError::Silent(last_frame.elapsed()));
+                }
+                match or_cancel(cancel, tokio::time::timeout(PING_WRITE_TIMEOUT, feed_writer.ping())).await {
+                    None => return End::Shutdown,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => return End::Lost(SessionError::Feed(e)),
+                    Some(Err(_)) => return End::Lost(SessionError::Feed(TransportError::Timeout(PING_WRITE_TIMEOUT))),
+                }
+            }
+        }
     }
-    match decode_pending(text, name, seen_at) {
-        Ok(p) => router.route(p),
-        Err(e) => {
-            router.stats().undecodable.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(node = %name, error = %e, "undecodable pending tx skipped");
+}
+
+/// The feed's reader state.
+struct Feed<T> {
+    intake: Intake<T>,
+    fetch: mpsc::Sender<FetchJob>,
+    head_seen: Arc<Notify>,
+    heads_sub: Option<String>,
+    pending_sub: Option<String>,
+    wants_pending: bool,
+    up: bool,
+    warned_bad_frame: bool,
+    /// Requests to write on the feed (a fallback subscribe).
+    to_send: Vec<String>,
+}
+
+impl<T: Send + Sync + 'static> Feed<T> {
+    fn subscribed(&self) -> bool {
+        self.heads_sub.is_some() && (self.pending_sub.is_some() || !self.wants_pending)
+    }
+
+    fn bad_frame(&mut self, what: &str) {
+        let total = self.intake.stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+        if !self.warned_bad_frame {
+            self.warned_bad_frame = true;
+            tracing::warn!(node = %self.intake.name, bad_frames = total, frame = what, "bad frame from node skipped");
+        } else {
+            tracing::debug!(node = %self.intake.name, bad_frames = total, frame = what, "bad frame skipped");
+        }
+    }
+
+    /// One text frame. An error only for a refused subscription (the session cannot work).
+    fn on_text(&mut self, text: &str, seen_at: Instant) -> Result<(), SessionError> {
+        let Ok(message) = serde_json::from_str::<FeedMessage<'_>>(text) else {
+            self.bad_frame("not a JSON-RPC message");
+            return Ok(());
+        };
+        if let Some(n) = message.params {
+            if self.pending_sub.as_deref() == Some(&*n.subscription) {
+                self.on_pending(n.result, seen_at);
+            } else if self.heads_sub.as_deref() == Some(&*n.subscription) {
+                match serde_json::from_str::<HeadFrame>(n.result.get()) {
+                    Ok(head) => {
+                        self.intake.head(head);
+                        self.head_seen.notify_one();
+                    }
+                    Err(_) => self.bad_frame("head of the wrong shape"),
+                }
+            } else {
+                self.bad_frame("notification for no subscription of ours");
+            }
+            return Ok(());
+        }
+        let id = match message.id {
+            Some(id @ (SUB_HEADS | SUB_PENDING_FULL | SUB_PENDING_HASHES)) => id,
+            _ => {
+                self.bad_frame("neither a notification nor an answer to a subscribe");
+                return Ok(());
+            }
+        };
+        let sub_id = message.result.and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+        match (id, sub_id) {
+            (SUB_HEADS, Some(s)) => self.heads_sub = Some(s),
+            (SUB_PENDING_FULL | SUB_PENDING_HASHES, Some(s)) => self.pending_sub = Some(s),
+            (SUB_PENDING_FULL, None) => {
+                // No full bodies here: hashes, each fetched and verified.
+                tracing::info!(
+                    node = %self.intake.name,
+                    refused = %describe(&message.error),
+                    "node offers pending tx hashes only; bodies are fetched"
+                );
+                self.to_send.push(subscribe_request(
+                    SUB_PENDING_HASHES,
+                    &["newPendingTransactions".into()],
+                ));
+            }
+            (id, None) => {
+                return Err(SessionError::Subscribe {
+                    what: if id == SUB_HEADS { "newHeads" } else { "newPendingTransactions" },
+                    reason: describe(&message.error),
+                });
+            }
+            _ => self.bad_frame("answer to no request of ours"),
+        }
+        Ok(())
+    }
+
+    fn on_pending(&mut self, body: &RawValue, seen_at: Instant) {
+        let stats = &self.intake.stats;
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let text = body.get();
+        if text.starts_with('"') {
+            match serde_json::from_str::<B256>(text) {
+                Ok(hash) if self.intake.router.seen().contains(&hash) => self.intake.duplicate(),
+                Ok(hash) => {
+                    let job = FetchJob { hash, seen_at, origin: Origin::Subscription };
+                    // Full: a node flooding hashes; what is real comes back by reconciliation.
+                    if self.fetch.try_send(job).is_err() {
+                        stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => self.bad_frame("pending tx hash of the wrong shape"),
+            }
+            return;
+        }
+        if let Err(Some(what)) = self.intake.body(text, seen_at, Origin::Subscription, None) {
+            self.bad_frame(what);
+        }
+    }
+}
+
+fn describe(error: &Option<serde_json::Value>) -> String {
+    error.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "no subscription id".into())
+}
+
+/// Takes bodies from any path of one node (feed, fetch, reconciliation) through verification
+/// and the router, counting per node. Cheap to clone.
+pub(super) struct Intake<T> {
+    pub(super) name: Arc<str>,
+    pub(super) router: Arc<TxRouter<T>>,
+    pub(super) stats: Arc<NodeIngestStats>,
+    events: mpsc::UnboundedSender<NodeEvent>,
+    classify: Option<mpsc::Sender<ClassifyJob>>,
+}
+
+impl<T> Clone for Intake<T> {
+    fn clone(&self) -> Self {
+        Self {
+            name: Arc::clone(&self.name),
+            router: Arc::clone(&self.router),
+            stats: Arc::clone(&self.stats),
+            events: self.events.clone(),
+            classify: self.classify.clone(),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Intake<T> {
+    fn head(&self, head: HeadFrame) {
+        self.stats.note_head(head.number);
+        self.router.maintain();
+        let _ = self.events.send(NodeEvent::Head(NewHead {
+            number: head.number,
+            hash: head.hash,
+            source: Arc::clone(&self.name),
+        }));
+    }
+
+    pub(super) fn duplicate(&self) {
+        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        let totals = self.router.stats();
+        totals.received.fetch_add(1, Ordering::Relaxed);
+        totals.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A body as JSON text: verified, deduped on its computed hash, routed. `asked`: the hash
+    /// it was fetched by. `Err(Some(_))`: not a tx body (a bad frame, for the feed to count).
+    pub(super) fn body(
+        &self,
+        text: &str,
+        seen_at: Instant,
+        origin: Origin,
+        asked: Option<B256>,
+    ) -> Result<(), Option<&'static str>> {
+        let decoded = match self.router.verifier().decode(text) {
+            Ok(d) => d,
+            Err(VerifyError::Malformed(_)) => {
+                return Err(Some("pending tx body of the wrong shape"));
+            }
+            Err(VerifyError::Forged(f)) => {
+                self.forged(f);
+                return Err(None);
+            }
+        };
+        if let Some(asked) = asked
+            && asked != decoded.hash
+        {
+            self.forged(Forgery::Substituted { asked, got: decoded.hash });
+            return Err(None);
+        }
+        self.decoded(decoded, seen_at, origin);
+        Ok(())
+    }
+
+    fn decoded(&self, decoded: Decoded, seen_at: Instant, origin: Origin) {
+        // Seen: the same signed bytes were verified before; only the claimed sender is left
+        // to compare (recovery is the costly part, and a duplicate needs none).
+        if let Some(signer) = self.router.seen().signer_of(&decoded.hash) {
+            if signer != decoded.claimed_from {
+                return self.forged(Forgery::Sender {
+                    hash: decoded.hash,
+                    claimed: decoded.claimed_from,
+                    recovered: signer,
+                });
+            }
+            self.stats.verified.fetch_add(1, Ordering::Relaxed);
+            return self.duplicate();
+        }
+        let tx = match self.router.verifier().recover(decoded) {
+            Ok(tx) => tx,
+            Err(f) => return self.forged(f),
+        };
+        self.stats.verified.fetch_add(1, Ordering::Relaxed);
+        self.admit(pending_tx(tx, &self.name, seen_at), origin);
+    }
+
+    fn admit(&self, tx: PendingTx, origin: Origin) {
+        let admitted = self.router.admit(tx);
+        if matches!(admitted, Admission::Duplicate) {
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match origin {
+            Origin::Subscription => &self.stats.from_subscription,
+            Origin::Reconcile => &self.stats.recovered,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        if let Admission::NeedsCode(tx, need) = admitted {
+            // `need` is found again by the classifier's own rank, as code lands.
+            drop(need);
+            let job = ClassifyJob::new(*tx, self.router.seen_set());
+            match &self.classify {
+                Some(classify) => {
+                    // Full (a flood of calls to unknown code) or gone: on as `Other`.
+                    if let Err(
+                        mpsc::error::TrySendError::Full(job)
+                        | mpsc::error::TrySendError::Closed(job),
+                    ) = classify.try_send(job)
+                    {
+                        job.dispatch(&self.router, super::Lane::Other);
+                    }
+                }
+                None => job.dispatch(&self.router, super::Lane::Other),
+            }
+        }
+    }
+
+    fn forged(&self, forgery: Forgery) {
+        let total = self.stats.forged.fetch_add(1, Ordering::Relaxed) + 1;
+        if total == 1 {
+            tracing::warn!(
+                node = %self.name,
+                forged = total,
+                error = %forgery,
+                "node sent a forged pending tx; dropped (later ones are counted, not logged)"
+            );
+        } else {
+            tracing::debug!(node = %self.name, forged = total, error = %forgery, "forged pending tx dropped");
+        }
+        let now = unix_ms();
+        let last = self.stats.last_forged_event_ms.load(Ordering::Relaxed);
+        if (total == 1 || now.saturating_sub(last) >= FORGED_EVENT_EVERY_MS)
+            && self
+                .stats
+                .last_forged_event_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let _ = self.events.send(NodeEvent::Forged { node: Arc::clone(&self.name), total });
         }
     }
 }

@@ -1,126 +1,244 @@
-//! The filter in front of the workers: what cannot reach a protected contract is not
-//! simulated; what can is queued, protected-first, so an overload never drops those.
+//! The router in front of the workers: drops what was seen (by computed hash), ranks the rest
+//! (`rank`) and hands it to the lane's queue. The `Protected` lane never drops; a full lower
+//! lane defers the tx (forgotten by the seen-set, offered again by the next reconciliation).
 
-use std::{collections::HashSet, sync::Arc, sync::atomic::Ordering};
-
-use alloy::{consensus::Transaction as _, primitives::Address};
-use crossbeam_channel::{Sender, TrySendError};
-
-use super::{IngestStats, SeenSet};
-use crate::{
-    fork::{LiveFork, SharedFork},
-    types::PendingTx,
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
-/// Which queue a tx goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    /// Names a protected contract (as `to`, in its access list, or through a 7702 delegation).
-    Protected,
-    /// Calls code that might reach a protected contract (any contract, any create).
-    Other,
-    /// A plain value transfer to an account known to have no code: it runs no code.
-    Skip,
+use alloy::primitives::Address;
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    IngestStats, SeenSet,
+    rank::{CodeIndex, Lane, ProtectedSet, Rank, created_address, rank},
+    verify::{Verifier, recover_signer},
+};
+use crate::{fork::LiveFork, types::PendingTx};
+
+/// The three queues the workers read, in this order.
+#[derive(Debug, Clone)]
+pub struct Lanes {
+    pub protected: Sender<PendingTx>,
+    pub suspicious: Sender<PendingTx>,
+    pub other: Sender<PendingTx>,
 }
 
-/// Routes decoded pending txs to the simulation queues.
+impl Lanes {
+    fn of(&self, lane: Lane) -> &Sender<PendingTx> {
+        match lane {
+            Lane::Protected => &self.protected,
+            Lane::Suspicious => &self.suspicious,
+            Lane::Other => &self.other,
+        }
+    }
+}
+
+/// What became of a tx offered to the router.
+#[derive(Debug)]
+pub enum Admission {
+    /// Its computed hash was seen before.
+    Duplicate,
+    /// Runs no code (a value transfer to an account without code).
+    Skipped,
+    Queued(Lane),
+    /// Its lane was full: forgotten, so the next reconciliation brings it back.
+    Deferred,
+    /// The code of these accounts decides its lane: the caller fetches it and calls `dispatch`.
+    NeedsCode(Box<PendingTx>, Vec<Address>),
+    /// The workers are gone (shutdown).
+    Closed,
+}
+
+/// Routes verified pending txs to the simulation lanes; shared by every node connection.
 #[derive(Debug)]
 pub struct TxRouter<T> {
-    protected: HashSet<Address>,
+    verifier: Verifier,
+    protected: ProtectedSet,
     fork: Arc<LiveFork<T>>,
     seen: Arc<SeenSet>,
     stats: Arc<IngestStats>,
-    high: Sender<PendingTx>,
-    normal: Sender<PendingTx>,
+    code: CodeIndex,
+    lanes: Lanes,
+    cancel: CancellationToken,
+    /// Unix ms of the last `CodeIndex` prune.
+    last_prune_ms: AtomicU64,
 }
 
+/// How often the code index is pruned (on a head, by whichever node brings it first).
+const PRUNE_EVERY_MS: u64 = 10_000;
+
 impl<T> TxRouter<T> {
+    /// `chain_id`: the chain every pending tx must be signed for (pre-EIP-155 legacy txs aside).
     pub fn new(
+        chain_id: u64,
         protected: impl IntoIterator<Item = Address>,
         fork: Arc<LiveFork<T>>,
         seen: Arc<SeenSet>,
         stats: Arc<IngestStats>,
-        high: Sender<PendingTx>,
-        normal: Sender<PendingTx>,
+        lanes: Lanes,
     ) -> Self {
-        Self { protected: protected.into_iter().collect(), fork, seen, stats, high, normal }
+        Self {
+            verifier: Verifier::new(chain_id),
+            protected: ProtectedSet::new(protected),
+            fork,
+            seen,
+            stats,
+            code: CodeIndex::default(),
+            lanes,
+            cancel: CancellationToken::new(),
+            last_prune_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A wait for room in the `Protected` lane gives up once `cancel` fires (shutdown).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 
     pub fn seen(&self) -> &SeenSet {
         &self.seen
     }
 
+    pub(super) fn seen_set(&self) -> Arc<SeenSet> {
+        Arc::clone(&self.seen)
+    }
+
     pub fn stats(&self) -> &IngestStats {
         &self.stats
     }
 
-    pub fn priority(&self, tx: &PendingTx, fork: &SharedFork) -> Priority {
-        let inner = tx.tx.inner();
-        let to = inner.to();
-        if let Some(to) = to
-            && self.protected.contains(&to)
+    pub fn code_index(&self) -> &CodeIndex {
+        &self.code
+    }
+
+    pub fn protected(&self) -> &ProtectedSet {
+        &self.protected
+    }
+
+    /// A contract was deployed at `address` (the block guard saw it mined): calls to it rank as
+    /// calls to a fresh contract, and its cached code is dropped.
+    pub fn note_deployed(&self, address: Address) {
+        self.code.note_deployed(address, false);
+    }
+
+    /// Keeps the code index bounded; cheap to call on every head (it runs every 10 s at most).
+    pub fn maintain(&self) {
+        let now = super::stats::unix_ms();
+        let last = self.last_prune_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= PRUNE_EVERY_MS
+            && self
+                .last_prune_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
-            return Priority::Protected;
-        }
-        if let Some(list) = inner.access_list()
-            && list.iter().any(|item| self.protected.contains(&item.address))
-        {
-            return Priority::Protected;
-        }
-        if inner.authorization_list().is_some_and(|a| !a.is_empty()) {
-            return Priority::Protected;
-        }
-        match to {
-            // Creates run constructor code, which can call anything.
-            None => Priority::Other,
-            Some(to) if inner.input().is_empty() && fork.known_code(&to) == Some(false) => {
-                Priority::Skip
-            }
-            // Unknown or a contract: conservative, simulate.
-            Some(_) => Priority::Other,
+            self.code.prune();
         }
     }
 
-    /// Takes a tx from a node: dedupes, filters, queues. Never blocks on the `Other` queue.
-    pub fn route(&self, mut tx: PendingTx) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
-        if !self.seen.first_sight(tx.hash) {
-            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+    /// The lane `tx` belongs in, from what is known now (the fork's cache answers "no code"
+    /// for accounts ingest has not looked up).
+    pub fn rank(&self, tx: &PendingTx) -> Rank {
         let current = self.fork.current();
-        let priority = self.priority(&tx, &current.0);
-        tx.queued_at = std::time::Instant::now();
-        match priority {
-            Priority::Skip => {
+        rank(tx, &self.protected, &self.code, |a| current.0.known_code(a))
+    }
+
+    /// First sight (by computed hash) → rank → queue; a tx whose rank needs code comes back.
+    pub fn admit(&self, tx: PendingTx) -> Admission {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        if !self.seen.first_sight(tx.hash, tx.tx.signer()) {
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Admission::Duplicate;
+        }
+        let inner = tx.tx.inner();
+        if let Some(created) = created_address(&tx) {
+            let names = self.protected.in_bytes(alloy::consensus::Transaction::input(inner));
+            self.code.note_deployed(created, names);
+        }
+        // Each authority's account gets code in this tx: a call to it in the same block runs
+        // that code, whatever `latest` says.
+        for auth in alloy::consensus::Transaction::authorization_list(inner).unwrap_or_default() {
+            if let Ok(signature) = auth.signature()
+                && let Ok(authority) = recover_signer(&signature, auth.signature_hash())
+            {
+                self.code.note_deployed(authority, self.protected.contains(&auth.address));
+            }
+        }
+        match self.rank(&tx) {
+            Rank::Skip => {
                 self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+                Admission::Skipped
             }
-            Priority::Protected => {
-                self.stats.queued_protected.fetch_add(1, Ordering::Relaxed);
-                // Never dropped: wait for room (workers take this queue first).
-                match self.high.try_send(tx) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(tx)) => {
-                        let high = self.high.clone();
-                        let wait = move || high.send(tx).map_err(|_| ());
-                        // Inside the runtime, tell it this thread blocks; elsewhere just wait.
-                        let _ = match tokio::runtime::Handle::try_current() {
-                            Ok(_) => tokio::task::block_in_place(wait),
-                            Err(_) => wait(),
-                        };
+            Rank::Lane(lane, _) => self.dispatch(tx, lane),
+            Rank::NeedsCode(need) => Admission::NeedsCode(Box::new(tx), need),
+        }
+    }
+
+    /// As `admit`, for callers with no node to ask for code: unknown code ranks `Other`.
+    pub fn route(&self, tx: PendingTx) -> Admission {
+        match self.admit(tx) {
+            Admission::NeedsCode(tx, _) => self.dispatch(*tx, Lane::Other),
+            other => other,
+        }
+    }
+
+    /// Queues an admitted tx in `lane`.
+    pub fn dispatch(&self, mut tx: PendingTx, lane: Lane) -> Admission {
+        tx.queued_at = std::time::Instant::now();
+        let counter = match lane {
+            Lane::Protected => &self.stats.queued_protected,
+            Lane::Suspicious => &self.stats.queued_suspicious,
+            Lane::Other => &self.stats.queued_other,
+        };
+        let hash = tx.hash;
+        match self.lanes.of(lane).try_send(tx) {
+            Ok(()) => {}
+            Err(TrySendError::Full(tx)) if lane == Lane::Protected => {
+                if !self.wait_for_room(tx) {
+                    return Admission::Closed;
+                }
+            }
+            Err(TrySendError::Full(_)) => {
+                self.seen.forget(&hash);
+                self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                return Admission::Deferred;
+            }
+            Err(TrySendError::Disconnected(_)) => return Admission::Closed,
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+        Admission::Queued(lane)
+    }
+
+    /// Blocks until the `Protected` lane has room (workers take it first), or shutdown.
+    fn wait_for_room(&self, tx: PendingTx) -> bool {
+        let wait = move || {
+            let mut tx = tx;
+            loop {
+                match self.lanes.protected.send_timeout(tx, Duration::from_millis(10)) {
+                    Ok(()) => return true,
+                    Err(SendTimeoutError::Timeout(back)) if !self.cancel.is_cancelled() => {
+                        tx = back
                     }
-                    Err(TrySendError::Disconnected(_)) => {}
+                    Err(_) => return false,
                 }
             }
-            Priority::Other => match self.normal.try_send(tx) {
-                Ok(()) => {
-                    self.stats.queued_other.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(TrySendError::Full(_)) => {
-                    self.stats.dropped_overload.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(TrySendError::Disconnected(_)) => {}
-            },
+        };
+        // On a multi-thread runtime, tell it this thread blocks; elsewhere just wait.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::{
     fork::{ForkCache, ForkError, NodeError, SharedFork},
     guard::{BlockGuard, GuardReport, GuardStats, HeadSignal, fetch_block_data},
     incident::IncidentLog,
-    ingest::{IngestStats, NodeEvent, SeenSet, TxRouter, spawn_node},
+    ingest::{IngestStats, Lanes, NodeEvent, SeenSet, TxRouter, spawn_node},
     respond::{Pauser, Responder},
     simulate::Simulator,
     submit::{Dispatcher, SubmitError, Submitter},
@@ -143,8 +143,11 @@ pub async fn run_with(
     let submitter = Arc::new(Submitter::connect(&config.nodes, &config.relays, relay_auth).await?);
     let incidents = Arc::new(open_incidents(&config)?);
 
-    // Workers: simulate → detect → decide, fed by the ingest lanes.
+    // Workers: simulate → detect → decide, fed by the ingest lanes (most likely to reach
+    // protected state first).
     let (high_tx, high_rx) = crossbeam_channel::bounded(65_536);
+    let (suspicious_tx, suspicious_rx) =
+        crossbeam_channel::bounded(config.simulation.queue_capacity);
     let (normal_tx, normal_rx) = crossbeam_channel::bounded(config.simulation.queue_capacity);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let (detections_tx, detections_rx) = mpsc::channel::<Detection>(1_024);
@@ -161,7 +164,7 @@ pub async fn run_with(
         runtime: Some(tokio::runtime::Handle::current()),
         completions: None,
     });
-    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, normal_rx] };
+    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, suspicious_rx, normal_rx] };
     let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), queues)
         .map_err(RunError::Threads)?;
 
@@ -197,20 +200,22 @@ pub async fn run_with(
     // Ingest: one task per node.
     let seen = Arc::new(SeenSet::default());
     let ingest_stats = Arc::new(IngestStats::default());
-    let router = Arc::new(TxRouter::new(
-        config.protected.iter().map(|p| p.address),
-        Arc::clone(&live),
-        Arc::clone(&seen),
-        Arc::clone(&ingest_stats),
-        high_tx,
-        normal_tx,
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = Arc::new(
+        TxRouter::new(
+            chain_id,
+            config.protected.iter().map(|p| p.address),
+            Arc::clone(&live),
+            Arc::clone(&seen),
+            Arc::clone(&ingest_stats),
+            Lanes { protected: high_tx, suspicious: suspicious_tx, other: normal_tx },
+        )
+        .with_cancel(cancel.clone()),
+    );
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<NodeEvent>();
     let node_tasks: Vec<_> = config
         .nodes
         .iter()
-        .map(|n| spawn_node(n.clone(), Arc::clone(&router), events_tx.clone(), stop_rx.clone()))
+        .map(|n| spawn_node(n.clone(), Arc::clone(&router), events_tx.clone(), cancel.clone()))
         .collect();
     drop(events_tx);
 
@@ -241,8 +246,13 @@ pub async fn run_with(
                     }
                 }
                 Some(NodeEvent::Down { node, reason }) => {
-                    tracing::warn!(node = %node, %reason, "node connection lost; reconnecting");
+                    tracing::debug!(node = %node, %reason, "node session ended");
                     up.remove(&node);
+                }
+                Some(NodeEvent::Forged { node, total }) => {
+                    // Its frames are dropped anyway; its state answers are not trusted first.
+                    tracing::warn!(node = %node, forged = total, "node sends forged pending txs; demoted for state reads");
+                    source.demote(&node);
                 }
                 Some(NodeEvent::Head(h)) => {
                     source.note_head(&h.source, h.number);
@@ -265,7 +275,6 @@ pub async fn run_with(
 
     tracing::info!("shutting down");
     cancel.cancel();
-    let _ = stop_tx.send(true);
     ctx.stop.store(true, Ordering::Release);
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
     for t in node_tasks {

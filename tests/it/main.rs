@@ -10,5 +10,6 @@ mod fixtures;
 mod fork;
 mod fuzz;
 mod guard;
+mod ingest_adversarial;
 mod run;
 mod submit;

@@ -181,7 +181,7 @@ async fn attack_after_a_dropped_node_connection_is_still_stopped() {
     // The node goes away; an attack reaches its pool during the gap.
     proxy.refuse(true);
     assert!(proxy.cut_all() > 0, "preempt was connected through the proxy");
-    guard.wait_log(|l| l.contains("node connection lost"), Duration::from_secs(10), "the drop");
+    guard.wait_log(|l| l.contains("node session ended"), Duration::from_secs(10), "the drop");
     let during_gap = devnet.send(Scenario::VaultReentrancyAttack).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.refuse(false);

@@ -2,6 +2,7 @@
 //! deployed on it, and its config; anvil is stopped when the `Devnet` is dropped.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fake_node;
 pub mod guard;
 pub mod proxy;
 pub mod relay;
