@@ -26,7 +26,7 @@ use crate::{
     ingest::{IngestStats, Lanes, NodeEvent, SeenSet, TxRouter, spawn_node},
     respond::{Pauser, Responder},
     simulate::Simulator,
-    submit::{Dispatcher, SubmitError, Submitter},
+    submit::{DeployedHook, Dispatcher, SubmitError, Submitter},
     worker::{Detection, LiveState, SenderChains, WorkerContext, WorkerQueues, spawn_workers},
 };
 
@@ -168,6 +168,20 @@ pub async fn run_with(
     let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), queues)
         .map_err(RunError::Threads)?;
 
+    // Ingest routes txs into the lanes; one task per node (below).
+    let seen = Arc::new(SeenSet::default());
+    let ingest_stats = Arc::new(IngestStats::default());
+    let router = Arc::new(
+        TxRouter::new(
+            chain_id,
+            config.protected.iter().map(|p| p.address),
+            Arc::clone(&live),
+            Arc::clone(&seen),
+            Arc::clone(&ingest_stats),
+            Lanes { protected: high_tx, suspicious: suspicious_tx, other: normal_tx },
+        )
+        .with_cancel(cancel.clone()),
+    );
     // Submit stage: the one owner of sending, re-sending and recording.
     let (reports_tx, reports_rx) = mpsc::channel::<GuardReport>(64);
     let dispatcher = Dispatcher::new(
@@ -177,7 +191,15 @@ pub async fn run_with(
         Arc::clone(&incidents),
         source.clone(),
         head,
-    );
+    )
+    .on_deployed(DeployedHook({
+        let router = Arc::clone(&router);
+        Arc::new(move |deployed: &[Address]| {
+            for a in deployed {
+                router.note_deployed(*a);
+            }
+        })
+    }));
     let dispatch_task = tokio::spawn(dispatcher.run(detections_rx, reports_rx, cancel.clone()));
 
     // Block guard: the one writer of the fork.
@@ -197,20 +219,6 @@ pub async fn run_with(
     .warming(protected_accounts(&config));
     let guard_task = tokio::spawn(guard.run(heads_rx, cancel.clone()));
 
-    // Ingest: one task per node.
-    let seen = Arc::new(SeenSet::default());
-    let ingest_stats = Arc::new(IngestStats::default());
-    let router = Arc::new(
-        TxRouter::new(
-            chain_id,
-            config.protected.iter().map(|p| p.address),
-            Arc::clone(&live),
-            Arc::clone(&seen),
-            Arc::clone(&ingest_stats),
-            Lanes { protected: high_tx, suspicious: suspicious_tx, other: normal_tx },
-        )
-        .with_cancel(cancel.clone()),
-    );
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<NodeEvent>();
     let node_tasks: Vec<_> = config
         .nodes
@@ -257,6 +265,7 @@ pub async fn run_with(
                 Some(NodeEvent::Head(h)) => {
                     source.note_head(&h.source, h.number);
                     seen.prune(Duration::from_secs(600));
+                    router.maintain();
                     // Every announcement wakes the guard: a head it could not fetch yet (a node
                     // ahead of the others, or lying) is tried again, and never hides later ones.
                     heads_tx.send_modify(|current| {
