@@ -1,8 +1,10 @@
 //! Incidents: every finding and every action leaves one JSON line a person can re-check —
 //! what was seen, what the simulation showed, what was sent where and when, what happened.
 
+mod time;
 mod timeline;
 
+pub use time::{parse_time, rfc3339_ms};
 pub use timeline::render as render_timeline;
 
 use std::{
