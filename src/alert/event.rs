@@ -128,10 +128,8 @@ impl AlertEvent {
         attack_tx: Option<B256>,
     ) -> Self {
         let attack_tx = plan.attack_tx.or(attack_tx);
-        let top = findings
-            .iter()
-            .filter(|f| f.contract == plan.contract)
-            .max_by_key(|f| f.severity);
+        let top =
+            findings.iter().filter(|f| f.contract == plan.contract).max_by_key(|f| f.severity);
         let accepted: Vec<String> =
             report.results.iter().filter(|r| r.ok).map(|r| r.destination.clone()).collect();
         let refused: Vec<(String, String)> = report
@@ -219,8 +217,8 @@ impl AlertEvent {
                 reason: format!("the pause reverted in block {}", outcome.block),
             });
         }
-        let value_kept = (!outcome.holdings.is_empty())
-            .then(|| outcome.holdings.iter().all(|h| h.kept));
+        let value_kept =
+            (!outcome.holdings.is_empty()).then(|| outcome.holdings.iter().all(|h| h.kept));
         Self::PauseLanded(LandedAlert {
             contract: outcome.contract,
             contract_name: outcome.contract_name.clone(),
@@ -263,5 +261,118 @@ impl AlertEvent {
             Self::NodeUp { .. } => "node-up",
             Self::GuardianBalance { .. } => "guardian-balance",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::Bytes;
+
+    use super::*;
+    use crate::{
+        submit::{DestinationKind, SendResult},
+        types::Evidence,
+    };
+
+    fn plan(attack: Option<B256>) -> PausePlan {
+        PausePlan {
+            contract: Address::with_last_byte(0xaa),
+            contract_name: "EthVault".into(),
+            target: Address::with_last_byte(0xaa),
+            calldata: Bytes::from_static(&[0x84, 0x56, 0xcb, 0x59]),
+            nonce: 3,
+            max_fee_per_gas: 30_000_000_000,
+            max_priority_fee_per_gas: 3_000_000_000,
+            gas_limit: 200_000,
+            tx_hash: B256::repeat_byte(0x9a),
+            raw: Bytes::new(),
+            outbids_attack: true,
+            attack_tx: attack,
+        }
+    }
+
+    fn report(oks: &[bool]) -> SubmitReport {
+        SubmitReport {
+            tx_hash: B256::repeat_byte(0x9a),
+            target_block: 13,
+            results: oks
+                .iter()
+                .enumerate()
+                .map(|(i, ok)| SendResult {
+                    destination: format!("d{i}"),
+                    kind: DestinationKind::Node,
+                    ok: *ok,
+                    error: (!ok).then(|| "nonce too low".to_string()),
+                    latency_us: 100,
+                })
+                .collect(),
+        }
+    }
+
+    fn finding(severity: Severity, rule: &'static str) -> Finding {
+        Finding {
+            rule,
+            severity,
+            contract: Address::with_last_byte(0xaa),
+            contract_name: "EthVault".into(),
+            summary: "s".into(),
+            evidence: Evidence::Invariant {
+                invariant: "solvent()".into(),
+                before: crate::types::InvariantValue::Holds { lhs: None, rhs: None },
+                after: crate::types::InvariantValue::Unreadable { reason: "r".into() },
+            },
+        }
+    }
+
+    #[test]
+    fn a_pause_any_destination_took_is_sent_with_the_most_severe_rule() {
+        let findings =
+            [finding(Severity::Medium, "invariant"), finding(Severity::Critical, "reentrancy")];
+        let attack = B256::repeat_byte(0xa7);
+        let AlertEvent::PauseSent(p) =
+            AlertEvent::pause_sent(&plan(None), &report(&[false, true]), &findings, Some(attack))
+        else {
+            panic!("one destination took it");
+        };
+        assert_eq!(p.rule.as_deref(), Some("reentrancy"));
+        assert_eq!(p.severity, Some(Severity::Critical));
+        assert_eq!(p.attack_tx, Some(attack), "a block-guard plan names no attack");
+        assert_eq!(p.accepted, ["d1"]);
+        assert_eq!(p.refused, [("d0".to_string(), "nonce too low".to_string())]);
+        assert_eq!((p.target_block, p.nonce), (13, 3));
+    }
+
+    #[test]
+    fn a_pause_no_destination_took_is_a_failure_naming_each_answer() {
+        let AlertEvent::PauseFailed(f) =
+            AlertEvent::pause_sent(&plan(Some(B256::ZERO)), &report(&[false, false]), &[], None)
+        else {
+            panic!("nobody took it");
+        };
+        assert_eq!(f.reason, "every destination refused it (d0: nonce too low; d1: nonce too low)");
+        assert_eq!(f.pause_tx, Some(B256::repeat_byte(0x9a)));
+        let AlertEvent::PauseFailed(f) =
+            AlertEvent::pause_sent(&plan(None), &report(&[]), &[], None)
+        else {
+            panic!("nowhere to send");
+        };
+        assert_eq!(f.reason, "no destination to send to");
+    }
+
+    #[test]
+    fn guardian_balance_is_priced_at_the_fee_cap_times_the_pause_gas_limit() {
+        let respond = crate::config::RespondConfig {
+            mode: crate::config::ResponseMode::Pause,
+            max_fee_per_gas_cap: 100_000_000_000,
+            max_priority_fee_per_gas_cap: 1,
+            pause_gas_limit: 200_000,
+            resend_blocks: 3,
+        };
+        let AlertEvent::GuardianBalance { pause_cost_wei, .. } =
+            AlertEvent::guardian_balance(Address::ZERO, U256::from(1u64), &respond)
+        else {
+            panic!("a balance event");
+        };
+        assert_eq!(pause_cost_wei, U256::from(20_000_000_000_000_000u128));
     }
 }

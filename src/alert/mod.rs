@@ -29,7 +29,7 @@ pub use sign::{
 };
 pub use sink::SinkCounters;
 
-use crate::config::{ConfigError, Config};
+use crate::config::{Config, ConfigError};
 use router::Router;
 use sink::{Endpoint, Jitter, SinkHandle, SinkStats, SinkTask};
 
@@ -161,7 +161,13 @@ impl AlertHub {
             "alerts armed"
         );
         Ok(Self {
-            inner: Arc::new(HubInner { tx: Some(tx), stats, sinks, stop, tasks: Mutex::new(tasks) }),
+            inner: Arc::new(HubInner {
+                tx: Some(tx),
+                stats,
+                sinks,
+                stop,
+                tasks: Mutex::new(tasks),
+            }),
         })
     }
 
@@ -194,7 +200,8 @@ impl AlertHub {
     /// `budget`, then stops whatever is still waiting on an endpoint.
     pub async fn close(&self, budget: Duration) {
         self.inner.stop.cancel();
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         let deadline = tokio::time::Instant::now() + budget;
         for mut t in tasks {
             if tokio::time::timeout_at(deadline, &mut t).await.is_err() {

@@ -123,9 +123,9 @@ impl Alert {
         let mut a = Self::new(id, "finding", severity_level(f.severity), key);
         a.title = format!("{} on {}", f.rule, f.contract_name);
         a.summary = format!(
-            "[{}] {} on {}: {} (attack {:#x}, {} at block {})",
-            severity_name(f.severity),
+            "{} ({}) on {}: {} (attack {:#x}, {} at block {})",
             f.rule,
+            severity_name(f.severity),
             f.contract_name,
             f.summary,
             f.attack_tx,

@@ -150,11 +150,14 @@ impl Router {
                     .get(&key)
                     .is_none_or(|c| c.severity.is_none_or(|s| s < f.severity));
                 if keep {
-                    self.attacks.insert(key, Context {
-                        rule: Some(f.rule.clone()),
-                        severity: Some(f.severity),
-                        dedup_key: Some(incident_key(f.contract, Some(f.attack_tx), None)),
-                    });
+                    self.attacks.insert(
+                        key,
+                        Context {
+                            rule: Some(f.rule.clone()),
+                            severity: Some(f.severity),
+                            dedup_key: Some(incident_key(f.contract, Some(f.attack_tx), None)),
+                        },
+                    );
                 }
                 let id = self.next_id();
                 self.offer_all(Alert::finding(id, f), &event);
@@ -163,11 +166,14 @@ impl Router {
                 let ctx = self.context(p.contract, None, p.attack_tx);
                 let id = self.next_id();
                 let alert = Alert::pause_sent(id, p, &ctx);
-                self.pauses.insert(p.pause_tx, Context {
-                    rule: p.rule.clone().or(ctx.rule),
-                    severity: p.severity.or(ctx.severity),
-                    dedup_key: Some(alert.dedup_key.clone()),
-                });
+                self.pauses.insert(
+                    p.pause_tx,
+                    Context {
+                        rule: p.rule.clone().or(ctx.rule),
+                        severity: p.severity.or(ctx.severity),
+                        dedup_key: Some(alert.dedup_key.clone()),
+                    },
+                );
                 self.offer_all(alert, &event);
             }
             AlertEvent::PauseLanded(l) => {

@@ -38,7 +38,9 @@ pub fn signature(key: &[u8], timestamp: u64, body: &[u8]) -> Option<String> {
 pub enum SignatureError {
     #[error("{TIMESTAMP_HEADER} is not Unix seconds")]
     BadTimestamp,
-    #[error("{TIMESTAMP_HEADER} is {age_secs} s away from now (allowed: {tolerance_secs} s): a replay or a wrong clock")]
+    #[error(
+        "{TIMESTAMP_HEADER} is {age_secs} s away from now (allowed: {tolerance_secs} s): a replay or a wrong clock"
+    )]
     Stale { age_secs: u64, tolerance_secs: u64 },
     #[error("{SIGNATURE_HEADER} is not `sha256=<64 hex digits>`")]
     Malformed,

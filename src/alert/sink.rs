@@ -148,9 +148,14 @@ pub(crate) struct SinkTask {
 enum Attempt {
     Delivered,
     /// 5xx, 429, timeout, connection error; with the server's `Retry-After` when it gave one.
-    Retry { why: String, after: Option<Duration> },
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
     /// Any other answer: retrying the same request cannot help.
-    GiveUp { why: String },
+    GiveUp {
+        why: String,
+    },
 }
 
 impl SinkTask {
@@ -184,7 +189,8 @@ impl SinkTask {
                 Attempt::Retry { why, after } if attempt < self.max_attempts => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     let wait = self.jitter.backoff(self.backoff, attempt);
-                    let wait = after.filter(|a| *a <= MAX_RETRY_AFTER).map_or(wait, |a| a.max(wait));
+                    let wait =
+                        after.filter(|a| *a <= MAX_RETRY_AFTER).map_or(wait, |a| a.max(wait));
                     tracing::debug!(sink = %self.name, id = %alert.id, attempt, %why, wait_ms = wait.as_millis() as u64, "alert not delivered; retrying");
                     tokio::time::sleep(wait).await;
                 }
@@ -224,11 +230,17 @@ impl SinkTask {
             let Some(sig) = signature(key.as_bytes(), now, body) else {
                 return Attempt::GiveUp { why: "the HMAC key was refused".into() };
             };
-            request = request.header(TIMESTAMP_HEADER, now.to_string()).header(SIGNATURE_HEADER, sig);
+            request =
+                request.header(TIMESTAMP_HEADER, now.to_string()).header(SIGNATURE_HEADER, sig);
         }
         let sent = tokio::time::timeout(self.timeout, request.body(body.to_vec()).send()).await;
         let response = match sent {
-            Err(_) => return Attempt::Retry { why: format!("no answer within {:?}", self.timeout), after: None },
+            Err(_) => {
+                return Attempt::Retry {
+                    why: format!("no answer within {:?}", self.timeout),
+                    after: None,
+                };
+            }
             Ok(Err(e)) => {
                 // reqwest's message names the URL, which for a webhook is the credential.
                 let e = e.without_url();
@@ -279,7 +291,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// An answer's first characters, control characters shown as `?` (it goes to a log line).
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    clip(text.trim(), ANSWER_EXCERPT).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    clip(text.trim(), ANSWER_EXCERPT)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Spreads retries of many alerts (and many preempt instances) apart: xorshift, seeded per

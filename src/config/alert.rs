@@ -6,8 +6,7 @@ use std::{collections::HashSet, path::PathBuf, str::FromStr, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Config, ConfigError, GuardianKey, SecretRef, SecretValue,
-    raw::RawIncidents,
+    Config, ConfigError, GuardianKey, SecretRef, SecretValue, raw::RawIncidents,
     validate::Validator,
 };
 
@@ -306,10 +305,9 @@ impl Validator<'_> {
     ) -> Result<(Option<PathBuf>, Option<PathBuf>), ConfigError> {
         let Some(raw) = raw else { return Ok((None, None)) };
         match (&raw.path, &raw.store) {
-            (None, None) => Err(self.invalid(
-                "incidents",
-                "give `path` (JSON lines), `store` (SQLite) or both",
-            )),
+            (None, None) => {
+                Err(self.invalid("incidents", "give `path` (JSON lines), `store` (SQLite) or both"))
+            }
             (Some(p), Some(s)) if p == s => Err(self.invalid(
                 "incidents.store",
                 "is the same file as `incidents.path`: the store is SQLite, the path JSON lines",
@@ -468,7 +466,9 @@ low_balance_pauses = 7
             "preempt.toml: key `alert[0].secret`: a `slack` alert takes no `secret`"
         );
         assert_eq!(
-            error_of("[[alert]]\nkind = \"pagerduty\"\nrouting_key = \"env:K\"\nurl = \"ftp://x\"\n"),
+            error_of(
+                "[[alert]]\nkind = \"pagerduty\"\nrouting_key = \"env:K\"\nurl = \"ftp://x\"\n"
+            ),
             "preempt.toml: key `alert[0].url`: is not an http(s) URL"
         );
         let e = error_of("[[alert]]\nkind = \"sms\"\nurl = \"env:U\"\n");
@@ -480,7 +480,10 @@ low_balance_pauses = 7
     #[test]
     fn limits_and_names_are_checked() {
         let e = error_of("[[alert]]\nkind = \"slack\"\nurl = \"env:U\"\nqueue = 0\n");
-        assert!(e.starts_with("preempt.toml: key `alert[0].queue`: 0 is outside 1..=65536: "), "{e}");
+        assert!(
+            e.starts_with("preempt.toml: key `alert[0].queue`: 0 is outside 1..=65536: "),
+            "{e}"
+        );
         let e = error_of("[[alert]]\nkind = \"slack\"\nurl = \"env:U\"\ntimeout_ms = 5\n");
         assert!(e.starts_with("preempt.toml: key `alert[0].timeout_ms`: 5 is outside 100..=60000"));
         let e = error_of("[[alert]]\nkind = \"slack\"\nurl = \"env:U\"\nmax_attempts = 0\n");

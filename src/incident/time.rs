@@ -63,7 +63,8 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
         None => (s, ""),
     };
     let mut parts = date.split('-');
-    let (Some(y), Some(mo), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(y), Some(mo), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad());
     };

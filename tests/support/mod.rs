@@ -4,6 +4,7 @@
 
 pub mod guard;
 pub mod proxy;
+pub mod receiver;
 pub mod relay;
 
 use std::path::PathBuf;
