@@ -43,7 +43,7 @@ fn config(alerts: &str) -> Config {
 }
 
 fn attack(n: u64) -> B256 {
-    B256::from(U256::from(0xa77ac4_0000_u64 + n))
+    B256::from(U256::from(0x00a7_7ac4_0000_u64 + n))
 }
 
 fn finding(n: u64) -> AlertEvent {

@@ -11,4 +11,5 @@ mod fork;
 mod fuzz;
 mod guard;
 mod run;
+mod store;
 mod submit;

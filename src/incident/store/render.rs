@@ -135,9 +135,25 @@ pub fn render_detail(d: &IncidentDetail) -> String {
         d.sim_block.map(|b| b.to_string()).unwrap_or_else(|| "?".into()),
         d.sim_gas_used.map(|g| g.to_string()).unwrap_or_else(|| "?".into()),
     );
-    if let Some(times) = d.times.as_object().filter(|t| !t.is_empty()) {
-        let stages: Vec<String> =
-            times.iter().map(|(k, v)| format!("{} {v}", k.trim_end_matches("_us"))).collect();
+    // Pipeline order, then the submit stage's marks; a block-guard detection has no stages.
+    let mut stages: Vec<String> =
+        ["decoded", "queued", "picked", "simulated", "detected", "signed"]
+            .iter()
+            .filter_map(|k| {
+                let v = d.times[format!("{k}_us")].as_f64().filter(|v| *v > 0.0)?;
+                Some(format!("{k} {v}"))
+            })
+            .collect();
+    for (k, v) in [
+        ("handed to submit", d.submit_started_us),
+        ("first byte sent", d.sent_us),
+        ("all answered", d.answered_us),
+    ] {
+        if let Some(v) = v.filter(|v| *v > 0.0) {
+            stages.push(format!("{k} {v}"));
+        }
+    }
+    if !stages.is_empty() {
         let _ = writeln!(out, "  µs after first sight: {}", stages.join(", "));
     }
     for f in &d.findings {
@@ -234,11 +250,12 @@ pub fn render_detail(d: &IncidentDetail) -> String {
             o.contract_paused.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()),
         );
         for h in o.holdings.as_array().into_iter().flatten() {
-            let asset = h["asset"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| h["asset"]["Token"].as_str().map(str::to_string))
-                .unwrap_or_else(|| "?".into());
+            let asset = match (h["asset"].as_str(), h["asset"]["Token"].as_str()) {
+                (Some("Eth"), _) => "ETH".to_string(),
+                (Some(other), _) => clean(other),
+                (None, Some(token)) => format!("token {token}"),
+                (None, None) => "?".into(),
+            };
             let _ = writeln!(
                 out,
                 "    {asset}: {} -> {} ({})",
