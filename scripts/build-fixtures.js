@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Compile fixtures/contracts/*.sol with the pinned solcjs API and write deterministic artifacts
-// to fixtures/artifacts/<ContractName>.json; copy the real Uniswap V2 artifacts from npm to
-// fixtures/artifacts/uniswap/. Run through scripts/build-fixtures.sh (which installs .tools).
+// to fixtures/artifacts/<ContractName>.json; the same for the precision corpus
+// (fixtures/contracts/corpus/*.sol → fixtures/artifacts/corpus/, with the OpenZeppelin contracts
+// it deploys unchanged); copy the real Uniswap V2 artifacts from npm to fixtures/artifacts/uniswap/. Run through scripts/build-fixtures.sh (which installs .tools).
 'use strict';
 
 const fs = require('fs');
@@ -48,17 +49,20 @@ function findImports(importPath) {
   }
 }
 
-function compileFixtures() {
+// One compile set: every top-level .sol under srcDir (their imports come along), written as
+// <ContractName>.json into outDir; `npm` names contracts of imported npm sources
+// ([source path, contract name]) whose artifacts are written too.
+function compileSet({ srcDir, outDir, npm = [] }) {
   const files = fs
-    .readdirSync(path.join(ROOT, SRC_DIR))
+    .readdirSync(path.join(ROOT, srcDir))
     .filter((f) => f.endsWith('.sol'))
     .sort();
-  if (files.length === 0) throw new Error('no sources in ' + SRC_DIR);
+  if (files.length === 0) throw new Error('no sources in ' + srcDir);
 
   const sources = {};
   const sourceBytes = {};
   for (const f of files) {
-    const name = SRC_DIR + '/' + f;
+    const name = srcDir + '/' + f;
     const bytes = fs.readFileSync(path.join(ROOT, name));
     sourceBytes[name] = bytes;
     sources[name] = { content: bytes.toString('utf8') };
@@ -86,38 +90,48 @@ function compileFixtures() {
   }
 
   const compiler = 'solc-' + solc.version().replace(/\.Emscripten\.clang$/, '');
+  fs.mkdirSync(outDir, { recursive: true });
   const written = new Set();
   let changed = 0;
+  const emit = (sourceName, contractName, c, sourceKeccak256) => {
+    if (written.has(contractName)) throw new Error('duplicate contract name ' + contractName);
+    written.add(contractName);
+    const artifact = {
+      contractName,
+      sourceName,
+      sourceKeccak256,
+      compiler,
+      abi: c.abi,
+      bytecode: hex(c.evm.bytecode.object),
+      deployedBytecode: hex(c.evm.deployedBytecode.object),
+    };
+    if (writeJson(path.join(outDir, contractName + '.json'), artifact)) changed++;
+  };
   for (const sourceName of Object.keys(sources)) {
     const contracts = (output.contracts || {})[sourceName] || {};
     for (const contractName of Object.keys(contracts).sort()) {
       const c = contracts[contractName];
-      const bytecode = c.evm.bytecode.object;
-      if (!bytecode) continue; // interfaces and abstract contracts
-      if (written.has(contractName)) throw new Error('duplicate contract name ' + contractName);
-      written.add(contractName);
-      const artifact = {
-        contractName,
-        sourceName,
-        sourceKeccak256: '0x' + keccak256(sourceBytes[sourceName]),
-        compiler,
-        abi: c.abi,
-        bytecode: hex(bytecode),
-        deployedBytecode: hex(c.evm.deployedBytecode.object),
-      };
-      if (writeJson(path.join(OUT_DIR, contractName + '.json'), artifact)) changed++;
+      if (!c.evm.bytecode.object) continue; // interfaces and abstract contracts
+      emit(sourceName, contractName, c, '0x' + keccak256(sourceBytes[sourceName]));
     }
+  }
+  for (const [sourceName, contractName] of npm) {
+    const c = ((output.contracts || {})[sourceName] || {})[contractName];
+    if (!c || !c.evm.bytecode.object) throw new Error(`${sourceName}:${contractName} not in the compile output`);
+    const source = findImports(sourceName);
+    if (source.error) throw new Error(source.error);
+    emit(sourceName, contractName, c, '0x' + keccak256(source.contents));
   }
 
   // Remove artifacts of contracts that no longer exist.
-  for (const f of fs.readdirSync(OUT_DIR)) {
+  for (const f of fs.readdirSync(outDir)) {
     if (f.endsWith('.json') && !written.has(f.slice(0, -5))) {
-      if (CHECK) stale.push(path.relative(ROOT, path.join(OUT_DIR, f)) + ' (no source)');
-      else fs.unlinkSync(path.join(OUT_DIR, f));
+      if (CHECK) stale.push(path.relative(ROOT, path.join(outDir, f)) + ' (no source)');
+      else fs.unlinkSync(path.join(outDir, f));
       changed++;
     }
   }
-  console.log(`compiled ${files.length} sources with ${compiler}: ${written.size} artifacts (${changed} changed)`);
+  console.log(`compiled ${files.length} sources in ${srcDir} with ${compiler}: ${written.size} artifacts (${changed} changed)`);
 }
 
 function copyUniswap() {
@@ -146,7 +160,16 @@ function copyUniswap() {
 
 try {
   fs.mkdirSync(OUT_DIR, { recursive: true });
-  compileFixtures();
+  compileSet({ srcDir: SRC_DIR, outDir: OUT_DIR });
+  // The precision corpus (see src/devnet/corpus): its own contracts plus OpenZeppelin ones from npm.
+  compileSet({
+    srcDir: SRC_DIR + '/corpus',
+    outDir: path.join(OUT_DIR, 'corpus'),
+    npm: [
+      ['@openzeppelin/contracts/governance/TimelockController.sol', 'TimelockController'],
+      ['@openzeppelin/contracts/proxy/ERC1967/ERC1967Proxy.sol', 'ERC1967Proxy'],
+    ],
+  });
   copyUniswap();
   if (stale.length) {
     console.error('build-fixtures --check: artifacts do not match their sources; run scripts/build-fixtures.sh:');

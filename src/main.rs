@@ -203,6 +203,9 @@ enum DevnetCommand {
         deployment: PathBuf,
         scenario: String,
     },
+    /// The precision corpus: honest traffic and attacks of many protocol shapes, each on its own
+    /// anvil through `preempt run` with a plain config; writes corpus.json and prints a table.
+    Corpus(preempt::devnet::corpus::CorpusArgs),
 }
 
 async fn devnet_command(command: DevnetCommand) -> eyre::Result<()> {
@@ -238,6 +241,8 @@ async fn devnet_command(command: DevnetCommand) -> eyre::Result<()> {
             let hash = send_scenario(&rpc, &deployment, scenario).await?;
             println!("sent {} as {hash}", scenario.name());
         }
+        // Handled in main (it has its own exit codes).
+        DevnetCommand::Corpus(_) => {}
     }
     Ok(())
 }
@@ -373,6 +378,9 @@ fn main() -> ExitCode {
                         ExitCode::from(2)
                     }
                 }
+            }
+            Command::Devnet(DevnetCommand::Corpus(args)) => {
+                preempt::devnet::corpus::command(args).await
             }
             Command::Devnet(command) => match devnet_command(command).await {
                 Ok(()) => ExitCode::SUCCESS,

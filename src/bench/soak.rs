@@ -448,7 +448,16 @@ fn summarize(
 
 fn stage_summary(stages: &[Value]) -> Value {
     let mut out = serde_json::Map::new();
-    for key in ["block_us", "receipts_us", "diff_us", "replay_us", "apply_us"] {
+    for key in [
+        "block_us",
+        "receipts_us",
+        "diff_us",
+        "replay_us",
+        "replay_fetch_us",
+        "replay_fetch_rounds",
+        "replay_fetch_keys",
+        "apply_us",
+    ] {
         let v: Vec<f64> = stages.iter().filter_map(|s| s[key].as_f64()).collect();
         out.insert(
             key.into(),

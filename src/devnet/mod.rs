@@ -6,6 +6,7 @@ mod abi;
 mod accounts;
 mod artifacts;
 mod config;
+pub mod corpus;
 mod deploy;
 mod node;
 mod scenario;

@@ -131,28 +131,90 @@ impl StateSource {
         peers
     }
 
-    /// Reads `request` at `block` from the best node, failing over to the others.
+    /// Reads `request` at `block` from the best node. A node that fails hands over at once;
+    /// one that is slow to answer (past a few times its usual latency) is hedged: the next node
+    /// is asked too, and the first answer wins. A hung node costs a read milliseconds, not the
+    /// full timeout.
     pub async fn fetch(&self, request: StateRequest, block: u64) -> Result<StateAnswer, NodeError> {
-        let mut last = NodeError::Rpc("no node configured".into());
-        for peer in self.ranked(block) {
-            let started = Instant::now();
-            let read =
-                tokio::time::timeout(READ_TIMEOUT, peer.client.fetch_state(request.clone(), block))
-                    .await
-                    .unwrap_or(Err(NodeError::Timeout(READ_TIMEOUT)));
-            match read {
-                Ok(answer) => {
-                    peer.health.record_success(started.elapsed());
-                    return Ok(answer);
+        use futures::{StreamExt, stream::FuturesUnordered};
+        let ranked = self.ranked(block);
+        let mut next = ranked.iter();
+        let mut in_flight = FuturesUnordered::new();
+        let launch = |peer: &Arc<Peer>| {
+            let (peer, request) = (Arc::clone(peer), request.clone());
+            async move {
+                let started = Instant::now();
+                let read =
+                    tokio::time::timeout(READ_TIMEOUT, peer.client.fetch_state(request, block))
+                        .await
+                        .unwrap_or(Err(NodeError::Timeout(READ_TIMEOUT)));
+                (peer, started.elapsed(), read)
+            }
+        };
+        let Some(first) = next.next() else {
+            return Err(NodeError::Rpc("no node configured".into()));
+        };
+        let mut hedge_after = first.health.hedge_after();
+        in_flight.push(launch(first));
+        let mut last = NodeError::Rpc("no node answered".into());
+        loop {
+            let hedge = tokio::time::sleep(hedge_after);
+            tokio::select! {
+                done = in_flight.next() => {
+                    let Some((peer, took, read)) = done else { return Err(last) };
+                    match read {
+                        Ok(answer) => {
+                            peer.health.record_success(took);
+                            return Ok(answer);
+                        }
+                        Err(e) => {
+                            peer.health.record_failure();
+                            tracing::debug!(node = %peer.client.name, error = %e, "state read failed; next node");
+                            last = e;
+                            match next.next() {
+                                Some(p) => in_flight.push(launch(p)),
+                                None if in_flight.is_empty() => return Err(last),
+                                None => {}
+                            }
+                        }
+                    }
                 }
-                Err(e) => {
-                    peer.health.record_failure();
-                    tracing::debug!(node = %peer.client.name, error = %e, "state read failed; next node");
-                    last = e;
-                }
+                _ = hedge => match next.next() {
+                    Some(p) => {
+                        hedge_after = p.health.hedge_after();
+                        in_flight.push(launch(p));
+                    }
+                    // Nobody left to ask: wait for the ones asked.
+                    None => hedge_after = READ_TIMEOUT,
+                },
             }
         }
-        Err(last)
+    }
+
+    /// Asks every node for its head every `every`, so a node that stopped answering is ranked
+    /// last before a read has to find out, and one that came back is used again.
+    pub fn spawn_probes(&self, every: Duration, cancel: tokio_util::sync::CancellationToken) {
+        let peers = Arc::clone(&self.peers);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let now: Vec<Arc<Peer>> = read(&peers).iter().cloned().collect();
+                let probes = now.into_iter().map(|peer| async move {
+                    let started = Instant::now();
+                    match tokio::time::timeout(every, peer.client.latest_block_number()).await {
+                        Ok(Ok(head)) => {
+                            peer.health.record_success(started.elapsed());
+                            peer.health.head.fetch_max(head, Ordering::Relaxed);
+                        }
+                        _ => peer.health.record_failure(),
+                    }
+                });
+                futures::future::join_all(probes).await;
+            }
+        });
     }
 
     /// Runs `f` against the best node, then the next ones on an error, until one answers.
@@ -208,6 +270,16 @@ impl StateSource {
 }
 
 impl Health {
+    /// How long to wait for this node before asking another too: a few times its usual answer
+    /// time, within bounds (a node never measured gets the upper bound).
+    fn hedge_after(&self) -> Duration {
+        let usual = self.latency_us.load(Ordering::Relaxed);
+        if usual == 0 {
+            return Duration::from_millis(250);
+        }
+        Duration::from_micros((usual * 4).clamp(20_000, 250_000))
+    }
+
     fn record_success(&self, took: Duration) {
         let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
         let old = self.latency_us.load(Ordering::Relaxed);

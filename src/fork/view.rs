@@ -33,6 +33,15 @@ pub struct ForkView {
     fresh: RefCell<StateLayer>,
     speculative: Cell<bool>,
     misses: RefCell<Vec<StateKey>>,
+    waited: Cell<FetchWait>,
+}
+
+/// What this view waited on the nodes for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchWait {
+    pub rounds: u64,
+    pub keys: u64,
+    pub micros: u64,
 }
 
 impl ForkView {
@@ -45,6 +54,7 @@ impl ForkView {
             fresh: RefCell::default(),
             speculative: Cell::new(false),
             misses: Default::default(),
+            waited: Cell::default(),
         }
     }
 
@@ -88,6 +98,22 @@ impl ForkView {
     /// Fetches what a speculative run missed: into this view when reading afresh, else into
     /// the shared fork.
     pub fn fetch_misses(&self, keys: &[StateKey]) -> Result<(), ForkError> {
+        let started = std::time::Instant::now();
+        let result = self.fetch_misses_now(keys);
+        let mut w = self.waited.get();
+        w.rounds += 1;
+        w.keys += keys.len() as u64;
+        w.micros += started.elapsed().as_micros() as u64;
+        self.waited.set(w);
+        result
+    }
+
+    /// Time and keys this view has waited for since it was made.
+    pub fn waited(&self) -> FetchWait {
+        self.waited.get()
+    }
+
+    fn fetch_misses_now(&self, keys: &[StateKey]) -> Result<(), ForkError> {
         if self.settled_after.is_none() {
             return Arc::clone(&self.fork).fetch_blocking(keys);
         }

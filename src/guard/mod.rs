@@ -410,6 +410,9 @@ impl BlockGuard {
             receipts_us = fetch_us[1],
             diff_us = fetch_us[2],
             replay_us = replay.replay_us,
+            replay_fetch_us = replay.waited.micros,
+            replay_fetch_rounds = replay.waited.rounds,
+            replay_fetch_keys = replay.waited.keys,
             apply_us = applying.elapsed().as_micros() as u64,
             cache = self.fork.len(),
             "fork at new head"

@@ -14,7 +14,7 @@ use revm::database_interface::DatabaseRef;
 use crate::{
     config::{Asset, Config},
     detect::detect,
-    fork::{BlockDiff, SharedFork, StateLayer},
+    fork::{BlockDiff, FetchWait, SharedFork, StateLayer},
     simulate::{SimBlock, Simulator},
     types::{Finding, SimOutcome},
 };
@@ -71,6 +71,9 @@ pub struct BlockReplay {
     /// Contracts the block created (as far as the replay got).
     pub deployed: Vec<Address>,
     pub replay_us: u64,
+    /// What the replay waited on the nodes for (values fetched while the node sat at the
+    /// parent are read again).
+    pub waited: FetchWait,
 }
 
 /// Replays `txs` (block `block`) on `fork`, which holds the state of the block's parent;
@@ -92,6 +95,10 @@ pub fn replay_block(
     match diff {
         Some(diff) => sim.set_layers(vec![Arc::new(diff.pre.clone())]),
         None => sim.fork_view_mut().set_settled_after(Some(fork.block())),
+    }
+    // The block's state in a few batched rounds, not one round trip per tx.
+    if let Err(e) = sim.prefetch_for(txs.iter().map(|t| &t.tx), 4) {
+        tracing::debug!(block = block.number, error = %e, "block prefetch failed; read per tx");
     }
     let holdings_before = config
         .protected
@@ -141,6 +148,7 @@ pub fn replay_block(
         divergence = Some("no node gave receipts matching the block's txs".into());
     }
     let local = std::mem::take(sim.fork_view_mut().local_mut());
+    let waited = sim.fork_view().waited();
     let receipts_verified = txs.iter().all(|t| t.receipt.is_some());
     let (layer, layer_source) = match (diff, &divergence) {
         // The node's diff is the block's change, whatever our replay made of it.
@@ -157,6 +165,7 @@ pub fn replay_block(
         holdings_before,
         deployed,
         replay_us: started.elapsed().as_micros() as u64,
+        waited,
     }
 }
 

@@ -14,6 +14,9 @@ use crate::{
 
 const RETRY_EVERY: Duration = Duration::from_secs(2);
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(1);
+/// How often every node's head and answer time are probed (a hung node is ranked last within
+/// about this long).
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// Connects to every node; fails only when none answers.
 pub(super) async fn connect_all(
@@ -43,6 +46,7 @@ pub(super) async fn connect_all(
         keep_alive(c.clone(), cancel.clone());
     }
     let source = StateSource::new(clients);
+    source.spawn_probes(PROBE_EVERY, cancel.clone());
     for (node, _) in down {
         let (source, cancel) = (source.clone(), cancel.clone());
         tokio::spawn(async move {

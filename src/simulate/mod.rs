@@ -239,6 +239,52 @@ impl Simulator {
         cache.accounts.clear();
         cache.logs.clear();
         cache.block_hashes.clear();
+        // Code by hash is kept between txs (the fork holds it too), but not without bound: a
+        // worker that runs for months meets every contract on the chain.
+        if cache.contracts.len() > 4_096 {
+            cache.contracts.clear();
+        }
+    }
+
+    /// Fetches, in a few batched rounds, the state a run of `txs` in order will read: each round
+    /// runs every tx speculatively (misses answer empty and are noted; each tx steps on what
+    /// the ones before it left, guessed or not) and fetches everything noted at once. A block
+    /// then costs a few round trips to the node, not one per tx.
+    pub fn prefetch_for<'a>(
+        &mut self,
+        txs: impl Iterator<Item = &'a Recovered<TxEnvelope>> + Clone,
+        max_rounds: usize,
+    ) -> Result<(), SimError> {
+        if self.fork().source().is_none() {
+            return Ok(());
+        }
+        for _ in 0..max_rounds {
+            let saved = std::mem::take(self.fork_view_mut().local_mut());
+            let mut misses = Vec::new();
+            for tx in txs.clone() {
+                self.reset_overlay();
+                let env = tx_env(tx, self.settings.max_tx_gas);
+                self.fork_view().set_speculative(true);
+                let run = self.evm.transact(env);
+                let view = self.fork_view();
+                misses.extend(view.take_misses());
+                view.set_speculative(false);
+                if let Ok(run) = run {
+                    self.fork_view_mut().local_mut().apply_evm_state(&run.state);
+                }
+            }
+            *self.fork_view_mut().local_mut() = saved;
+            self.reset_overlay();
+            let mut seen = HashSet::new();
+            misses.retain(|k| seen.insert(*k));
+            if misses.is_empty() {
+                return Ok(());
+            }
+            self.fork_view()
+                .fetch_misses(&misses)
+                .map_err(|source| SimError::State { tx: B256::ZERO, source })?;
+        }
+        Ok(())
     }
 
     /// Runs a tx without analysis and returns its result and state diff (replaying a block).

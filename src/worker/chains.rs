@@ -18,8 +18,11 @@ use crate::{
     types::{PendingTx, SimOutcome},
 };
 
-/// A sender not seen for this long is forgotten.
-const SENDER_TTL: Duration = Duration::from_secs(600);
+/// A sender not seen for this long is forgotten (ten mainnet blocks: a chain of pending txs
+/// older than that is stuck, and its txs come back through the pool re-sync if they matter).
+const SENDER_TTL: Duration = Duration::from_secs(120);
+/// At most this many senders are remembered; the least recently seen go first.
+const MAX_SENDERS: usize = 50_000;
 
 #[derive(Debug, Default)]
 struct SenderState {
@@ -149,6 +152,12 @@ impl SenderChains {
     pub fn prune(&self) {
         let now = Instant::now();
         self.senders.retain(|_, s| s.touched.is_some_and(|t| now.duration_since(t) < SENDER_TTL));
+        if self.senders.len() > MAX_SENDERS {
+            let mut seen: Vec<Instant> = self.senders.iter().filter_map(|s| s.touched).collect();
+            seen.sort_unstable();
+            let cutoff = seen[seen.len() - MAX_SENDERS];
+            self.senders.retain(|_, s| s.touched.is_some_and(|t| t >= cutoff));
+        }
     }
 
     pub fn len(&self) -> usize {

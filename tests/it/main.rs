@@ -6,6 +6,7 @@ mod support;
 mod alerts;
 mod check;
 mod cli;
+mod corpus;
 mod fixtures;
 mod fork;
 mod fuzz;
