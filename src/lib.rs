@@ -1,6 +1,7 @@
 //! preempt: simulates pending transactions against forked state and pauses a protected
 //! contract when a simulation shows it being drained or re-entered.
 
+pub mod alert;
 pub mod bench;
 pub mod check;
 pub mod config;

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use alloy::primitives::{B256, Bytes};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use preempt::{
     check::{CheckTarget, print_human, run_check},
     config::Config,
@@ -64,11 +64,123 @@ enum Command {
     /// The latency benchmark: starts its own anvil with the fixtures, measures every stage against
     /// the floor (bare revm) and the peer (debug_traceCall), writes bench.json, bench.svg, bench.txt.
     Bench(preempt::bench::BenchOptions),
-    /// Print an incident file (JSON lines written by `run`) as a readable timeline.
-    Incidents { file: PathBuf },
+    /// Incidents: `list` and `show ID` from the store, or a JSON-lines file as a timeline.
+    Incidents(IncidentsArgs),
     /// Demo and benchmark helpers on a local anvil: deploy the demo protocol, send its scenarios.
     #[command(subcommand)]
     Devnet(DevnetCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct IncidentsArgs {
+    /// An incident file (JSON lines written by `run`), printed as a readable timeline.
+    #[arg(required = true)]
+    file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<IncidentsCommand>,
+}
+
+/// Where the incident store is: `--store FILE`, or the `[incidents] store` of `--config FILE`.
+#[derive(Debug, Args)]
+struct StoreArg {
+    /// The SQLite incident store.
+    #[arg(long, conflicts_with = "config")]
+    store: Option<PathBuf>,
+    /// A config whose `[incidents] store` names the store.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum IncidentsCommand {
+    /// Incidents in the store, newest first.
+    List {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Opened at or after: RFC 3339 (2026-11-23T12:00:00Z, or a date) or Unix seconds.
+        #[arg(long)]
+        since: Option<String>,
+        /// With a finding on this contract: its address or its name in the config.
+        #[arg(long)]
+        contract: Option<String>,
+        /// With a finding of this rule (drain, reentrancy, read-only-reentrancy, invariant).
+        #[arg(long)]
+        rule: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident's timeline: detection, findings with evidence, decisions, every send with
+    /// its answer, outcome.
+    Show {
+        /// The incident's id, as `list` prints it.
+        id: i64,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Print JSON instead of the timeline.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn store_path(arg: StoreArg) -> Result<PathBuf, String> {
+    if let Some(path) = arg.store {
+        return Ok(path);
+    }
+    let Some(config) = arg.config else {
+        return Err("give --store FILE, or --config FILE with an [incidents] store".into());
+    };
+    let config = Config::load(&config).map_err(|e| e.to_string())?;
+    config.incidents_store.ok_or_else(|| {
+        format!("{}: key `incidents.store`: not set; give --store FILE", config.file.display())
+    })
+}
+
+/// `incidents list` / `show`: what to print, or a one-line error.
+fn incidents_command(command: IncidentsCommand) -> Result<String, String> {
+    use preempt::incident::{
+        ContractFilter, IncidentFilter, StoreReader, parse_time, render_detail, render_list,
+    };
+    match command {
+        IncidentsCommand::List { store, since, contract, rule, limit, json } => {
+            let since_unix_ms = since
+                .as_deref()
+                .map(parse_time)
+                .transpose()
+                .map_err(|e| format!("--since: {e}"))?;
+            let filter = IncidentFilter {
+                since_unix_ms,
+                contract: contract.as_deref().map(ContractFilter::named),
+                rule,
+                limit: Some(limit),
+            };
+            let path = store_path(store)?;
+            let reader = StoreReader::open(&path).map_err(|e| e.to_string())?;
+            let rows = reader.list(&filter).map_err(|e| format!("{}: {e}", path.display()))?;
+            if json {
+                serde_json::to_string_pretty(&rows).map(|s| s + "\n").map_err(|e| e.to_string())
+            } else {
+                Ok(render_list(&rows))
+            }
+        }
+        IncidentsCommand::Show { id, store, json } => {
+            let path = store_path(store)?;
+            let reader = StoreReader::open(&path).map_err(|e| e.to_string())?;
+            let detail = reader
+                .show(id)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .ok_or_else(|| format!("no incident {id} in {}", path.display()))?;
+            if json {
+                serde_json::to_string_pretty(&detail).map(|s| s + "\n").map_err(|e| e.to_string())
+            } else {
+                Ok(render_detail(&detail))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,16 +354,31 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
-            Command::Incidents { file } => match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    print!("{}", preempt::incident::render_timeline(&text));
-                    ExitCode::SUCCESS
+            Command::Incidents(IncidentsArgs { command: Some(command), .. }) => {
+                match incidents_command(command) {
+                    Ok(text) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
                 }
-                Err(e) => {
-                    eprintln!("error: {}: {e}", file.display());
-                    ExitCode::from(2)
+            }
+            Command::Incidents(IncidentsArgs { file, .. }) => {
+                let file = file.unwrap_or_default();
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => {
+                        print!("{}", preempt::incident::render_timeline(&text));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", file.display());
+                        ExitCode::from(2)
+                    }
                 }
-            },
+            }
             Command::Devnet(DevnetCommand::Corpus(args)) => {
                 preempt::devnet::corpus::command(args).await
             }

@@ -1,6 +1,7 @@
 //! Configuration: one TOML file, read into raw structs with their defaults, then validated into
 //! `Config`; every error names the file and the key, and none prints the file's text.
 
+mod alert;
 mod error;
 mod invariant;
 mod limits;
@@ -15,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use alloy::primitives::{Address, Bytes};
 
+pub use alert::{
+    AlertConfig, AlertKind, AlertLevel, AlertSecret, AlertTarget, PAGERDUTY_EVENTS_URL,
+};
 pub use error::{ConfigError, SyntaxAt};
 pub use invariant::{CompareOp, Invariant, InvariantCheck, Operand, ViewCall, selector};
 pub use limits::{
@@ -41,6 +45,10 @@ pub struct Config {
     pub respond: RespondConfig,
     /// Incident records, one JSON line each.
     pub incidents_path: Option<PathBuf>,
+    /// Incident store (SQLite), written off the hot path (`[incidents] store`).
+    pub incidents_store: Option<PathBuf>,
+    /// Where alerts go (`[[alert]]`), in file order.
+    pub alerts: Vec<AlertConfig>,
     /// How much forked state the guard keeps (`[fork]`).
     pub fork: crate::fork::ForkLimits,
 }

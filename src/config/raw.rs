@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     pub(super) incidents: Option<RawIncidents>,
     #[serde(default)]
     pub(super) fork: RawFork,
+    #[serde(default, rename = "alert")]
+    pub(super) alerts: Vec<super::alert::RawAlert>,
 }
 
 /// `[fork]`: how much forked state the guard keeps.
@@ -131,7 +133,10 @@ impl Default for RawRespond {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawIncidents {
-    pub(super) path: PathBuf,
+    /// JSON lines, one per record (the export).
+    pub(super) path: Option<PathBuf>,
+    /// SQLite, one row per detection, finding, decision, send and outcome.
+    pub(super) store: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,6 +21,8 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
     let relay_auth = v.relay_auth(raw.relay_auth, &relays, guardian.as_ref())?;
     let respond = v.respond(&raw.respond, &protected)?;
     let fork = v.fork(&raw.fork)?;
+    let (incidents_path, incidents_store) = v.incidents(raw.incidents)?;
+    let alerts = v.alerts(raw.alerts, guardian.as_ref(), relay_auth.as_ref())?;
     Ok(Config {
         file: file.to_path_buf(),
         nodes,
@@ -30,7 +32,9 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
         relays,
         relay_auth,
         respond,
-        incidents_path: raw.incidents.map(|i| i.path),
+        incidents_path,
+        incidents_store,
+        alerts,
         fork,
     })
 }

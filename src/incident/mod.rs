@@ -1,8 +1,17 @@
 //! Incidents: every finding and every action leaves one JSON line a person can re-check —
-//! what was seen, what the simulation showed, what was sent where and when, what happened.
+//! what was seen, what the simulation showed, what was sent where and when, what happened —
+//! and, with `[incidents] store`, the same as rows in a SQLite store written off the hot path.
 
+mod store;
+mod time;
 mod timeline;
 
+pub use store::{
+    ContractFilter, DecisionRow, FindingRow, IncidentDetail, IncidentFilter, IncidentStore,
+    IncidentSummary, OutcomeRow, PreState, PreStateAccount, PreStateSlot, RearmRow, STORE_QUEUE,
+    SendRow, StoreCounters, StoreError, StoreReader, render_detail, render_list,
+};
+pub use time::{parse_time, rfc3339_ms};
 pub use timeline::render as render_timeline;
 
 use std::{
@@ -15,23 +24,40 @@ use std::{
 
 use alloy::primitives::{Address, B256, U256};
 use serde::Serialize;
+use thiserror::Error;
 
 use crate::{
-    config::Asset,
+    config::{Asset, Config},
     respond::{AttackFees, Decision},
     submit::SubmitReport,
     types::{Finding, HoldingChange},
     worker::StageTimes,
 };
 
-/// Appends records to the configured file (and nowhere when none is configured).
+/// Why the incident log could not be opened.
+#[derive(Debug, Error)]
+pub enum IncidentError {
+    #[error("incident log {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Appends records to the configured JSON-lines file and hands each to the store, if either is
+/// configured (nowhere when neither is).
 #[derive(Debug)]
 pub struct IncidentLog {
     path: Option<PathBuf>,
     file: Option<Mutex<BufWriter<File>>>,
+    store: Option<IncidentStore>,
 }
 
 impl IncidentLog {
+    /// The JSON-lines file alone.
     pub fn open(path: Option<&Path>) -> std::io::Result<Self> {
         let file = match path {
             Some(p) => {
@@ -44,16 +70,46 @@ impl IncidentLog {
             }
             None => None,
         };
-        Ok(Self { path: path.map(Path::to_path_buf), file })
+        Ok(Self { path: path.map(Path::to_path_buf), file, store: None })
+    }
+
+    /// The JSON-lines file and the SQLite store, either or both.
+    pub fn open_with_store(
+        path: Option<&Path>,
+        store: Option<&Path>,
+    ) -> Result<Self, IncidentError> {
+        let mut log = Self::open(path).map_err(|source| IncidentError::Log {
+            path: path.map(Path::to_path_buf).unwrap_or_default(),
+            source,
+        })?;
+        log.store = store.map(IncidentStore::open).transpose()?;
+        Ok(log)
+    }
+
+    /// What `[incidents]` configures: `path` (JSON lines) and `store` (SQLite).
+    pub fn from_config(config: &Config) -> Result<Self, IncidentError> {
+        Self::open_with_store(config.incidents_path.as_deref(), config.incidents_store.as_deref())
     }
 
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
-    /// Writes one line and flushes it: a record must survive a crash right after the action.
+    pub fn store(&self) -> Option<&IncidentStore> {
+        self.store.as_ref()
+    }
+
+    /// The store's counters (`store_dropped` among them), when a store is configured.
+    pub fn store_counters(&self) -> Option<StoreCounters> {
+        self.store.as_ref().map(IncidentStore::counters)
+    }
+
+    /// Writes one line and flushes it (a record must survive a crash right after the action),
+    /// and queues the same line for the store without waiting.
     pub fn record<T: Serialize>(&self, record: &T) {
-        let Some(file) = &self.file else { return };
+        if self.file.is_none() && self.store.is_none() {
+            return;
+        }
         let line = match serde_json::to_string(record) {
             Ok(l) => l,
             Err(e) => {
@@ -61,12 +117,31 @@ impl IncidentLog {
                 return;
             }
         };
-        let mut f = match file.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if let Err(e) = writeln!(f, "{line}").and_then(|_| f.flush()) {
-            tracing::error!(error = %e, "incident record could not be written");
+        if let Some(file) = &self.file {
+            let mut f = match file.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.flush()) {
+                tracing::error!(error = %e, "incident record could not be written");
+            }
+        }
+        if let Some(store) = &self.store {
+            store.submit(line);
+        }
+    }
+
+    /// What a simulation read, for `check --replay` (store only; the export does not hold it).
+    pub fn record_prestate(&self, prestate: PreState) {
+        if let Some(store) = &self.store {
+            store.record_prestate(prestate);
+        }
+    }
+
+    /// At shutdown: commits what the store holds, waiting at most `timeout`.
+    pub fn close(&self, timeout: std::time::Duration) {
+        if let Some(store) = &self.store {
+            store.close(timeout);
         }
     }
 }

@@ -71,6 +71,15 @@ pub fn render(text: &str) -> String {
                     ok.unwrap_or(0)
                 );
             }
+            Some("rearmed") => {
+                let _ = writeln!(
+                    out,
+                    "{} read unpaused at block {}: re-armed (it had been paused: {})",
+                    r["contract_name"].as_str().unwrap_or("?"),
+                    r["unpaused_at_block"],
+                    r["was"].as_str().unwrap_or("?")
+                );
+            }
             other => {
                 let _ = writeln!(out, "line {}: unknown record kind {other:?}", n + 1);
             }

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alerts;
 mod check;
 mod cli;
 mod corpus;
@@ -12,4 +13,5 @@ mod fuzz;
 mod guard;
 mod ingest_adversarial;
 mod run;
+mod store;
 mod submit;

@@ -5,6 +5,7 @@
 pub mod fake_node;
 pub mod guard;
 pub mod proxy;
+pub mod receiver;
 pub mod relay;
 
 use std::path::PathBuf;
