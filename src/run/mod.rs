@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use keys::{guardian_signer, relay_signer};
 
 use crate::{
+    alert::{AlertEvent, AlertHub},
     config::Config,
     fork::{ForkCache, ForkError, NodeError, SharedFork},
     guard::{BlockGuard, GuardReport, GuardStats, HeadSignal, fetch_block_data},
@@ -44,8 +45,10 @@ pub enum RunError {
     Node(#[from] NodeError),
     #[error(transparent)]
     Submit(#[from] SubmitError),
-    #[error("incident log {path}: {source}")]
-    Incidents { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Incidents(#[from] crate::incident::IncidentError),
+    #[error(transparent)]
+    Alerts(#[from] crate::alert::AlertError),
     #[error("warming protected state: {0}")]
     Warm(String),
     #[error("cannot start the simulation threads: {0}")]
@@ -141,7 +144,8 @@ pub async fn run_with(
     };
     let responder = Arc::new(Mutex::new(Responder::new(config.respond.clone(), pauser)));
     let submitter = Arc::new(Submitter::connect(&config.nodes, &config.relays, relay_auth).await?);
-    let incidents = Arc::new(open_incidents(&config)?);
+    let incidents = Arc::new(IncidentLog::from_config(&config)?);
+    let alerts = AlertHub::start(&config)?;
 
     // Workers: simulate → detect → decide, fed by the ingest lanes (most likely to reach
     // protected state first).
@@ -192,6 +196,7 @@ pub async fn run_with(
         source.clone(),
         head,
     )
+    .alerting(alerts.clone())
     .on_deployed(DeployedHook({
         let router = Arc::clone(&router);
         Arc::new(move |deployed: &[Address]| {
@@ -237,6 +242,7 @@ pub async fn run_with(
                 None => break,
                 Some(NodeEvent::Up { node }) => {
                     tracing::info!(node = %node, "subscribed to heads and pending txs");
+                    alerts.notify(AlertEvent::node_up(&node));
                     up.insert(node);
                     if up.len() == config.nodes.len()
                         && let Some(f) = on_ready.take()
@@ -255,6 +261,7 @@ pub async fn run_with(
                 }
                 Some(NodeEvent::Down { node, reason }) => {
                     tracing::debug!(node = %node, %reason, "node session ended");
+                    alerts.notify(AlertEvent::node_down(&node, &reason));
                     up.remove(&node);
                 }
                 Some(NodeEvent::Forged { node, total }) => {
@@ -292,6 +299,8 @@ pub async fn run_with(
     drop(router);
     let _ = tokio::time::timeout_at(deadline, guard_task).await;
     let _ = tokio::time::timeout_at(deadline, dispatch_task).await;
+    alerts.close(Duration::from_millis(300)).await;
+    incidents.close(Duration::from_millis(300));
     let joined = tokio::task::spawn_blocking(move || {
         for w in workers {
             let _ = w.join();
@@ -303,14 +312,9 @@ pub async fn run_with(
         workers = ?ctx.stats.snapshot(),
         guard = ?guard_stats.snapshot(),
         fork_entries = fork.len(),
+        alerts = ?alerts.counters(),
+        store = ?incidents.store_counters(),
         "stopped"
     );
     Ok(())
-}
-
-fn open_incidents(config: &Config) -> Result<IncidentLog, RunError> {
-    IncidentLog::open(config.incidents_path.as_deref()).map_err(|source| RunError::Incidents {
-        path: config.incidents_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-        source,
-    })
 }

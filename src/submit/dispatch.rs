@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{SubmitReport, Submitter};
 use crate::{
+    alert::{AlertEvent, AlertHub},
     config::Config,
     fork::StateSource,
     guard::GuardReport,
@@ -64,6 +65,7 @@ pub struct Dispatcher {
     on_deployed: Option<DeployedHook>,
     /// Submit tasks whose record has not come back yet.
     outstanding: usize,
+    alerts: AlertHub,
 }
 
 /// What is told of the contracts a block creates.
@@ -102,7 +104,14 @@ impl Dispatcher {
             finished_rx,
             on_deployed: None,
             outstanding: 0,
+            alerts: AlertHub::disabled(),
         }
+    }
+
+    /// Where findings and pauses are told (Slack, PagerDuty, webhooks); never waits.
+    pub fn alerting(mut self, alerts: AlertHub) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     pub fn on_deployed(mut self, f: DeployedHook) -> Self {
@@ -158,12 +167,23 @@ impl Dispatcher {
         }
         for f in &d.findings {
             tracing::warn!(attack = %d.tx.hash, rule = f.rule, contract = %f.contract_name, "{}", f.summary);
+            self.alerts.notify(AlertEvent::finding(
+                f,
+                d.tx.hash,
+                DetectionSource::Mempool,
+                d.outcome.block_number,
+            ));
         }
+        self.alert_unsigned(&d.decisions, Some(d.tx.hash));
         let submitter = Arc::clone(&self.submitter);
         let finished = self.finished_tx.clone();
+        let alerts = self.alerts.clone();
         self.outstanding += 1;
         tokio::spawn(async move {
             let reports = submit_all(&submitter, &plans, target, Some(d.tx.seen_at)).await;
+            for (plan, (report, _)) in plans.iter().zip(&reports) {
+                alerts.notify(AlertEvent::pause_sent(plan, report, &d.findings, Some(d.tx.hash)));
+            }
             let answered_us = (!reports.is_empty()).then(|| micros(d.tx.seen_at));
             let record = DetectionRecord {
                 kind: "detection",
@@ -278,6 +298,7 @@ impl Dispatcher {
                 "pause landed"
             );
             self.incidents.record(&record);
+            self.alerts.notify(AlertEvent::pause_landed(&record));
             lock(&self.responder)
                 .mark_paused(p.plan.contract, &format!("our pause landed in block {number}"));
             kept.push(p);
@@ -348,8 +369,18 @@ impl Dispatcher {
                     InFlight { plan: plan.clone(), first_target: self.target },
                 );
             }
+            for f in &found.findings {
+                self.alerts.notify(AlertEvent::finding(
+                    f,
+                    found.tx.hash,
+                    DetectionSource::BlockGuard,
+                    report.number,
+                ));
+            }
+            self.alert_unsigned(&decisions, Some(found.tx.hash));
             let (submitter, finished, target) =
                 (Arc::clone(&self.submitter), self.finished_tx.clone(), self.target);
+            let alerts = self.alerts.clone();
             let started = Instant::now();
             let (hash, tx, outcome, findings) =
                 (found.tx.hash, found.tx.tx.clone(), found.outcome.clone(), found.findings.clone());
@@ -357,6 +388,9 @@ impl Dispatcher {
             self.outstanding += 1;
             tokio::spawn(async move {
                 let reports = submit_all(&submitter, &plans, target, Some(started)).await;
+                for (plan, (report, _)) in plans.iter().zip(&reports) {
+                    alerts.notify(AlertEvent::pause_sent(plan, report, &findings, Some(hash)));
+                }
                 let record = DetectionRecord {
                     kind: "detection",
                     at_unix_ms: unix_ms(),
@@ -392,6 +426,7 @@ impl Dispatcher {
                 self.in_flight.remove(&p.plan.tx_hash);
                 lock(&self.responder).forget_in_flight(&p.plan.contract);
                 tracing::warn!(pause = %p.plan.tx_hash, "pause not included within resend_blocks; given up");
+                self.alerts.notify(AlertEvent::pause_given_up(&p.plan, number, limit));
                 continue;
             }
             if lock(&self.responder).is_paused(&p.plan.contract) {
@@ -414,11 +449,23 @@ impl Dispatcher {
         }
     }
 
-    /// The guardian's nonce from the chain, off this task.
+    /// The guardian's nonce (and balance, for the low-balance alert) from the chain, off this
+    /// task.
     fn resync_nonce(&self) {
         let Some(address) = lock(&self.responder).pauser().map(|p| p.address()) else { return };
         let (source, responder) = (self.source.clone(), Arc::clone(&self.responder));
+        let (alerts, respond) = (self.alerts.clone(), self.config.respond.clone());
         tokio::spawn(async move {
+            let balance = source
+                .with_failover(0, |node| async move {
+                    alloy::providers::Provider::get_balance(&node.provider(), address)
+                        .await
+                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
+                })
+                .await;
+            if let Ok(balance) = balance {
+                alerts.notify(AlertEvent::guardian_balance(address, balance, &respond));
+            }
             let nonce = source
                 .with_failover(0, |node| async move {
                     alloy::providers::Provider::get_transaction_count(&node.provider(), address)
@@ -432,6 +479,22 @@ impl Dispatcher {
                 p.resync(n);
             }
         });
+    }
+}
+
+impl Dispatcher {
+    /// A pause the policy wanted and could not sign is told at once.
+    fn alert_unsigned(&self, decisions: &[(Address, Decision)], attack: Option<B256>) {
+        for (contract, d) in decisions {
+            if let Decision::Failed { error } = d {
+                let name = self
+                    .config
+                    .protected(*contract)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_else(|| contract.to_string());
+                self.alerts.notify(AlertEvent::pause_not_signed(*contract, &name, attack, error));
+            }
+        }
     }
 }
 
