@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Compile fixtures/contracts/*.sol with the pinned solcjs API and write deterministic artifacts
 // to fixtures/artifacts/<ContractName>.json; copy the real Uniswap V2 artifacts from npm to
-// fixtures/artifacts/uniswap/. Run through scripts/build-fixtures.sh (which installs .tools).
+// fixtures/artifacts/uniswap/ and the Safe 1.4.1 ones to fixtures/artifacts/safe/. Run through
+// scripts/build-fixtures.sh (which installs .tools).
 'use strict';
 
 const fs = require('fs');
@@ -12,6 +13,7 @@ const MODULES = path.join(ROOT, '.tools', 'node_modules');
 const SRC_DIR = 'fixtures/contracts';
 const OUT_DIR = path.join(ROOT, 'fixtures', 'artifacts');
 const UNI_DIR = path.join(OUT_DIR, 'uniswap');
+const SAFE_DIR = path.join(OUT_DIR, 'safe');
 
 const solc = require(path.join(MODULES, 'solc'));
 const { keccak256 } = require(path.join(MODULES, 'js-sha3')); // Ethereum Keccak-256 (solc dependency)
@@ -144,10 +146,35 @@ function copyUniswap() {
   console.log(`copied ${pins.length} Uniswap V2 artifacts`);
 }
 
+// The Safe singleton, proxy factory and fallback handler the devnet deploys (hardhat artifacts).
+function copySafe() {
+  const pkg = '@safe-global/safe-contracts';
+  const pins = [
+    'contracts/Safe.sol/Safe.json',
+    'contracts/proxies/SafeProxyFactory.sol/SafeProxyFactory.json',
+    'contracts/handler/CompatibilityFallbackHandler.sol/CompatibilityFallbackHandler.json',
+  ];
+  const pkgDir = path.join(MODULES, pkg);
+  const version = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version;
+  fs.mkdirSync(SAFE_DIR, { recursive: true });
+  for (const file of pins) {
+    const build = JSON.parse(fs.readFileSync(path.join(pkgDir, 'build', 'artifacts', file), 'utf8'));
+    if (!build.bytecode || build.bytecode === '0x') throw new Error(`${pkg}/build/artifacts/${file} has no bytecode`);
+    writeJson(path.join(SAFE_DIR, build.contractName + '.json'), {
+      contractName: build.contractName,
+      abi: build.abi,
+      bytecode: hex(build.bytecode),
+      source: `npm:${pkg}@${version}`,
+    });
+  }
+  console.log(`copied ${pins.length} Safe artifacts`);
+}
+
 try {
   fs.mkdirSync(OUT_DIR, { recursive: true });
   compileFixtures();
   copyUniswap();
+  copySafe();
   if (stale.length) {
     console.error('build-fixtures --check: artifacts do not match their sources; run scripts/build-fixtures.sh:');
     for (const f of stale) console.error('  ' + f);
