@@ -58,13 +58,14 @@ sol! {
 /// `Enum.Operation.Call`: the Safe calls the target (never a delegatecall).
 const CALL: u8 = 0;
 
-/// Gas `execTransaction` spends around the inner call, measured on anvil for a 1-of-2 Safe 1.4.1
-/// behind its proxy: ~37k with the Safe's nonce going 0 → 1 (a fresh storage write), ~20k after;
-/// the calldata of the wrapper (~600 bytes) on top. Kept with room: a pause that runs out of gas
-/// inside the Safe is a pause that did not happen.
+/// Gas `execTransaction` adds around the containment call, measured on anvil (tests/it/safe.rs)
+/// for a 1-of-2 Safe 1.4.1 behind its proxy: `EthVault.pause()` took 44,701 gas sent directly
+/// and 92,923 through the Safe (+48.2k, the Safe's nonce going 0 → 1, a fresh storage write;
+/// ~17k less once it is non-zero), its ~600 bytes of calldata included. Kept with room: a
+/// pause that runs out of gas inside the Safe is a pause that did not happen.
 pub const SAFE_OWNER_OVERHEAD_GAS: u64 = 60_000;
 
-/// The same for `execTransactionFromModule` (no signature, no nonce): ~10k measured.
+/// The same for `execTransactionFromModule` (no signature, no nonce): 57,730 gas, +13.0k.
 pub const SAFE_MODULE_OVERHEAD_GAS: u64 = 30_000;
 
 /// What the containment call itself needs beyond `pause_gas_floor`'s one slot rewrite: a pause

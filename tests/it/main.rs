@@ -9,5 +9,7 @@ mod fixtures;
 mod fork;
 mod fuzz;
 mod guard;
+mod ladder;
 mod run;
+mod safe;
 mod submit;
