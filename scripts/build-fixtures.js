@@ -2,7 +2,9 @@
 // Compile fixtures/contracts/*.sol with the pinned solcjs API and write deterministic artifacts
 // to fixtures/artifacts/<ContractName>.json; the same for the precision corpus
 // (fixtures/contracts/corpus/*.sol → fixtures/artifacts/corpus/, with the OpenZeppelin contracts
-// it deploys unchanged); copy the real Uniswap V2 artifacts from npm to fixtures/artifacts/uniswap/. Run through scripts/build-fixtures.sh (which installs .tools).
+// it deploys unchanged); copy the real Uniswap V2 artifacts from npm to
+// fixtures/artifacts/uniswap/ and the Safe 1.4.1 ones to fixtures/artifacts/safe/. Run through
+// scripts/build-fixtures.sh (which installs .tools).
 'use strict';
 
 const fs = require('fs');
@@ -13,6 +15,7 @@ const MODULES = path.join(ROOT, '.tools', 'node_modules');
 const SRC_DIR = 'fixtures/contracts';
 const OUT_DIR = path.join(ROOT, 'fixtures', 'artifacts');
 const UNI_DIR = path.join(OUT_DIR, 'uniswap');
+const SAFE_DIR = path.join(OUT_DIR, 'safe');
 
 const solc = require(path.join(MODULES, 'solc'));
 const { keccak256 } = require(path.join(MODULES, 'js-sha3')); // Ethereum Keccak-256 (solc dependency)
@@ -158,6 +161,30 @@ function copyUniswap() {
   console.log(`copied ${pins.length} Uniswap V2 artifacts`);
 }
 
+// The Safe singleton, proxy factory and fallback handler the devnet deploys (hardhat artifacts).
+function copySafe() {
+  const pkg = '@safe-global/safe-contracts';
+  const pins = [
+    'contracts/Safe.sol/Safe.json',
+    'contracts/proxies/SafeProxyFactory.sol/SafeProxyFactory.json',
+    'contracts/handler/CompatibilityFallbackHandler.sol/CompatibilityFallbackHandler.json',
+  ];
+  const pkgDir = path.join(MODULES, pkg);
+  const version = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version;
+  fs.mkdirSync(SAFE_DIR, { recursive: true });
+  for (const file of pins) {
+    const build = JSON.parse(fs.readFileSync(path.join(pkgDir, 'build', 'artifacts', file), 'utf8'));
+    if (!build.bytecode || build.bytecode === '0x') throw new Error(`${pkg}/build/artifacts/${file} has no bytecode`);
+    writeJson(path.join(SAFE_DIR, build.contractName + '.json'), {
+      contractName: build.contractName,
+      abi: build.abi,
+      bytecode: hex(build.bytecode),
+      source: `npm:${pkg}@${version}`,
+    });
+  }
+  console.log(`copied ${pins.length} Safe artifacts`);
+}
+
 try {
   fs.mkdirSync(OUT_DIR, { recursive: true });
   compileSet({ srcDir: SRC_DIR, outDir: OUT_DIR });
@@ -171,6 +198,7 @@ try {
     ],
   });
   copyUniswap();
+  copySafe();
   if (stale.length) {
     console.error('build-fixtures --check: artifacts do not match their sources; run scripts/build-fixtures.sh:');
     for (const f of stale) console.error('  ' + f);

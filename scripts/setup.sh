@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the pinned tool chain (anvil/cast/forge 1.7.1, solcjs, OpenZeppelin, Uniswap V2
-# artifacts) from npm into ./.tools. Idempotent: a second run with the same pins is instant.
+# and Safe 1.4.1 artifacts) from npm into ./.tools. Idempotent: a second run with the same pins is instant.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +15,7 @@ PACKAGES=(
   "@openzeppelin/contracts@5.4.0"
   "@uniswap/v2-core@1.0.1"
   "@uniswap/v2-periphery@1.1.0-beta.0"
+  "@safe-global/safe-contracts@1.4.1"
 )
 WANT="$(printf '%s\n' "${PACKAGES[@]}")"
 

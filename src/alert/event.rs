@@ -288,6 +288,9 @@ mod tests {
             raw: Bytes::new(),
             outbids_attack: true,
             attack_tx: attack,
+            presigned: false,
+            safe: None,
+            safe_nonce: None,
         }
     }
 
@@ -367,6 +370,7 @@ mod tests {
             max_priority_fee_per_gas_cap: 1,
             pause_gas_limit: 200_000,
             resend_blocks: 3,
+            safe: None,
         };
         let AlertEvent::GuardianBalance { pause_cost_wei, .. } =
             AlertEvent::guardian_balance(Address::ZERO, U256::from(1u64), &respond)

@@ -82,6 +82,27 @@ pub struct RespondConfig {
     pub pause_gas_limit: u64,
     /// How many blocks a pause is re-sent for until it lands.
     pub resend_blocks: u64,
+    /// `[guardian] safe`: the pause role belongs to this Safe, and the guardian key acts
+    /// through it; `None`: the guardian key pauses directly.
+    pub safe: Option<GuardianSafe>,
+}
+
+/// A Safe that holds the pause role, and how the guardian key may act through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GuardianSafe {
+    pub address: Address,
+    pub role: SafeRole,
+}
+
+/// The guardian key's place in the Safe (`[guardian] safe_role`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SafeRole {
+    /// An owner of a Safe whose threshold is 1: `execTransaction` with the owner's signature.
+    #[default]
+    Owner,
+    /// An enabled module: `execTransactionFromModule`, no signature, no Safe nonce.
+    Module,
 }
 
 #[derive(Debug, Clone)]

@@ -82,7 +82,7 @@ impl Validator<'_> {
         })
     }
 
-    fn address(&self, key: &str, s: &str) -> Result<Address, ConfigError> {
+    pub(super) fn address(&self, key: &str, s: &str) -> Result<Address, ConfigError> {
         Address::from_str(s.trim()).map_err(|e| {
             let what = if s.len() <= QUOTABLE_ADDRESS_LEN {
                 format!("`{s}`")

@@ -68,6 +68,10 @@ pub(super) struct RawGuardian {
     pub(super) key: Option<String>,
     pub(super) keystore: Option<PathBuf>,
     pub(super) password: Option<String>,
+    /// A Safe that holds the pause role; the guardian key is one of its owners (or a module).
+    pub(super) safe: Option<String>,
+    /// Default: `owner`.
+    pub(super) safe_role: Option<super::SafeRole>,
 }
 
 #[derive(Debug, Deserialize)]

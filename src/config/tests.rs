@@ -582,3 +582,42 @@ fn redaction_keeps_addresses_and_hides_longer_hex() {
     assert_eq!(error::redact(address), address);
     assert_eq!(error::redact(&format!("a 0x{KEY_HEX}!")), "a 0x<redacted>!");
 }
+
+#[test]
+fn guardian_safe_is_an_address_and_the_key_is_an_owner_unless_it_says_module() {
+    let safe = "0x00000000000000000000000000000000000005af";
+    let owner = GOOD.replace(
+        "key = \"env:PREEMPT_GUARDIAN_KEY\"\n",
+        &format!("key = \"env:PREEMPT_GUARDIAN_KEY\"\nsafe = \"{safe}\"\n"),
+    );
+    let c = parse(&owner).expect("valid");
+    assert_eq!(
+        c.respond.safe,
+        Some(GuardianSafe { address: safe.parse().expect("address"), role: SafeRole::Owner })
+    );
+    assert_eq!(parse(GOOD).expect("valid").respond.safe, None, "no Safe: the key pauses itself");
+
+    let module = owner.replace(
+        &format!("safe = \"{safe}\"\n"),
+        &format!("safe = \"{safe}\"\nsafe_role = \"module\"\n"),
+    );
+    assert_eq!(parse(&module).expect("valid").respond.safe.map(|s| s.role), Some(SafeRole::Module));
+
+    let e = error_of(&owner.replace(safe, "0xnot-a-safe"));
+    assert!(
+        e.starts_with("preempt.toml: key `guardian.safe`: `0xnot-a-safe` is not an address"),
+        "{e}"
+    );
+    let e = error_of(&owner.replace(safe, "0x0000000000000000000000000000000000000000"));
+    assert_eq!(e, "preempt.toml: key `guardian.safe`: the zero address is not a Safe");
+    let e = error_of(&GOOD.replace(
+        "key = \"env:PREEMPT_GUARDIAN_KEY\"\n",
+        "key = \"env:PREEMPT_GUARDIAN_KEY\"\nsafe_role = \"module\"\n",
+    ));
+    assert_eq!(
+        e,
+        "preempt.toml: key `guardian.safe_role`: a role in a Safe needs `safe`, the Safe's address"
+    );
+    let e = error_of(&module.replace("\"module\"", "\"delegate\""));
+    assert!(e.contains("guardian.safe_role"), "{e}");
+}

@@ -3,8 +3,8 @@
 use std::{collections::HashSet, ops::RangeInclusive, path::Path, str::FromStr};
 
 use super::{
-    Config, ConfigError, GuardianKey, NodeConfig, ProtectedContract, RelayConfig, RespondConfig,
-    SecretRef, SimulationConfig,
+    Config, ConfigError, GuardianKey, GuardianSafe, NodeConfig, ProtectedContract, RelayConfig,
+    RespondConfig, SecretRef, SimulationConfig,
     limits::{self, shown},
     raw::{
         RawConfig, RawFork, RawGuardian, RawNode, RawRelay, RawRelayAuth, RawRespond, RawSimulation,
@@ -14,12 +14,13 @@ use super::{
 pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigError> {
     let v = Validator { file };
     let nodes = v.nodes(raw.nodes)?;
+    let safe = raw.guardian.as_ref().map(|g| v.guardian_safe(g)).transpose()?.flatten();
     let guardian = raw.guardian.map(|g| v.guardian(g)).transpose()?;
     let protected = v.protected(raw.protected)?;
     let simulation = v.simulation(&raw.simulation)?;
     let relays = v.relays(raw.relays)?;
     let relay_auth = v.relay_auth(raw.relay_auth, &relays, guardian.as_ref())?;
-    let respond = v.respond(&raw.respond, &protected)?;
+    let respond = RespondConfig { safe, ..v.respond(&raw.respond, &protected)? };
     let fork = v.fork(&raw.fork)?;
     let (incidents_path, incidents_store) = v.incidents(raw.incidents)?;
     let alerts = v.alerts(raw.alerts, guardian.as_ref(), relay_auth.as_ref())?;
@@ -96,6 +97,24 @@ impl Validator<'_> {
 
     fn secret_ref(&self, key: &str, value: &str) -> Result<SecretRef, ConfigError> {
         SecretRef::from_str(value).map_err(|reason| self.invalid(key, &reason))
+    }
+
+    /// `[guardian] safe` and `safe_role`: a role needs a Safe, and the Safe a real address.
+    fn guardian_safe(&self, g: &RawGuardian) -> Result<Option<GuardianSafe>, ConfigError> {
+        let Some(text) = &g.safe else {
+            if g.safe_role.is_some() {
+                return Err(self.invalid(
+                    "guardian.safe_role",
+                    "a role in a Safe needs `safe`, the Safe's address",
+                ));
+            }
+            return Ok(None);
+        };
+        let address = self.address("guardian.safe", text)?;
+        if address.is_zero() {
+            return Err(self.invalid("guardian.safe", "the zero address is not a Safe"));
+        }
+        Ok(Some(GuardianSafe { address, role: g.safe_role.unwrap_or_default() }))
     }
 
     fn guardian(&self, g: RawGuardian) -> Result<GuardianKey, ConfigError> {
@@ -234,6 +253,7 @@ impl Validator<'_> {
                 "a pause is sent for at least its first block, and one that has not landed \
                  within 64 blocks needs a person",
             )?,
+            safe: None,
         })
     }
 

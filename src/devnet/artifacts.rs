@@ -28,6 +28,9 @@ pub(crate) enum Artifact {
     UniswapV2Factory,
     UniswapV2Router02,
     Weth9,
+    Safe,
+    SafeProxyFactory,
+    CompatibilityFallbackHandler,
 }
 
 macro_rules! artifact_json {
@@ -64,6 +67,9 @@ impl Artifact {
             Self::UniswapV2Factory => "uniswap/UniswapV2Factory.json",
             Self::UniswapV2Router02 => "uniswap/UniswapV2Router02.json",
             Self::Weth9 => "uniswap/WETH9.json",
+            Self::Safe => "safe/Safe.json",
+            Self::SafeProxyFactory => "safe/SafeProxyFactory.json",
+            Self::CompatibilityFallbackHandler => "safe/CompatibilityFallbackHandler.json",
         }
     }
 
@@ -88,6 +94,11 @@ impl Artifact {
             Self::UniswapV2Factory => artifact_json!("uniswap/UniswapV2Factory.json"),
             Self::UniswapV2Router02 => artifact_json!("uniswap/UniswapV2Router02.json"),
             Self::Weth9 => artifact_json!("uniswap/WETH9.json"),
+            Self::Safe => artifact_json!("safe/Safe.json"),
+            Self::SafeProxyFactory => artifact_json!("safe/SafeProxyFactory.json"),
+            Self::CompatibilityFallbackHandler => {
+                artifact_json!("safe/CompatibilityFallbackHandler.json")
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! Demo dev net: deploys the Solidity fixtures (Uniswap V2, vulnerable and fixed protocols,
-//! attack contracts) on anvil, writes the preempt config that protects them, and sends the
-//! demo's pending txs (attacks and benign traffic) one scenario at a time.
+//! attack contracts, and on request Safes that hold a vault's pause role) on anvil, writes the
+//! preempt config that protects them, and sends the demo's pending txs (attacks and benign
+//! traffic) one scenario at a time.
 
 mod abi;
 mod accounts;
@@ -9,6 +10,7 @@ mod config;
 pub mod corpus;
 mod deploy;
 mod node;
+mod safe;
 mod scenario;
 #[cfg(test)]
 mod tests;
@@ -19,6 +21,7 @@ use thiserror::Error;
 pub use accounts::{DevAccount, dev_accounts};
 pub use config::config_toml;
 pub use deploy::{Deployment, deploy};
+pub use safe::{SafeDeployment, deploy_safe, safe_config_toml, send_vault_attack};
 pub use scenario::{Scenario, send_scenario};
 
 /// Errors from deploying the demo or sending a scenario; each says which step or call failed.

@@ -142,7 +142,33 @@ pub async fn run_with(
         }
         None => None,
     };
+    let guardian_address = pauser.as_ref().map(|p| p.address());
+    let guardian_nonce = pauser.as_ref().map(|p| p.nonce());
     let responder = Arc::new(Mutex::new(Responder::new(config.respond.clone(), pauser)));
+    if let (Some(safe), Some(guardian)) = (config.respond.safe, guardian_address) {
+        let checked = source
+            .with_failover(head, |n| async move {
+                crate::respond::check_safe_guardian(&n.provider(), &safe, guardian)
+                    .await
+                    .map_err(|e| NodeError::Rpc(e.to_string()))
+            })
+            .await;
+        checked
+            .map_err(|e| RunError::GuardianKey(format!("guardian Safe {}: {e}", safe.address)))?;
+    }
+    // Pauses for the next block pre-signed before `ready`: the first attack finds one waiting.
+    if let Some(guardian_nonce) = guardian_nonce {
+        let (responder, protected) = (Arc::clone(&responder), config.protected.clone());
+        let head = crate::respond::HeadNonces {
+            next_base_fee: head_block.header_env.base_fee,
+            guardian_nonce,
+            safe_nonce: None,
+        };
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::respond::prepare(&responder, &protected, head)
+        })
+        .await;
+    }
     let submitter = Arc::new(Submitter::connect(&config.nodes, &config.relays, relay_auth).await?);
     let incidents = Arc::new(IncidentLog::from_config(&config)?);
     let alerts = AlertHub::start(&config)?;

@@ -26,7 +26,7 @@ use crate::{
         DetectionRecord, DetectionSource, HoldingKept, IncidentLog, OutcomeRecord, RearmRecord,
         ResendRecord, unix_ms,
     },
-    respond::{Decision, PausePlan, Responder, decide_all},
+    respond::{Decision, HeadNonces, PausePlan, Responder, decide_all},
     worker::{Detection, StageTimes},
 };
 
@@ -175,6 +175,12 @@ impl Dispatcher {
             ));
         }
         self.alert_unsigned(&d.decisions, Some(d.tx.hash));
+        if !plans.is_empty() {
+            // A second attack in the same block finds a pause ready at the next nonce.
+            let (responder, protected) =
+                (Arc::clone(&self.responder), self.config.protected.clone());
+            tokio::task::spawn_blocking(move || crate::respond::refill(&responder, &protected));
+        }
         let submitter = Arc::clone(&self.submitter);
         let finished = self.finished_tx.clone();
         let alerts = self.alerts.clone();
@@ -225,7 +231,7 @@ impl Dispatcher {
         self.follow_paused_state(&report);
         self.answer_mined_attacks(&report);
         self.resend(number);
-        self.resync_nonce();
+        self.prepare_pauses(report.next_base_fee);
     }
 
     /// A reorg dropped blocks that held our pauses: they are in flight again.
@@ -449,12 +455,14 @@ impl Dispatcher {
         }
     }
 
-    /// The guardian's nonce (and balance, for the low-balance alert) from the chain, off this
-    /// task.
-    fn resync_nonce(&self) {
+    /// On each head, off this task: the guardian's nonce (and balance, for the low-balance
+    /// alert) from the chain, then the pauses for the next block pre-signed at a ladder of fee
+    /// levels, so the hot path only picks one.
+    fn prepare_pauses(&self, next_base_fee: u64) {
         let Some(address) = lock(&self.responder).pauser().map(|p| p.address()) else { return };
         let (source, responder) = (self.source.clone(), Arc::clone(&self.responder));
         let (alerts, respond) = (self.alerts.clone(), self.config.respond.clone());
+        let protected = self.config.protected.clone();
         tokio::spawn(async move {
             let balance = source
                 .with_failover(0, |node| async move {
@@ -473,10 +481,16 @@ impl Dispatcher {
                         .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
                 })
                 .await;
-            if let Ok(n) = nonce
-                && let Some(p) = lock(&responder).pauser_mut()
-            {
-                p.resync(n);
+            let Ok(guardian_nonce) = nonce else { return };
+            // The Safe's own approval by its owner-sender (v = 1) needs no Safe nonce, so a pause
+            // never reverts because another Safe tx moved it.
+            let head = HeadNonces { next_base_fee, guardian_nonce, safe_nonce: None };
+            let signed = tokio::task::spawn_blocking(move || {
+                crate::respond::prepare(&responder, &protected, head)
+            })
+            .await;
+            if let Ok(report) = signed {
+                tracing::debug!(?report, "pauses pre-signed for the next block");
             }
         });
     }

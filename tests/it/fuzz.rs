@@ -714,6 +714,7 @@ fn caps_and_base_fee() -> impl Strategy<Value = (RespondConfig, u64)> {
                 max_priority_fee_per_gas_cap: tip,
                 pause_gas_limit: 200_000,
                 resend_blocks: 3,
+                safe: None,
             };
             (config, base)
         })

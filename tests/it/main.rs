@@ -12,6 +12,8 @@ mod fork;
 mod fuzz;
 mod guard;
 mod ingest_adversarial;
+mod ladder;
 mod run;
+mod safe;
 mod store;
 mod submit;
