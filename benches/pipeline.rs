@@ -115,7 +115,10 @@ impl HotPath<'_> {
                 Decision::Pause { plan }
                 | Decision::Replace { plan, .. }
                 | Decision::DryRun { plan } => Some(plan.raw),
-                Decision::Alert | Decision::Skip { .. } | Decision::Failed { .. } => None,
+                Decision::Alert
+                | Decision::Record
+                | Decision::Skip { .. }
+                | Decision::Failed { .. } => None,
             })
             .collect()
     }

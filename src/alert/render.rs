@@ -59,6 +59,7 @@ fn severity_level(s: Severity) -> AlertLevel {
         Severity::Critical => AlertLevel::Critical,
         Severity::High => AlertLevel::Error,
         Severity::Medium => AlertLevel::Warning,
+        Severity::Low | Severity::Info => AlertLevel::Info,
     }
 }
 
@@ -67,6 +68,8 @@ fn severity_name(s: Severity) -> &'static str {
         Severity::Critical => "critical",
         Severity::High => "high",
         Severity::Medium => "medium",
+        Severity::Low => "low",
+        Severity::Info => "info",
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Config {
     pub alerts: Vec<AlertConfig>,
     /// How much forked state the guard keeps (`[fork]`).
     pub fork: crate::fork::ForkLimits,
+    /// Rule × severity → pause / alert / record (`[policy]`).
+    pub policy: crate::respond::Policy,
 }
 
 #[derive(Debug, Clone)]

@@ -28,6 +28,21 @@ pub(super) struct RawConfig {
     pub(super) fork: RawFork,
     #[serde(default, rename = "alert")]
     pub(super) alerts: Vec<super::alert::RawAlert>,
+    #[serde(default)]
+    pub(super) policy: RawPolicy,
+}
+
+/// `[policy]`: the action per severity, and per rule (`"drain" = "alert"`) or per rule at a
+/// severity (`"reentrancy.low" = "record"`) under `[policy.rules]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub(super) critical: Option<String>,
+    pub(super) high: Option<String>,
+    pub(super) medium: Option<String>,
+    pub(super) low: Option<String>,
+    pub(super) info: Option<String>,
+    pub(super) rules: std::collections::BTreeMap<String, String>,
 }
 
 /// `[fork]`: how much forked state the guard keeps.

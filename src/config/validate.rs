@@ -7,7 +7,8 @@ use super::{
     RespondConfig, SecretRef, SimulationConfig,
     limits::{self, shown},
     raw::{
-        RawConfig, RawFork, RawGuardian, RawNode, RawRelay, RawRelayAuth, RawRespond, RawSimulation,
+        RawConfig, RawFork, RawGuardian, RawNode, RawPolicy, RawRelay, RawRelayAuth, RawRespond,
+        RawSimulation,
     },
 };
 
@@ -22,6 +23,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
     let relay_auth = v.relay_auth(raw.relay_auth, &relays, guardian.as_ref())?;
     let respond = RespondConfig { safe, ..v.respond(&raw.respond, &protected)? };
     let fork = v.fork(&raw.fork)?;
+    let policy = v.policy(&raw.policy)?;
     let (incidents_path, incidents_store) = v.incidents(raw.incidents)?;
     let alerts = v.alerts(raw.alerts, guardian.as_ref(), relay_auth.as_ref())?;
     Ok(Config {
@@ -37,6 +39,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
         incidents_store,
         alerts,
         fork,
+        policy,
     })
 }
 
@@ -160,6 +163,54 @@ impl Validator<'_> {
                 "a smaller queue drops txs in an ordinary burst; a larger one only hides a backlog",
             )? as usize,
         })
+    }
+
+    fn policy(&self, p: &RawPolicy) -> Result<crate::respond::Policy, ConfigError> {
+        use crate::{respond::Action, types::Severity};
+        let action = |key: &str, v: &str| -> Result<Action, ConfigError> {
+            match v.trim() {
+                "pause" => Ok(Action::Pause),
+                "alert" => Ok(Action::Alert),
+                "record" => Ok(Action::Record),
+                _ => Err(self.invalid(key, "is not one of \"pause\", \"alert\", \"record\"")),
+            }
+        };
+        let mut policy = crate::respond::Policy::default();
+        let by_severity = [
+            (Severity::Critical, &p.critical),
+            (Severity::High, &p.high),
+            (Severity::Medium, &p.medium),
+            (Severity::Low, &p.low),
+            (Severity::Info, &p.info),
+        ];
+        for (severity, value) in by_severity {
+            if let Some(v) = value {
+                let key = format!("policy.{}", severity.as_str());
+                policy.set_severity(severity, action(&key, v)?);
+            }
+        }
+        for (name, value) in &p.rules {
+            let key = format!("policy.rules.{name}");
+            let (rule, severity) = match name.split_once('.') {
+                Some((rule, s)) => {
+                    let severity =
+                        Severity::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
+                            self.invalid(
+                                &key,
+                                "names no severity (critical, high, medium, low, info)",
+                            )
+                        })?;
+                    (rule, Some(severity))
+                }
+                None => (name.as_str(), None),
+            };
+            if !crate::detect::rule_names::ALL.contains(&rule) {
+                let known = crate::detect::rule_names::ALL.join(", ");
+                return Err(self.invalid(&key, &format!("names no rule (one of {known})")));
+            }
+            policy.set_rule(rule, severity, action(&key, value)?);
+        }
+        Ok(policy)
     }
 
     fn fork(&self, f: &RawFork) -> Result<crate::fork::ForkLimits, ConfigError> {

@@ -19,6 +19,28 @@ pub mod rule_names {
     pub const REENTRANCY: &str = "reentrancy";
     pub const READ_ONLY_REENTRANCY: &str = "read-only-reentrancy";
     pub const INVARIANT: &str = "invariant";
+    pub const PRICE_MANIPULATION: &str = "price-manipulation";
+    pub const ROLE_TAKEOVER: &str = "role-takeover";
+    pub const ADMIN_ACTION: &str = "admin-action";
+    pub const APPROVAL_DRAIN: &str = "approval-drain";
+    pub const LEDGER_THEFT: &str = "ledger-theft";
+    pub const CUMULATIVE_DRAIN: &str = "cumulative-drain";
+    pub const PROBE: &str = "probe";
+
+    /// Every rule, as the policy table names them.
+    pub const ALL: [&str; 11] = [
+        DRAIN,
+        REENTRANCY,
+        READ_ONLY_REENTRANCY,
+        INVARIANT,
+        PRICE_MANIPULATION,
+        ROLE_TAKEOVER,
+        ADMIN_ACTION,
+        APPROVAL_DRAIN,
+        LEDGER_THEFT,
+        CUMULATIVE_DRAIN,
+        PROBE,
+    ];
 }
 
 /// Runs every rule on one outcome. A reverted tx yields nothing: it changed nothing.

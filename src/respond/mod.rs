@@ -6,6 +6,7 @@
 mod fees;
 mod ladder;
 mod pauser;
+mod policy;
 mod safe;
 
 use std::{collections::HashMap, sync::Mutex};
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use fees::{AttackFees, PauseFees, ladder_levels, outbid, replacement_floor};
 pub use ladder::{LadderJob, LadderReport, SignedLadder};
 pub use pauser::Pauser;
+pub use policy::{Action, Policy};
 pub use safe::{
     SAFE_MODULE_OVERHEAD_GAS, SAFE_OWNER_OVERHEAD_GAS, SafeError, check_safe_guardian,
     read_safe_nonce, safe_pause_gas_floor, safe_tx_hash,
@@ -46,7 +48,21 @@ pub fn decide_all(
     contracts
         .iter()
         .filter_map(|c| config.protected(*c))
-        .map(|p| (p.address, responder.decide(p, attack, base_fee)))
+        .map(|p| {
+            // The strongest action any finding on this contract calls for.
+            let action = findings
+                .iter()
+                .filter(|f| f.contract == p.address)
+                .map(|f| config.policy.action_for(f))
+                .max()
+                .unwrap_or(Action::Record);
+            let decision = match action {
+                Action::Pause => responder.decide(p, attack, base_fee),
+                Action::Alert => Decision::Alert,
+                Action::Record => Decision::Record,
+            };
+            (p.address, decision)
+        })
         .collect()
 }
 
@@ -131,8 +147,10 @@ pub enum Decision {
     Replace { plan: PausePlan, replaces: B256 },
     /// Signed but not sent (`mode = "dry-run"`).
     DryRun { plan: PausePlan },
-    /// Recorded only (`mode = "alert"`).
+    /// Recorded and alerted, nothing sent (`mode = "alert"`, or the policy says alert).
     Alert,
+    /// Recorded only: the policy says these findings warrant no alert.
+    Record,
     /// Nothing to do: the contract is paused, or our pause in flight already outbids this.
     Skip { reason: String },
     /// Wanted to pause, could not sign.
