@@ -187,6 +187,43 @@ pub fn print_human(report: &CheckReport) -> String {
                         inv(after)
                     );
                 }
+                Evidence::AdminAction { asset, loss, authority, role_change, .. } => {
+                    let _ = writeln!(out, "    by {} ({})", authority.account, authority.held);
+                    if let Some(asset) = asset {
+                        let _ = writeln!(out, "    paid out {}", amount(*asset, *loss));
+                    }
+                    if let Some(c) = role_change {
+                        let _ = writeln!(out, "    {}: {:?} -> {:?}", c.role, c.from, c.to);
+                    }
+                }
+                Evidence::PriceManipulation { reads, bound_bps, losses } => {
+                    for r in reads {
+                        let _ = writeln!(
+                            out,
+                            "    read 0x{} on {}: before {:?}, during {:?}, after {:?} (moved {} bps, bound {bound_bps})",
+                            alloy::primitives::hex::encode(r.selector),
+                            r.target,
+                            r.before,
+                            r.during,
+                            r.after,
+                            r.moved_bps
+                        );
+                    }
+                    for (asset, loss, bps) in losses {
+                        let _ = writeln!(
+                            out,
+                            "    lost {} ({bps} bps of it unaccounted)",
+                            amount(*asset, *loss)
+                        );
+                    }
+                }
+                Evidence::RoleTakeover { change } => {
+                    let _ = writeln!(
+                        out,
+                        "    {}: {:?} -> {:?}, by {} holding no role before the tx",
+                        change.role, change.from, change.to, change.by
+                    );
+                }
             }
         }
         if !o.holdings.is_empty() {

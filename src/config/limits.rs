@@ -38,6 +38,9 @@ pub(super) const FORK_MAX_AGE_BLOCKS: RangeInclusive<u64> = 64..=2_628_000;
 /// not landed in 64 blocks (~13 min) needs a person, not another resend.
 pub const RESEND_BLOCKS: RangeInclusive<u64> = 1..=64;
 
+/// `protect.price_move_bps`: a read price moving less than 0.1% inside one tx is noise.
+pub(super) const PRICE_MOVE_BPS: RangeInclusive<u64> = 10..=10_000;
+
 /// `protect.drain_threshold_bps`: 0 would flag every wei; above 10,000 (100%) nothing.
 pub const DRAIN_THRESHOLD_BPS: RangeInclusive<u64> = 1..=10_000;
 

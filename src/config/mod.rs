@@ -169,6 +169,12 @@ pub struct ProtectedContract {
     pub claims: Vec<ClaimView>,
     pub invariants: Vec<Invariant>,
     pub pause: PauseCall,
+    /// Senders acting for the protocol (timelock, multisig): their actions are not attacks.
+    pub trusted: Vec<Address>,
+    /// A read price moving more than this (bps) inside one tx, with a loss, is manipulation.
+    pub price_move_bps: u32,
+    /// Pulls tokens from third parties by design (no `approval-drain` finding).
+    pub pulls_from_third_parties: bool,
 }
 
 impl ProtectedContract {

@@ -71,6 +71,19 @@ impl Validator<'_> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let pause = self.pause_call(&key("pause"), p.pause, address)?;
+        let trusted = p
+            .trusted
+            .iter()
+            .enumerate()
+            .map(|(j, t)| self.address(&key(&format!("trusted[{j}]")), t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let price_move_bps = self.in_range(
+            &key("price_move_bps"),
+            p.price_move_bps,
+            &limits::PRICE_MOVE_BPS,
+            "basis points a read price may move inside one tx: under 10 every honest swap \
+             trips it, above 10000 nothing does",
+        )? as u32;
         Ok(ProtectedContract {
             name: p.name,
             address,
@@ -79,6 +92,9 @@ impl Validator<'_> {
             claims,
             invariants,
             pause,
+            trusted,
+            price_move_bps,
+            pulls_from_third_parties: p.pulls_from_third_parties,
         })
     }
 

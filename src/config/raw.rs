@@ -174,10 +174,26 @@ pub(super) struct RawProtected {
     pub(super) invariants: Vec<String>,
     /// Default: `pause()` on the contract itself.
     pub(super) pause: Option<RawPause>,
+    /// Senders whose actions are the protocol's own (a timelock, a multisig): recorded and
+    /// alerted, never paused against.
+    #[serde(default)]
+    pub(super) trusted: Vec<String>,
+    /// A price the contract reads moving more than this inside one tx, with a loss, is price
+    /// manipulation. Default 500 (5%).
+    #[serde(default = "default_price_move_bps")]
+    pub(super) price_move_bps: i64,
+    /// The contract legitimately pulls tokens from accounts that did not sign the tx (a
+    /// keeper-run liquidator): no `approval-drain` finding for it.
+    #[serde(default)]
+    pub(super) pulls_from_third_parties: bool,
 }
 
 fn default_drain_threshold_bps() -> i64 {
     1_000
+}
+
+fn default_price_move_bps() -> i64 {
+    500
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,7 +2,9 @@
 
 mod drain;
 mod invariant;
+mod price;
 mod reentrancy;
+mod roles;
 
 use crate::{
     config::ProtectedContract,
@@ -11,7 +13,9 @@ use crate::{
 
 pub use drain::BalanceDrainRule;
 pub use invariant::InvariantRule;
+pub use price::PriceManipulationRule;
 pub use reentrancy::ReentrancyRule;
+pub use roles::RoleRule;
 
 /// Rule names as they appear in findings and incident records.
 pub mod rule_names {
@@ -50,9 +54,18 @@ pub fn detect(outcome: &SimOutcome, protected: &[ProtectedContract]) -> Vec<Find
     }
     let mut findings = Vec::new();
     BalanceDrainRule::check(outcome, protected, &mut findings);
-    ReentrancyRule::check(outcome, protected, &mut findings);
+    PriceManipulationRule::check(outcome, protected, &mut findings);
+    RoleRule::check(outcome, protected, &mut findings);
     InvariantRule::check(outcome, protected, &mut findings);
+    // Re-entry is judged last: its severity depends on what else the tx did.
+    ReentrancyRule::check(outcome, protected, &mut findings);
     findings
+}
+
+/// A raw amount as a decimal with 18 places (ETH and the usual ERC-20), trailing zeros cut.
+pub(crate) fn units(v: alloy::primitives::U256) -> String {
+    let s = alloy::primitives::utils::format_units(v, 18).unwrap_or_else(|_| v.to_string());
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
 fn name_of(protected: &[ProtectedContract], address: alloy::primitives::Address) -> String {

@@ -1,6 +1,9 @@
 //! Reentrancy: a protected contract entered again while its own frame was live, where the
 //! re-entrant frame read storage the live frame wrote after it (state the re-entry saw stale).
 //! A re-entrant frame that only read is a read-only reentrancy: a view served mid-update.
+//! Judged by consequence: with value gone that the books do not account for, a broken
+//! invariant or a moved price in the same tx it is an attack; without, a low-severity record
+//! (a flash loan that re-enters and repays, a hook that only reads).
 
 use super::{name_of, rule_names};
 use crate::{
@@ -17,6 +20,17 @@ impl ReentrancyRule {
         protected: &[ProtectedContract],
         findings: &mut Vec<Finding>,
     ) {
+        let consequence = findings.iter().any(|f| {
+            [
+                rule_names::DRAIN,
+                rule_names::PRICE_MANIPULATION,
+                rule_names::INVARIANT,
+                rule_names::ROLE_TAKEOVER,
+                rule_names::LEDGER_THEFT,
+                rule_names::APPROVAL_DRAIN,
+            ]
+            .contains(&f.rule)
+        }) || outcome.ledgers.iter().any(|l| l.unaccounted_anything());
         // One finding per contract and kind: the outermost re-entry, with the count.
         for read_only in [false, true] {
             let mut reported = Vec::new();
@@ -61,7 +75,11 @@ impl ReentrancyRule {
                 };
                 findings.push(Finding {
                     rule,
-                    severity: if read_only { Severity::High } else { Severity::Critical },
+                    severity: match (consequence, read_only) {
+                        (false, _) => Severity::Low,
+                        (true, true) => Severity::High,
+                        (true, false) => Severity::Critical,
+                    },
                     contract: obs.contract,
                     contract_name: name,
                     summary,

@@ -1,18 +1,20 @@
 use std::{path::Path, time::Duration};
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 
 use super::{detect, rule_names};
 use crate::{
     config::{Asset, Config},
     types::{
-        CallFrame, ClaimReading, Evidence, HoldingChange, InvariantReading, InvariantValue,
-        ReentryObservation, SimOutcome,
+        AccountedBy, AssetLedger, Authority, CallFrame, ContractLedger, Evidence, Flow,
+        InvariantReading, InvariantValue, PriceRead, ReentryObservation, RoleChange, Severity,
+        SimOutcome,
     },
 };
 
 const VAULT: Address = Address::with_last_byte(0xaa);
 const USER: Address = Address::with_last_byte(0x01);
+const OWNER: Address = Address::with_last_byte(0x0e);
 
 fn config() -> Config {
     let text = format!(
@@ -21,7 +23,6 @@ fn config() -> Config {
 name = "Vault"
 address = "{VAULT}"
 drain_threshold_bps = 1000
-claims = [{{ view = "balances(address)", asset = "eth" }}]
 invariants = ["totalAssets() >= totalDeposits()"]
 "#
     );
@@ -47,6 +48,7 @@ fn outcome() -> SimOutcome {
         invariants: Vec::new(),
         reentries: Vec::new(),
         touched_protected: vec![VAULT],
+        ledgers: Vec::new(),
         sim_time: Duration::from_micros(10),
         block_number: 1,
     }
@@ -68,70 +70,130 @@ fn frame(index: usize, parent: Option<usize>, caller: Address, target: Address) 
     }
 }
 
-fn withdrawal(before: u64, after: u64, claim_before: u64, claim_after: u64) -> SimOutcome {
+fn ledger(before: u64, after: u64, unaccounted: u64) -> ContractLedger {
+    let out = eth(before - after);
+    ContractLedger {
+        contract: VAULT,
+        assets: vec![AssetLedger {
+            asset: Asset::Eth,
+            before: eth(before),
+            after: eth(after),
+            flows: vec![Flow { account: USER, out, inflow: U256::ZERO }],
+            accounted: if unaccounted < before - after {
+                vec![crate::types::Accounting {
+                    account: USER,
+                    amount: out - eth(unaccounted),
+                    by: AccountedBy::OwnEntry { slot: U256::from(7), before: out, after: U256::ZERO },
+                }]
+            } else {
+                Vec::new()
+            },
+            unaccounted: eth(unaccounted),
+        }],
+        authority: None,
+        role_changes: Vec::new(),
+        price_reads: Vec::new(),
+        storage: Vec::new(),
+        actors: vec![USER],
+        tx_hash: B256::ZERO,
+    }
+}
+
+fn with(l: ContractLedger) -> SimOutcome {
     let mut o = outcome();
-    o.holdings.push(HoldingChange {
-        contract: VAULT,
-        asset: Asset::Eth,
-        before: eth(before),
-        after: eth(after),
-        recipients: vec![(USER, eth(before - after))],
-    });
-    o.claims.push(ClaimReading {
-        contract: VAULT,
-        asset: Asset::Eth,
-        view: "balances(address)".into(),
-        account: USER,
-        before: eth(claim_before),
-        after: eth(claim_after),
-    });
+    o.ledgers.push(l);
     o
 }
 
 #[test]
-fn withdrawal_matched_by_the_withdrawers_claim_is_not_a_drain() {
-    // 90% of the vault leaves, and the withdrawer's own claim drops by exactly that.
-    let findings = detect(&withdrawal(100, 10, 90, 0), &config().protected);
-    assert!(findings.is_empty(), "{findings:?}");
+fn a_loss_the_books_account_for_is_not_a_drain() {
+    // 90% of the vault leaves, all of it booked against the withdrawer's own entry.
+    assert!(detect(&with(ledger(100, 10, 0)), &config().protected).is_empty());
 }
 
 #[test]
-fn outflow_beyond_the_claim_is_a_drain_with_numbers() {
-    // 30 ETH leave against a claim of 10: 20 ETH (20% of holdings) unmatched, threshold 10%.
-    let findings = detect(&withdrawal(100, 70, 10, 0), &config().protected);
+fn an_unaccounted_loss_over_the_threshold_is_a_drain_with_the_numbers() {
+    let findings = detect(&with(ledger(100, 70, 20)), &config().protected);
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].rule, rule_names::DRAIN);
+    assert_eq!(findings[0].severity, Severity::High);
     match &findings[0].evidence {
-        Evidence::Drain { unmatched_loss, loss_bps, threshold_bps, .. } => {
+        Evidence::Drain { unmatched_loss, loss_bps, threshold_bps, accounted, .. } => {
             assert_eq!(*unmatched_loss, eth(20));
             assert_eq!(*loss_bps, 2_000);
             assert_eq!(*threshold_bps, 1_000);
+            assert_eq!(accounted.len(), 1, "the booked part is shown");
         }
         other => panic!("unexpected evidence {other:?}"),
     }
+    // Below the threshold: nothing.
+    assert!(detect(&with(ledger(100, 95, 5)), &config().protected).is_empty());
 }
 
 #[test]
-fn loss_below_threshold_is_not_reported() {
-    let findings = detect(&withdrawal(100, 95, 0, 0), &config().protected);
-    assert!(findings.is_empty(), "{findings:?}");
+fn the_same_loss_on_the_authority_of_a_key_held_before_is_an_admin_action_not_a_drain() {
+    let mut l = ledger(100, 0, 100);
+    l.authority = Some(Authority { account: OWNER, held: "owner()".into() });
+    let findings = detect(&with(l), &config().protected);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].rule, rule_names::ADMIN_ACTION);
+    assert_eq!(findings[0].severity, Severity::Info);
+    let policy = crate::respond::Policy::default();
+    assert_eq!(policy.action_for(&findings[0]), crate::respond::Action::Alert);
 }
 
 #[test]
-fn a_claim_that_grows_matches_nothing() {
-    // The classic unchecked underflow: the attacker's claim wraps upwards while ETH leaves.
-    let mut o = withdrawal(100, 40, 1, 0);
-    o.claims[0].after = U256::MAX;
-    let findings = detect(&o, &config().protected);
+fn a_role_given_by_a_stranger_is_a_takeover_and_by_its_holder_an_admin_action() {
+    let change = |by_authority: Option<&str>| RoleChange {
+        contract: VAULT,
+        role: "owner".into(),
+        from: Some(OWNER),
+        to: Some(USER),
+        by: USER,
+        by_authority: by_authority.map(String::from),
+    };
+    let mut l = ledger(100, 100, 0);
+    l.role_changes.push(change(None));
+    let findings = detect(&with(l.clone()), &config().protected);
     assert_eq!(findings.len(), 1);
-    assert!(
-        matches!(findings[0].evidence, Evidence::Drain { unmatched_loss, .. } if unmatched_loss == eth(60))
-    );
+    assert_eq!(findings[0].rule, rule_names::ROLE_TAKEOVER);
+    assert_eq!(findings[0].severity, Severity::Critical);
+    l.role_changes = vec![change(Some("owner()"))];
+    let findings = detect(&with(l), &config().protected);
+    assert_eq!(findings[0].rule, rule_names::ADMIN_ACTION);
+}
+
+#[test]
+fn a_price_read_that_moved_past_its_bound_with_a_priced_loss_is_manipulation() {
+    let read = |moved_bps| PriceRead {
+        target: Address::with_last_byte(0x50),
+        selector: [0x09, 0x02, 0xf1, 0xac],
+        input: Bytes::new(),
+        before: vec![U256::from(100)],
+        during: vec![U256::from(300)],
+        after: vec![U256::from(100)],
+        moved_bps,
+    };
+    // A borrow of 5% booked as a liability, at a price pumped 200%: below any drain threshold.
+    let mut l = ledger(100, 95, 0);
+    l.assets[0].accounted[0].by =
+        AccountedBy::Debt { slot: U256::from(9), before: U256::ZERO, after: eth(5) };
+    l.price_reads.push(read(20_000));
+    let findings = detect(&with(l.clone()), &config().protected);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].rule, rule_names::PRICE_MANIPULATION);
+    // Within the bound (5% by default): nothing.
+    l.price_reads = vec![read(200)];
+    assert!(detect(&with(l), &config().protected).is_empty());
+    // Own funds withdrawn while a price moved: no price sets them.
+    let mut own = ledger(100, 95, 0);
+    own.price_reads.push(read(20_000));
+    assert!(detect(&with(own), &config().protected).is_empty());
 }
 
 #[test]
 fn reverted_tx_yields_nothing() {
-    let mut o = withdrawal(100, 0, 0, 0);
+    let mut o = with(ledger(100, 0, 100));
     o.success = false;
     assert!(detect(&o, &config().protected).is_empty());
 }
@@ -156,8 +218,7 @@ fn invariant_broken_by_the_tx_is_reported_but_one_already_broken_is_not() {
     assert!(detect(&o, &config().protected).is_empty(), "an unreadable view is not a violation");
 }
 
-#[test]
-fn reentry_with_stale_reads_is_reentrancy_and_a_reading_one_is_read_only() {
+fn reentered() -> SimOutcome {
     let attacker = Address::with_last_byte(0xbb);
     let mut o = outcome();
     o.frames = vec![
@@ -172,9 +233,18 @@ fn reentry_with_stale_reads_is_reentrancy_and_a_reading_one_is_read_only() {
         inner_read_only: false,
         stale_slots: vec![U256::from(1)],
     });
+    o
+}
+
+#[test]
+fn a_reentry_with_value_gone_is_critical_and_without_consequence_is_low() {
+    // Value left that the books do not account for (below the drain threshold).
+    let mut o = reentered();
+    o.ledgers.push(ledger(100, 95, 5));
     let findings = detect(&o, &config().protected);
-    assert_eq!(findings.len(), 1);
+    assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].rule, rule_names::REENTRANCY);
+    assert_eq!(findings[0].severity, Severity::Critical);
     match &findings[0].evidence {
         Evidence::Reentrancy { path, stale_slots, .. } => {
             assert_eq!(path.iter().map(|f| f.index).collect::<Vec<_>>(), vec![0, 1, 2]);
@@ -182,9 +252,15 @@ fn reentry_with_stale_reads_is_reentrancy_and_a_reading_one_is_read_only() {
         }
         other => panic!("unexpected evidence {other:?}"),
     }
-
+    // The same re-entry with everything booked (a flash loan that repays): low, record only.
+    let mut o = reentered();
+    o.ledgers.push(ledger(100, 50, 0));
+    let findings = detect(&o, &config().protected);
+    assert_eq!(findings[0].severity, Severity::Low);
+    let policy = crate::respond::Policy::default();
+    assert_eq!(policy.action_for(&findings[0]), crate::respond::Action::Record);
     o.reentries[0].inner_read_only = true;
     let findings = detect(&o, &config().protected);
-    assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].rule, rule_names::READ_ONLY_REENTRANCY);
+    assert_eq!(findings[0].severity, Severity::Low);
 }

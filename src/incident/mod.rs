@@ -181,6 +181,8 @@ pub struct DetectionRecord {
     pub sim_time_us: f64,
     pub findings: Vec<Finding>,
     pub holdings: Vec<HoldingChange>,
+    /// The protected contracts' books for the tx: who took what, what accounts for it.
+    pub ledgers: Vec<crate::types::ContractLedger>,
     pub decisions: Vec<(Address, Decision)>,
     /// Microseconds since the tx was first seen: queued → simulated → detected → signed → sent.
     pub times: StageTimes,

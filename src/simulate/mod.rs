@@ -1,7 +1,10 @@
 //! Simulation: runs one pending tx in revm on an overlay of the forked state and records what
 //! the detectors need (call frames, token transfers, holdings, claims, invariants, re-entries).
 
+mod analysis;
 mod env;
+mod facts;
+mod ledger;
 mod inspector;
 mod reentry;
 
@@ -13,7 +16,7 @@ use std::{
 
 use alloy::{
     consensus::{Transaction as _, TxEnvelope, transaction::Recovered},
-    primitives::{Address, B256, Bytes, U256, b256},
+    primitives::{Address, B256, Bytes, U256},
 };
 use revm::{
     ExecuteEvm, InspectEvm, MainBuilder, MainContext,
@@ -36,13 +39,10 @@ use crate::{
     },
     fork::{ForkError, ForkView, SharedFork, StateKey, StateLayer},
     types::{
-        ClaimReading, HoldingChange, InvariantReading, InvariantValue, SimOutcome, TokenTransfer,
+        InvariantReading, InvariantValue, SimOutcome,
     },
 };
 
-/// keccak256("Transfer(address,address,uint256)")
-const TRANSFER_TOPIC: B256 =
-    b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 /// `balanceOf(address)`
 const BALANCE_OF: [u8; 4] = [0x70, 0xa0, 0x82, 0x31];
 /// `paused()`
@@ -118,6 +118,8 @@ pub struct Simulator {
     token_holdings: HashMap<(Address, Address), U256>,
     /// Return `NeedState` instead of fetching cold state on this thread.
     defer_fetch: bool,
+    /// Who holds each protected contract's keys on the pristine fork.
+    privileged: HashMap<Address, analysis::Privileged>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -156,12 +158,13 @@ impl Simulator {
                 CacheDB::new(ForkView::new(fork)),
                 block,
                 chain_id,
-                TxRecorder::default(),
+                TxRecorder::watching(config.protected.iter().map(|p| p.address).collect()),
             ),
             block,
             baselines: HashMap::new(),
             token_holdings: HashMap::new(),
             defer_fetch: false,
+            privileged: HashMap::new(),
         }
     }
 
@@ -226,12 +229,14 @@ impl Simulator {
         self.block = block;
         self.baselines.clear();
         self.token_holdings.clear();
+        self.privileged.clear();
     }
 
     /// Forgets cached invariant values (after the fork's state was changed in place).
     pub fn invalidate_baselines(&mut self) {
         self.baselines.clear();
         self.token_holdings.clear();
+        self.privileged.clear();
     }
 
     fn reset_overlay(&mut self) {
@@ -324,16 +329,15 @@ impl Simulator {
     ) -> Result<(SimOutcome, EvmState), SimError> {
         let started = Instant::now();
         let env = tx_env(tx, self.settings.max_tx_gas);
-        // Storage accesses are recorded in the same run: the inspector's per-opcode hook is
-        // paid anyway, and a reentrancy check then needs no second run.
+        // Storage accesses, mapping keys and logs are recorded in the same run: the inspector's
+        // per-opcode hook is paid anyway, and no rule then needs a second run.
         let run = self.settle(hash, |evm| {
             evm.inspector.reset(true);
             evm.inspect_tx(env.clone())
         })?;
         let (result, state) = (run.result, run.state);
-        let mut frames = std::mem::take(&mut self.evm.inspector.frames);
-        effective_success(&mut frames);
-
+        let mut recorded = self.take_recorded();
+        effective_success(&mut recorded.frames);
         let mut outcome = SimOutcome {
             tx_hash: hash,
             from: tx.signer(),
@@ -348,215 +352,88 @@ impl Simulator {
             invariants: Vec::new(),
             reentries: Vec::new(),
             touched_protected: Vec::new(),
+            ledgers: Vec::new(),
             sim_time: Default::default(),
             block_number: self.block.number,
         };
         if !outcome.success {
             // A reverted tx changes nothing a rule looks at (but its sender paid for it).
-            outcome.frames = frames;
+            outcome.frames = recorded.frames;
             outcome.sim_time = started.elapsed();
             return Ok((outcome, if keep_state { state } else { EvmState::default() }));
         }
+        let analysis = self.analyze(outcome.from, &recorded, &state)?;
+        outcome.invariants = self.invariants_after(&state)?;
+        outcome.transfers = analysis.transfers;
+        outcome.touched_protected = analysis.touched;
+        outcome.holdings = analysis.holdings;
+        outcome.claims = analysis.claims;
+        outcome.reentries = analysis.reentries;
+        outcome.ledgers = analysis.ledgers;
+        for l in outcome.ledgers.iter_mut() {
+            l.tx_hash = hash;
+        }
+        outcome.frames = recorded.frames;
+        outcome.sim_time = started.elapsed();
+        Ok((outcome, if keep_state { state } else { EvmState::default() }))
+    }
 
-        let transfers: Vec<TokenTransfer> = result
-            .logs()
-            .iter()
-            .filter_map(|log| {
-                let topics = log.data.topics();
-                (topics.len() == 3 && topics[0] == TRANSFER_TOPIC && log.data.data.len() == 32)
-                    .then(|| TokenTransfer {
-                        token: log.address,
-                        from: Address::from_word(topics[1]),
-                        to: Address::from_word(topics[2]),
-                        value: U256::from_be_slice(&log.data.data),
-                    })
-            })
-            .collect();
+    /// What the inspector recorded of the last run, taken out of it.
+    fn take_recorded(&mut self) -> analysis::Recorded {
+        let r = &mut self.evm.inspector;
+        analysis::Recorded {
+            frames: std::mem::take(&mut r.frames),
+            spans: std::mem::take(&mut r.spans),
+            accesses: std::mem::take(&mut r.accesses),
+            keccak: std::mem::take(&mut r.keccak),
+            calls_out: std::mem::take(&mut r.calls_out),
+            logs: std::mem::take(&mut r.logs),
+        }
+    }
 
+    /// Configured invariants whose views read a slot or a balance the tx changed, evaluated on
+    /// the state after it (the others cannot have moved: a view is a function of what it reads).
+    fn invariants_after(&mut self, state: &EvmState) -> Result<Vec<InvariantReading>, SimError> {
         let protected = Arc::clone(&self.protected);
-        let is_protected = |a: &Address| protected.iter().any(|p| p.address == *a);
-        let mut touched: Vec<Address> = Vec::new();
-        let mut touch = |a: Address| {
-            if !touched.contains(&a) {
-                touched.push(a);
-            }
-        };
-        for f in &frames {
-            if is_protected(&f.target) {
-                touch(f.target);
-            }
-        }
-        for t in &transfers {
-            if is_protected(&t.from)
-                && protected.iter().any(|p| p.address == t.from && p.tokens.contains(&t.token))
-            {
-                touch(t.from);
-            }
-            if is_protected(&t.to)
-                && protected.iter().any(|p| p.address == t.to && p.tokens.contains(&t.token))
-            {
-                touch(t.to);
-            }
-        }
-        for (address, account) in &state {
-            if is_protected(address) && account.is_touched() {
-                touch(*address);
-            }
-        }
-        // Invariants whose views read a slot or a balance this tx changed; the others cannot
-        // have moved (a view is a function of the state it reads).
-        let mut invariants_to_check: Vec<(&ProtectedContract, usize)> = Vec::new();
+        let mut to_check: Vec<(&ProtectedContract, usize)> = Vec::new();
         for p in protected.iter().filter(|p| !p.invariants.is_empty()) {
             self.ensure_baselines(p)?;
             let baselines = self.baselines.get(&p.address).map(Vec::as_slice).unwrap_or_default();
             for (i, b) in baselines.iter().enumerate() {
-                if b.reads.touched_by(&state) {
-                    invariants_to_check.push((p, i));
+                if b.reads.touched_by(state) {
+                    to_check.push((p, i));
                 }
             }
         }
-
-        // Re-entry into a protected contract: which slots did the re-entrant frame see stale?
-        let reentry_candidates = reentry::candidates(&frames, &touched);
-        if !reentry_candidates.is_empty() {
-            let recorder = &self.evm.inspector;
-            outcome.reentries =
-                reentry::observe(&reentry_candidates, &frames, &recorder.spans, &recorder.accesses);
+        if to_check.is_empty() {
+            return Ok(Vec::new());
         }
-
-        // Holdings: ETH from the state diff; tokens from the fork's holdings and this tx's
-        // Transfer logs.
-        let mut holdings = Vec::new();
-        for p in protected.iter().filter(|p| touched.contains(&p.address)) {
-            if let Some(account) = state.get(&p.address) {
-                let before = account.original_info().balance;
-                let after = account.info.balance;
-                if before != after {
-                    let recipients = frames
-                        .iter()
-                        .filter(|f| f.success && f.caller == p.address && !f.value.is_zero())
-                        .map(|f| (f.target, f.value))
-                        .collect();
-                    holdings.push(HoldingChange {
-                        contract: p.address,
-                        asset: Asset::Eth,
-                        before,
-                        after,
-                        recipients,
-                    });
+        self.evm.ctx.journaled_state.database.commit(state.clone());
+        let mut out = Vec::with_capacity(to_check.len());
+        for (p, i) in &to_check {
+            let Some(inv) = p.invariants.get(*i) else { continue };
+            let after = match self.evaluate(p.address, &inv.check) {
+                Ok((v, _)) => v,
+                Err(e) => {
+                    self.reset_overlay();
+                    return Err(e);
                 }
-            }
-            for token in &p.tokens {
-                let moved = transfers.iter().filter(|t| t.token == *token);
-                let (mut out, mut inflow, mut recipients) = (U256::ZERO, U256::ZERO, Vec::new());
-                for t in moved {
-                    if t.from == p.address {
-                        out = out.saturating_add(t.value);
-                        recipients.push((t.to, t.value));
-                    }
-                    if t.to == p.address {
-                        inflow = inflow.saturating_add(t.value);
-                    }
-                }
-                if out.is_zero() && inflow.is_zero() {
-                    continue;
-                }
-                let before = self.token_holding(p.address, *token)?;
-                let after = before.saturating_sub(out).saturating_add(inflow);
-                if before != after {
-                    holdings.push(HoldingChange {
-                        contract: p.address,
-                        asset: Asset::Token(*token),
-                        before,
-                        after,
-                        recipients,
-                    });
-                }
-            }
+            };
+            let before = self
+                .baselines
+                .get(&p.address)
+                .and_then(|b| b.get(*i))
+                .map(|b| b.value.clone())
+                .unwrap_or(InvariantValue::Unreadable { reason: "no baseline".into() });
+            out.push(InvariantReading {
+                contract: p.address,
+                invariant: inv.source.clone(),
+                before,
+                after,
+            });
         }
-
-        // Claims are read only where a loss would otherwise cross the contract's threshold.
-        let mut claim_reads: Vec<(Address, usize, Address)> = Vec::new();
-        for h in &holdings {
-            let Some(p) = protected.iter().find(|p| p.address == h.contract) else { continue };
-            let crosses = !h.before.is_zero()
-                && h.loss().saturating_mul(U256::from(10_000u64)) / h.before
-                    >= U256::from(p.drain_threshold_bps);
-            if !crosses {
-                continue;
-            }
-            let mut accounts: Vec<Address> = h.recipients.iter().map(|(a, _)| *a).collect();
-            accounts.push(outcome.from);
-            accounts.sort();
-            accounts.dedup();
-            for ci in
-                p.claims.iter().enumerate().filter(|(_, c)| c.asset == h.asset).map(|(ci, _)| ci)
-            {
-                claim_reads.extend(accounts.iter().map(|a| (p.address, ci, *a)));
-            }
-        }
-        let mut claims_before = Vec::with_capacity(claim_reads.len());
-        for (contract, ci, account) in &claim_reads {
-            let selector = self.claim_selector(*contract, *ci);
-            claims_before.push(
-                self.read_uint(*contract, call_with_address(selector, *account))?
-                    .unwrap_or_default(),
-            );
-        }
-
-        // The state after the tx, for the "after" side of claims and invariants.
-        let needs_after = !claim_reads.is_empty() || !invariants_to_check.is_empty();
-        let (kept, after_state) = match (keep_state, needs_after) {
-            (true, true) => (Some(state.clone()), Some(state)),
-            (true, false) => (Some(state), None),
-            (false, true) => (None, Some(state)),
-            (false, false) => (None, None),
-        };
-        if let Some(state) = after_state {
-            self.evm.ctx.journaled_state.database.commit(state);
-            for ((contract, ci, account), before) in claim_reads.iter().zip(claims_before) {
-                let selector = self.claim_selector(*contract, *ci);
-                let after = self
-                    .read_uint(*contract, call_with_address(selector, *account))?
-                    .unwrap_or_default();
-                let Some(claim) =
-                    protected.iter().find(|p| p.address == *contract).map(|p| &p.claims[*ci])
-                else {
-                    continue;
-                };
-                outcome.claims.push(ClaimReading {
-                    contract: *contract,
-                    asset: claim.asset,
-                    view: claim.signature.clone(),
-                    account: *account,
-                    before,
-                    after,
-                });
-            }
-            for (p, i) in &invariants_to_check {
-                let Some(inv) = p.invariants.get(*i) else { continue };
-                let (after, _) = self.evaluate(p.address, &inv.check)?;
-                let before = self
-                    .baselines
-                    .get(&p.address)
-                    .and_then(|b| b.get(*i))
-                    .map(|b| b.value.clone())
-                    .unwrap_or(InvariantValue::Unreadable { reason: "no baseline".into() });
-                outcome.invariants.push(InvariantReading {
-                    contract: p.address,
-                    invariant: inv.source.clone(),
-                    before,
-                    after,
-                });
-            }
-            self.reset_overlay();
-        }
-        outcome.holdings = holdings;
-        outcome.frames = frames;
-        outcome.transfers = transfers;
-        outcome.touched_protected = touched;
-        outcome.sim_time = started.elapsed();
-        Ok((outcome, kept.unwrap_or_default()))
+        self.reset_overlay();
+        Ok(out)
     }
 
     /// Loads what the rules read for every protected contract (invariant views, token
@@ -656,14 +533,6 @@ impl Simulator {
             view.fetch_misses(&misses).map_err(|source| SimError::State { tx: hash, source })?;
             round += 1;
         }
-    }
-
-    fn claim_selector(&self, contract: Address, index: usize) -> [u8; 4] {
-        self.protected
-            .iter()
-            .find(|p| p.address == contract)
-            .map(|p| p.claims[index].selector)
-            .unwrap_or_default()
     }
 
     fn ensure_baselines(&mut self, p: &ProtectedContract) -> Result<(), SimError> {

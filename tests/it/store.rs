@@ -137,6 +137,7 @@ fn detection(
         sim_time_us: 55.0,
         findings,
         holdings: Vec::new(),
+        ledgers: Vec::new(),
         decisions,
         times: StageTimes::default(),
         submit_started_us: Some(80.0),

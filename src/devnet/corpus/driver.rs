@@ -525,6 +525,10 @@ impl Driver {
         };
         std::fs::create_dir_all(&settings.dir).map_err(io(&settings.dir))?;
         let incidents = settings.dir.join("incidents.jsonl");
+        // Each run judges its own records only (the guard appends to the file).
+        if incidents.exists() {
+            std::fs::remove_file(&incidents).map_err(io(&incidents))?;
+        }
         let config = plain_config(&self.book, &settings.protect, &self.ws_url, &incidents)?;
         let config_path = settings.dir.join("preempt.toml");
         std::fs::write(&config_path, config).map_err(io(&config_path))?;

@@ -1,5 +1,12 @@
 //! Messages passed between pipeline stages: what a stage hands on, and nothing of its insides.
 
+mod ledger;
+
+pub use ledger::{
+    AccountedBy, Accounting, AssetLedger, Authority, ContractLedger, Flow, MappingKey, PriceRead,
+    RoleChange, SlotChange, is_address_word,
+};
+
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, I256, U256};
@@ -132,6 +139,8 @@ pub struct SimOutcome {
     pub reentries: Vec<ReentryObservation>,
     /// Protected contracts whose code ran or whose state or holdings changed.
     pub touched_protected: Vec<Address>,
+    /// The books of each touched protected contract.
+    pub ledgers: Vec<ContractLedger>,
     #[serde(serialize_with = "serialize_micros")]
     pub sim_time: Duration,
     pub block_number: u64,
@@ -187,13 +196,32 @@ pub enum Evidence {
         holdings_before: U256,
         holdings_after: U256,
         loss: U256,
-        /// Loss not matched by a debit of the recipients' own claims.
+        /// Loss nothing in the contract's own books accounts for.
         unmatched_loss: U256,
         loss_bps: u64,
         threshold_bps: u32,
         claim_debits: Vec<ClaimReading>,
+        /// What the books do account for, and how.
+        accounted: Vec<Accounting>,
         recipients: Vec<(Address, U256)>,
     },
+    /// Value moved, or a role changed hands, on the authority of a key held before the tx.
+    AdminAction {
+        asset: Option<Asset>,
+        loss: U256,
+        loss_bps: u64,
+        authority: Authority,
+        role_change: Option<RoleChange>,
+    },
+    /// Prices the contract read moved inside the tx, and it lost value on them.
+    PriceManipulation {
+        reads: Vec<PriceRead>,
+        bound_bps: u32,
+        /// Per asset: the loss, and the part of it unaccounted (bps of the holdings).
+        losses: Vec<(Asset, U256, u64)>,
+    },
+    /// A privileged role given by someone who held no authority to give it.
+    RoleTakeover { change: RoleChange },
     Reentrancy {
         outer: CallFrame,
         inner: CallFrame,
