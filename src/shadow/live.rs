@@ -183,7 +183,7 @@ pub(super) async fn watch(
 }
 
 /// One detection record (as the submit stage writes it) as a decided tx.
-fn decided_of(record: &Value) -> Option<Decided> {
+pub(super) fn decided_of(record: &Value) -> Option<Decided> {
     let parse_address = |v: &Value| v.as_str().and_then(|s| s.parse::<Address>().ok());
     let tx = record["attack_tx"].as_str()?.parse::<B256>().ok()?;
     let from = parse_address(&record["attack_from"])?;

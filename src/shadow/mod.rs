@@ -149,3 +149,6 @@ pub async fn command(args: ShadowArgs, interrupt: impl Future<Output = ()>) -> E
     }
     ExitCode::from(report.exit_code())
 }
+
+#[cfg(test)]
+mod tests;

@@ -391,6 +391,11 @@ pub fn render_human(r: &ShadowReport) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
+        "(txs): txs with findings on the contract, by the strongest action they call for; \
+         a rule: its findings, by what each calls for; skip: already paused"
+    );
+    let _ = writeln!(
+        out,
         "{:<28} {:<24} {:>6} {:>6} {:>7} {:>5}",
         "contract", "rule", "pause", "alert", "record", "skip"
     );
