@@ -77,6 +77,7 @@ pub async fn shadow(
 /// `preempt shadow`: the command-line arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShadowArgs {
+    /// The config to calibrate: its nodes, protected contracts and policy table.
     #[arg(long)]
     pub config: PathBuf,
     /// The node to read from, instead of the config's nodes.
