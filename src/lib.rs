@@ -13,6 +13,7 @@ pub mod incident;
 pub mod ingest;
 pub mod respond;
 pub mod run;
+pub mod shadow;
 pub mod simulate;
 pub mod submit;
 pub mod types;

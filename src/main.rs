@@ -61,6 +61,10 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Calibrate before arming: replay mined blocks (or watch the live pipeline) with the same
+    /// rules, deciding as dry-run, and report per contract and rule what would have been paused.
+    /// Nothing is sent. Exit code: 0 nothing would pause, 1 something would, 2 error.
+    Shadow(preempt::shadow::ShadowArgs),
     /// The latency benchmark: starts its own anvil with the fixtures, measures every stage against
     /// the floor (bare revm) and the peer (debug_traceCall), writes bench.json, bench.svg, bench.txt.
     Bench(preempt::bench::BenchOptions),
@@ -206,6 +210,9 @@ enum DevnetCommand {
     /// The precision corpus: honest traffic and attacks of many protocol shapes, each on its own
     /// anvil through `preempt run` with a plain config; writes corpus.json and prints a table.
     Corpus(preempt::devnet::corpus::CorpusArgs),
+    /// A chain of the corpus's honest traffic (a few hundred blocks, optionally one attack
+    /// last) for `preempt shadow`: writes chain.json, state.json and the plain configs.
+    CorpusChain(preempt::devnet::corpus::ChainArgs),
 }
 
 async fn devnet_command(command: DevnetCommand) -> eyre::Result<()> {
@@ -241,8 +248,8 @@ async fn devnet_command(command: DevnetCommand) -> eyre::Result<()> {
             let hash = send_scenario(&rpc, &deployment, scenario).await?;
             println!("sent {} as {hash}", scenario.name());
         }
-        // Handled in main (it has its own exit codes).
-        DevnetCommand::Corpus(_) => {}
+        // Handled in main (they have their own exit codes).
+        DevnetCommand::Corpus(_) | DevnetCommand::CorpusChain(_) => {}
     }
     Ok(())
 }
@@ -311,6 +318,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Shadow(args) => preempt::shadow::command(args, shutdown_signal()).await,
             Command::Bench(opts) if opts.soak.is_some() => {
                 let soak = preempt::bench::soak::SoakOptions {
                     anvil: opts.anvil.clone(),
@@ -381,6 +389,9 @@ fn main() -> ExitCode {
             }
             Command::Devnet(DevnetCommand::Corpus(args)) => {
                 preempt::devnet::corpus::command(args).await
+            }
+            Command::Devnet(DevnetCommand::CorpusChain(args)) => {
+                preempt::devnet::corpus::chain_command(args).await
             }
             Command::Devnet(command) => match devnet_command(command).await {
                 Ok(()) => ExitCode::SUCCESS,

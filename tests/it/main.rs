@@ -15,5 +15,6 @@ mod ingest_adversarial;
 mod ladder;
 mod run;
 mod safe;
+mod shadow;
 mod store;
 mod submit;

@@ -5,6 +5,7 @@
 mod abi;
 mod artifacts;
 mod base;
+mod chain;
 mod config;
 mod driver;
 mod guard;
@@ -24,6 +25,10 @@ use thiserror::Error;
 
 use super::{DevAccount, DevnetError, dev_accounts};
 
+pub use chain::{
+    ChainArgs, ChainAttack, ChainManifest, ChainOptions, ChainScenario, SkippedScenario,
+    build_chain, chain_command,
+};
 pub use report::{
     CorpusArgs, CorpusOptions, CorpusReport, ScenarioResult, command, run_corpus, table,
 };
