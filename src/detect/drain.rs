@@ -56,7 +56,9 @@ impl BalanceDrainRule {
                 let claim_debits = outcome
                     .claims
                     .iter()
-                    .filter(|c| c.contract == ledger.contract && c.asset == a.asset && c.before > c.after)
+                    .filter(|c| {
+                        c.contract == ledger.contract && c.asset == a.asset && c.before > c.after
+                    })
                     .cloned()
                     .collect();
                 findings.push(Finding {

@@ -83,7 +83,11 @@ fn ledger(before: u64, after: u64, unaccounted: u64) -> ContractLedger {
                 vec![crate::types::Accounting {
                     account: USER,
                     amount: out - eth(unaccounted),
-                    by: AccountedBy::OwnEntry { slot: U256::from(7), before: out, after: U256::ZERO },
+                    by: AccountedBy::OwnEntry {
+                        slot: U256::from(7),
+                        before: out,
+                        after: U256::ZERO,
+                    },
                 }]
             } else {
                 Vec::new()

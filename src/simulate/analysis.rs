@@ -21,8 +21,8 @@ use super::{
 use crate::{
     config::{Asset, ProtectedContract},
     types::{
-        AccountedBy, AssetLedger, Authority, CallFrame, ClaimReading, ContractLedger, HoldingChange,
-        PriceRead, RoleChange, TokenTransfer, is_address_word,
+        AccountedBy, AssetLedger, Authority, CallFrame, ClaimReading, ContractLedger,
+        HoldingChange, PriceRead, RoleChange, TokenTransfer, is_address_word,
     },
 };
 
@@ -224,7 +224,9 @@ impl Simulator {
         }
         ledger::account_exchange(&mut assets);
         let mut actors = vec![from];
-        for f in frames.iter().filter(|f| f.success && f.target == p.address && f.caller != p.address) {
+        for f in
+            frames.iter().filter(|f| f.success && f.target == p.address && f.caller != p.address)
+        {
             if !actors.contains(&f.caller) {
                 actors.push(f.caller);
             }
@@ -260,9 +262,12 @@ impl Simulator {
             if big {
                 // Configured claim views first, then the standard ones.
                 for a in l.assets.iter().filter(|a| crosses(a)) {
-                    for (ci, claim) in p.claims.iter().enumerate().filter(|(_, c)| c.asset == a.asset) {
+                    for (ci, claim) in
+                        p.claims.iter().enumerate().filter(|(_, c)| c.asset == a.asset)
+                    {
                         for f in a.flows.iter().filter(|f| f.out > f.inflow) {
-                            let i = reads.add(p.address, call_with_address(claim.selector, f.account));
+                            let i =
+                                reads.add(p.address, call_with_address(claim.selector, f.account));
                             claim_asks.push((p.address, ci, a.asset, f.account, i));
                         }
                     }
@@ -277,7 +282,10 @@ impl Simulator {
                 && l.assets.iter().any(|a| {
                     !a.unaccounted.is_zero()
                         || a.accounted.iter().any(|x| {
-                            !matches!(x.by, AccountedBy::OwnEntry { .. } | AccountedBy::Shares { .. })
+                            !matches!(
+                                x.by,
+                                AccountedBy::OwnEntry { .. } | AccountedBy::Shares { .. }
+                            )
                         })
                 });
             if priced {
@@ -322,7 +330,10 @@ impl Simulator {
             (Vec::new(), Vec::new())
         };
         let word = |v: &[Option<Bytes>], i: usize| -> Option<U256> {
-            v.get(i).and_then(|o| o.as_ref()).filter(|o| o.len() >= 32).map(|o| U256::from_be_slice(&o[..32]))
+            v.get(i)
+                .and_then(|o| o.as_ref())
+                .filter(|o| o.len() >= 32)
+                .map(|o| U256::from_be_slice(&o[..32]))
         };
 
         // Claims, configured.
@@ -345,12 +356,18 @@ impl Simulator {
             {
                 let need = open_need(al, account);
                 let amount = need.min(b - a);
-                ledger::account(al, *account, amount, AccountedBy::ClaimView { view, before: b, after: a });
+                ledger::account(
+                    al,
+                    *account,
+                    amount,
+                    AccountedBy::ClaimView { view, before: b, after: a },
+                );
             }
         }
         // Standard views: the account's balance of the contract's own shares, priced pro rata.
         for (contract, asset, account, bal, supply) in &standard_asks {
-            let (Some(b), Some(a), Some(s)) = (word(&before, *bal), word(&after, *bal), word(&before, *supply))
+            let (Some(b), Some(a), Some(s)) =
+                (word(&before, *bal), word(&after, *bal), word(&before, *supply))
             else {
                 continue;
             };
@@ -364,7 +381,12 @@ impl Simulator {
                 let need = open_need(al, account);
                 let amount = need.min(value.saturating_add(value / U256::from(100u64)));
                 let view = "balanceOf(address) × holdings / totalSupply()".to_string();
-                ledger::account(al, *account, amount, AccountedBy::StandardView { view, before: b, after: a });
+                ledger::account(
+                    al,
+                    *account,
+                    amount,
+                    AccountedBy::StandardView { view, before: b, after: a },
+                );
             }
         }
         // Prices read inside the tx against the same reads before and after it.
@@ -435,15 +457,13 @@ impl Simulator {
                 holders.push((a, name.to_string()));
             }
         }
-        for (slot, name) in [(EIP1967_ADMIN, "EIP-1967 admin")] {
-            let v = self
-                .fork_view()
-                .storage_ref(contract, slot.into())
-                .map_err(|source| SimError::State { tx: B256::ZERO, source })?;
-            let w = B256::from(v);
-            if is_address_word(&w) {
-                holders.push((Address::from_word(w), name.to_string()));
-            }
+        let admin_slot = self
+            .fork_view()
+            .storage_ref(contract, EIP1967_ADMIN.into())
+            .map_err(|source| SimError::State { tx: B256::ZERO, source })?;
+        let admin_slot = B256::from(admin_slot);
+        if is_address_word(&admin_slot) {
+            holders.push((Address::from_word(admin_slot), "EIP-1967 admin".to_string()));
         }
         if let Some(p) = self.protected.iter().find(|p| p.address == contract) {
             holders.extend(p.trusted.iter().map(|t| (*t, "trusted".to_string())));
@@ -528,7 +548,14 @@ impl Simulator {
                 if role.starts_with("role") && to.is_some_and(|t| authority_of(&t).is_some()) {
                     continue;
                 }
-                changes.push(RoleChange { contract, role, from, to, by, by_authority: authority_of(&by) });
+                changes.push(RoleChange {
+                    contract,
+                    role,
+                    from,
+                    to,
+                    by,
+                    by_authority: authority_of(&by),
+                });
             }
         }
         for s in &l.storage {
@@ -605,7 +632,12 @@ fn holdings_of(l: &ContractLedger) -> Vec<HoldingChange> {
             asset: a.asset,
             before: a.before,
             after: a.after,
-            recipients: a.flows.iter().filter(|f| !f.out.is_zero()).map(|f| (f.account, f.out)).collect(),
+            recipients: a
+                .flows
+                .iter()
+                .filter(|f| !f.out.is_zero())
+                .map(|f| (f.account, f.out))
+                .collect(),
         })
         .collect()
 }
@@ -677,7 +709,8 @@ fn entry_caller(frames: &[CallFrame], at: usize, contract: Address) -> Address {
 /// and repaid around it (a flash loan of voting power).
 fn self_authorized(contract: Address, recorded: &Recorded) -> bool {
     let frames = &recorded.frames;
-    let self_call = frames.iter().any(|f| f.success && f.caller == contract && f.target == contract);
+    let self_call =
+        frames.iter().any(|f| f.success && f.caller == contract && f.target == contract);
     if !self_call {
         return false;
     }
@@ -697,10 +730,12 @@ fn self_authorized(contract: Address, recorded: &Recorded) -> bool {
             .map(|a| a.slot)
             .collect();
         for earlier in &entries[..k] {
-            let wrote = recorded
-                .accesses
-                .iter()
-                .any(|a| a.address == contract && a.write && inside(a.seq, *earlier) && reads.contains(&a.slot));
+            let wrote = recorded.accesses.iter().any(|a| {
+                a.address == contract
+                    && a.write
+                    && inside(a.seq, *earlier)
+                    && reads.contains(&a.slot)
+            });
             if wrote {
                 return false;
             }

@@ -25,13 +25,14 @@ pub(crate) fn token_transfers(logs: &[FrameLog], frames: &[CallFrame]) -> Vec<To
         .filter(|l| frames.get(l.frame).is_some_and(|f| f.success))
         .filter_map(|l| {
             let topics = l.log.data.topics();
-            (topics.len() == 3 && topics[0] == TRANSFER_TOPIC && l.log.data.data.len() == 32)
-                .then(|| TokenTransfer {
+            (topics.len() == 3 && topics[0] == TRANSFER_TOPIC && l.log.data.data.len() == 32).then(
+                || TokenTransfer {
                     token: l.log.address,
                     from: Address::from_word(topics[1]),
                     to: Address::from_word(topics[2]),
                     value: U256::from_be_slice(&l.log.data.data),
-                })
+                },
+            )
         })
         .collect()
 }
@@ -134,7 +135,10 @@ mod tests {
             |a| *a == P,
         );
         let direct = index.decode(slot_of(alice, U256::from(1))).expect("balances[alice]");
-        assert_eq!((direct.base, direct.keys.clone(), direct.field), (U256::from(1), vec![alice], 0));
+        assert_eq!(
+            (direct.base, direct.keys.clone(), direct.field),
+            (U256::from(1), vec![alice], 0)
+        );
         assert!(direct.keyed_by(&ALICE));
         let nested = index.decode(slot_of(alice, outer)).expect("roles[role][alice]");
         assert_eq!((nested.base, nested.keys), (U256::from(3), vec![role, alice]));
@@ -177,6 +181,9 @@ mod tests {
         };
         let transfers = token_transfers(&[log(0), log(1)], &[frame(0, true), frame(1, false)]);
         assert_eq!(transfers.len(), 1);
-        assert_eq!((transfers[0].from, transfers[0].to, transfers[0].value), (P, ALICE, U256::from(5)));
+        assert_eq!(
+            (transfers[0].from, transfers[0].to, transfers[0].value),
+            (P, ALICE, U256::from(5))
+        );
     }
 }

@@ -27,14 +27,15 @@ pub(crate) fn flows(
     transfers: &[TokenTransfer],
 ) -> Vec<Flow> {
     let mut flows: Vec<Flow> = Vec::new();
-    let mut add = |account: Address, out: U256, inflow: U256| {
-        match flows.iter_mut().find(|f| f.account == account) {
-            Some(f) => {
-                f.out = f.out.saturating_add(out);
-                f.inflow = f.inflow.saturating_add(inflow);
-            }
-            None => flows.push(Flow { account, out, inflow }),
+    let mut add = |account: Address, out: U256, inflow: U256| match flows
+        .iter_mut()
+        .find(|f| f.account == account)
+    {
+        Some(f) => {
+            f.out = f.out.saturating_add(out);
+            f.inflow = f.inflow.saturating_add(inflow);
         }
+        None => flows.push(Flow { account, out, inflow }),
     };
     match asset {
         Asset::Eth => {
@@ -72,7 +73,12 @@ fn within(a: U256, b: U256, tolerance_bps: u64) -> bool {
 }
 
 /// The books of one asset: flows known, nothing accounted yet.
-pub(crate) fn asset_ledger(asset: Asset, before: U256, after: U256, flows: Vec<Flow>) -> AssetLedger {
+pub(crate) fn asset_ledger(
+    asset: Asset,
+    before: U256,
+    after: U256,
+    flows: Vec<Flow>,
+) -> AssetLedger {
     let unaccounted = before.saturating_sub(after);
     AssetLedger { asset, before, after, flows, accounted: Vec::new(), unaccounted }
 }
@@ -203,7 +209,11 @@ fn own_entry(
     } else {
         return None;
     };
-    Some((amount, AccountedBy::OwnEntry { slot: entry.slot, before: entry.before, after: entry.after }, entry.slot))
+    Some((
+        amount,
+        AccountedBy::OwnEntry { slot: entry.slot, before: entry.before, after: entry.after },
+        entry.slot,
+    ))
 }
 
 /// The taker's entry went up by what it took (a borrow booked as its liability) — only when
@@ -222,11 +232,16 @@ fn debt_taken(
         .filter(keyed)
         .filter(|c| !used.contains(&c.slot) && c.after > c.before)
         .find(|c| within(c.increase(), need, EXACT_BPS))?;
-    let other_credit = storage.iter().filter(keyed).any(|c| c.slot != debt.slot && c.after > c.before);
+    let other_credit =
+        storage.iter().filter(keyed).any(|c| c.slot != debt.slot && c.after > c.before);
     if other_credit && !paid_in.contains(taker) {
         return None;
     }
-    Some((need, AccountedBy::Debt { slot: debt.slot, before: debt.before, after: debt.after }, debt.slot))
+    Some((
+        need,
+        AccountedBy::Debt { slot: debt.slot, before: debt.before, after: debt.after },
+        debt.slot,
+    ))
 }
 
 /// Another account's entry went down by what the taker got, and another of that account's
@@ -333,7 +348,12 @@ mod tests {
     }
 
     fn taking(who: Address, out: U256, before: U256) -> AssetLedger {
-        asset_ledger(Asset::Eth, before, before - out, vec![Flow { account: who, out, inflow: U256::ZERO }])
+        asset_ledger(
+            Asset::Eth,
+            before,
+            before - out,
+            vec![Flow { account: who, out, inflow: U256::ZERO }],
+        )
     }
 
     #[test]
@@ -371,7 +391,7 @@ mod tests {
     fn a_borrow_is_accounted_as_a_liability_unless_the_collateral_came_for_free() {
         let debt = keyed(11, ALICE, U256::ZERO, eth(40));
         let mut borrow = taking(ALICE, eth(40), eth(100));
-        account_from_storage(&mut borrow, &[debt.clone()], &[]);
+        account_from_storage(&mut borrow, std::slice::from_ref(&debt), &[]);
         assert_eq!(borrow.unaccounted, U256::ZERO);
         // Collateral credited in the same tx with nothing paid in: phantom collateral.
         let collateral = keyed(12, ALICE, U256::ZERO, eth(1_000));

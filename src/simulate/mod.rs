@@ -4,8 +4,8 @@
 mod analysis;
 mod env;
 mod facts;
-mod ledger;
 mod inspector;
+mod ledger;
 mod reentry;
 
 use std::{
@@ -38,9 +38,7 @@ use crate::{
         Asset, Config, InvariantCheck, Operand, ProtectedContract, SimulationConfig, ViewCall,
     },
     fork::{ForkError, ForkView, SharedFork, StateKey, StateLayer},
-    types::{
-        InvariantReading, InvariantValue, SimOutcome,
-    },
+    types::{InvariantReading, InvariantValue, SimOutcome},
 };
 
 /// `balanceOf(address)`

@@ -74,7 +74,13 @@ pub enum AccountedBy {
     /// The account's own entry in the contract's books went down by the amount.
     OwnEntry { slot: U256, before: U256, after: U256 },
     /// The account's shares went down, and the share supply with them: paid pro rata.
-    Shares { slot: U256, supply_slot: U256, shares: U256, supply_before: U256, holdings_before: U256 },
+    Shares {
+        slot: U256,
+        supply_slot: U256,
+        shares: U256,
+        supply_before: U256,
+        holdings_before: U256,
+    },
     /// The account's liability in the contract's books went up by the amount (a borrow).
     Debt { slot: U256, before: U256, after: U256 },
     /// A position the account closed for its owner: the owner's collateral and liability both

@@ -221,7 +221,9 @@ pub enum Evidence {
         losses: Vec<(Asset, U256, u64)>,
     },
     /// A privileged role given by someone who held no authority to give it.
-    RoleTakeover { change: RoleChange },
+    RoleTakeover {
+        change: RoleChange,
+    },
     Reentrancy {
         outer: CallFrame,
         inner: CallFrame,

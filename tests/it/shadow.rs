@@ -223,7 +223,6 @@ fn corpus_chain_holds_every_honest_scenario_in_order_then_the_attack_last() {
 
 /// The issue's target: zero would-pause verdicts on honest traffic with the plain config.
 #[test]
-#[ignore = "needs issue 10 precision rules"]
 fn shadow_over_the_honest_corpus_chain_reports_no_would_pause() {
     let chain = chain();
     let out = shadow_range(chain, chain.u64("from_block"), chain.u64("honest_to_block"), true);
@@ -324,7 +323,6 @@ fn shadow_over_the_attack_block_reports_exactly_the_attack_tx_as_would_pause() {
 
 /// The issue's target: on the whole chain, the attack is the one would-pause.
 #[test]
-#[ignore = "needs issue 10 precision rules"]
 fn shadow_over_the_whole_chain_reports_only_the_attack_as_would_pause() {
     let chain = chain();
     let out = shadow_range(chain, chain.u64("from_block"), chain.u64("to_block"), true);
