@@ -82,6 +82,7 @@ pub(super) fn replay(
         responder: Arc::new(Mutex::new(Responder::new(config.respond.clone(), Some(pauser)))),
         detections,
         chains: Arc::new(SenderChains::default()),
+        cumulative: Arc::new(config.cumulative.tracker()),
         stats: WorkerStats::default(),
         ready: ready_tx,
         stop: Default::default(),

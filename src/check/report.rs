@@ -217,6 +217,35 @@ pub fn print_human(report: &CheckReport) -> String {
                         );
                     }
                 }
+                Evidence::ApprovalDrain { pulls, .. } => {
+                    for x in pulls {
+                        let _ = writeln!(
+                            out,
+                            "    pulled {} of token {} from {} (held {}) to {}",
+                            x.amount, x.token, x.from, x.held_before, x.to
+                        );
+                    }
+                }
+                Evidence::LedgerTheft { debits, .. } => {
+                    for d in debits {
+                        let _ = writeln!(
+                            out,
+                            "    {} slot {:#x}: {} -> {}; credited {:?}",
+                            d.account, d.slot, d.before, d.after, d.credited
+                        );
+                    }
+                }
+                Evidence::CumulativeDrain(c) => {
+                    let (sum_bps, threshold_bps, window_blocks) =
+                        (c.sum_bps, c.threshold_bps, c.window_blocks);
+                    for t in &c.takes {
+                        let _ = writeln!(out, "    block {} tx {}: {}", t.block, t.tx, t.amount);
+                    }
+                    let _ = writeln!(
+                        out,
+                        "    {sum_bps} bps in {window_blocks} blocks (threshold {threshold_bps})"
+                    );
+                }
                 Evidence::RoleTakeover { change } => {
                     let _ = writeln!(
                         out,

@@ -38,6 +38,10 @@ pub(super) const FORK_MAX_AGE_BLOCKS: RangeInclusive<u64> = 64..=2_628_000;
 /// not landed in 64 blocks (~13 min) needs a person, not another resend.
 pub const RESEND_BLOCKS: RangeInclusive<u64> = 1..=64;
 
+/// `cumulative.window_blocks`: at least one block back; a day of blocks at most (the sums are
+/// kept in memory).
+pub(super) const CUMULATIVE_WINDOW: RangeInclusive<u64> = 1..=7_200;
+
 /// `protect.price_move_bps`: a read price moving less than 0.1% inside one tx is noise.
 pub(super) const PRICE_MOVE_BPS: RangeInclusive<u64> = 10..=10_000;
 

@@ -53,6 +53,22 @@ pub struct Config {
     pub fork: crate::fork::ForkLimits,
     /// Rule × severity → pause / alert / record (`[policy]`).
     pub policy: crate::respond::Policy,
+    /// How takes under the threshold are summed (`[cumulative]`).
+    pub cumulative: CumulativeConfig,
+}
+
+/// `[cumulative]`: the window and threshold of the cumulative-drain rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CumulativeConfig {
+    pub window_blocks: u64,
+    /// `None`: each contract's `drain_threshold_bps`.
+    pub threshold_bps: Option<u32>,
+}
+
+impl CumulativeConfig {
+    pub fn tracker(&self) -> crate::detect::CumulativeTracker {
+        crate::detect::CumulativeTracker::new(self.window_blocks, self.threshold_bps)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -30,6 +30,24 @@ pub(super) struct RawConfig {
     pub(super) alerts: Vec<super::alert::RawAlert>,
     #[serde(default)]
     pub(super) policy: RawPolicy,
+    #[serde(default)]
+    pub(super) cumulative: RawCumulative,
+}
+
+/// `[cumulative]`: the window unaccounted takes are summed over.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawCumulative {
+    pub(super) window_blocks: i64,
+    /// Default: each contract's `drain_threshold_bps`.
+    pub(super) threshold_bps: Option<i64>,
+}
+
+impl Default for RawCumulative {
+    fn default() -> Self {
+        // Ten minutes of mainnet blocks: a split drain is a burst, not a season.
+        Self { window_blocks: 50, threshold_bps: None }
+    }
 }
 
 /// `[policy]`: the action per severity, and per rule (`"drain" = "alert"`) or per rule at a

@@ -7,8 +7,8 @@ use super::{
     RespondConfig, SecretRef, SimulationConfig,
     limits::{self, shown},
     raw::{
-        RawConfig, RawFork, RawGuardian, RawNode, RawPolicy, RawRelay, RawRelayAuth, RawRespond,
-        RawSimulation,
+        RawConfig, RawCumulative, RawFork, RawGuardian, RawNode, RawPolicy, RawRelay, RawRelayAuth,
+        RawRespond, RawSimulation,
     },
 };
 
@@ -24,6 +24,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
     let respond = RespondConfig { safe, ..v.respond(&raw.respond, &protected)? };
     let fork = v.fork(&raw.fork)?;
     let policy = v.policy(&raw.policy)?;
+    let cumulative = v.cumulative(&raw.cumulative)?;
     let (incidents_path, incidents_store) = v.incidents(raw.incidents)?;
     let alerts = v.alerts(raw.alerts, guardian.as_ref(), relay_auth.as_ref())?;
     Ok(Config {
@@ -40,6 +41,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
         alerts,
         fork,
         policy,
+        cumulative,
     })
 }
 
@@ -211,6 +213,25 @@ impl Validator<'_> {
             policy.set_rule(rule, severity, action(&key, value)?);
         }
         Ok(policy)
+    }
+
+    fn cumulative(&self, c: &RawCumulative) -> Result<super::CumulativeConfig, ConfigError> {
+        let window_blocks = self.in_range(
+            "cumulative.window_blocks",
+            c.window_blocks,
+            &limits::CUMULATIVE_WINDOW,
+            "blocks over which takes under the threshold are summed",
+        )?;
+        let threshold_bps = match c.threshold_bps {
+            None => None,
+            Some(t) => Some(self.in_range(
+                "cumulative.threshold_bps",
+                t,
+                &limits::DRAIN_THRESHOLD_BPS,
+                "basis points of the holdings a sum of takes may reach",
+            )? as u32),
+        };
+        Ok(super::CumulativeConfig { window_blocks, threshold_bps })
     }
 
     fn fork(&self, f: &RawFork) -> Result<crate::fork::ForkLimits, ConfigError> {

@@ -1,21 +1,25 @@
 //! Detection: pure rules from a simulation outcome (and the config) to findings with evidence.
 
+mod cumulative;
 mod drain;
 mod invariant;
 mod price;
 mod reentrancy;
 mod roles;
+mod theft;
 
 use crate::{
     config::ProtectedContract,
     types::{Finding, SimOutcome},
 };
 
+pub use cumulative::{CumulativeTracker, Take};
 pub use drain::BalanceDrainRule;
 pub use invariant::InvariantRule;
 pub use price::PriceManipulationRule;
 pub use reentrancy::ReentrancyRule;
 pub use roles::RoleRule;
+pub use theft::TheftRule;
 
 /// Rule names as they appear in findings and incident records.
 pub mod rule_names {
@@ -56,6 +60,7 @@ pub fn detect(outcome: &SimOutcome, protected: &[ProtectedContract]) -> Vec<Find
     BalanceDrainRule::check(outcome, protected, &mut findings);
     PriceManipulationRule::check(outcome, protected, &mut findings);
     RoleRule::check(outcome, protected, &mut findings);
+    TheftRule::check(outcome, protected, &mut findings);
     InvariantRule::check(outcome, protected, &mut findings);
     // Re-entry is judged last: its severity depends on what else the tx did.
     ReentrancyRule::check(outcome, protected, &mut findings);

@@ -50,7 +50,20 @@ impl ReentrancyRule {
                     .filter(|o| o.contract == obs.contract && o.inner_read_only == read_only)
                     .count();
                 let name = name_of(protected, obs.contract);
-                let (rule, summary) = if read_only {
+                let (rule, summary) = if let Some(d) = &obs.double_payout {
+                    (
+                        rule_names::REENTRANCY,
+                        format!(
+                            "{name} was re-entered by {} (frame {} inside live frame {}) and paid out in both against the same entry of its books (slot {:#x}): {} before the re-entry, {} inside it",
+                            inner.caller,
+                            inner.index,
+                            outer.index,
+                            d.slot,
+                            super::units(d.outer_paid),
+                            super::units(d.inner_paid)
+                        ),
+                    )
+                } else if read_only {
                     (
                         rule_names::READ_ONLY_REENTRANCY,
                         format!(
@@ -75,7 +88,8 @@ impl ReentrancyRule {
                 };
                 findings.push(Finding {
                     rule,
-                    severity: match (consequence, read_only) {
+                    // Paying twice against one entry leaks whatever its size.
+                    severity: match (consequence || obs.double_payout.is_some(), read_only) {
                         (false, _) => Severity::Low,
                         (true, true) => Severity::High,
                         (true, false) => Severity::Critical,
@@ -88,6 +102,7 @@ impl ReentrancyRule {
                         inner: inner.clone(),
                         path: path_between(&outcome.frames, obs.outer_frame, obs.inner_frame),
                         stale_slots: obs.stale_slots.clone(),
+                        double_payout: obs.double_payout.clone(),
                     },
                 });
             }

@@ -76,6 +76,8 @@ fn ledger(before: u64, after: u64, unaccounted: u64) -> ContractLedger {
         contract: VAULT,
         assets: vec![AssetLedger {
             asset: Asset::Eth,
+            symbol: Some("ETH".into()),
+            decimals: 18,
             before: eth(before),
             after: eth(after),
             flows: vec![Flow { account: USER, out, inflow: U256::ZERO }],
@@ -97,6 +99,8 @@ fn ledger(before: u64, after: u64, unaccounted: u64) -> ContractLedger {
         authority: None,
         role_changes: Vec::new(),
         price_reads: Vec::new(),
+        pulls: Vec::new(),
+        debits: Vec::new(),
         storage: Vec::new(),
         actors: vec![USER],
         tx_hash: B256::ZERO,
@@ -236,6 +240,7 @@ fn reentered() -> SimOutcome {
         inner_frame: 2,
         inner_read_only: false,
         stale_slots: vec![U256::from(1)],
+        double_payout: None,
     });
     o
 }

@@ -29,6 +29,7 @@ pub use replay::{
 
 use crate::{
     config::{Asset, Config},
+    detect::CumulativeTracker,
     fork::{ChangedKeys, NodeError, SharedFork, StateSource},
     simulate::{SimBlock, Simulator},
     worker::LiveState,
@@ -140,6 +141,8 @@ pub struct BlockGuard {
     history: VecDeque<Applied>,
     /// Accounts fetched and pinned again after a reset (the protected state).
     warm: Vec<Address>,
+    /// Running sums of takes under the threshold, shared with the workers.
+    cumulative: Arc<CumulativeTracker>,
 }
 
 impl BlockGuard {
@@ -162,7 +165,25 @@ impl BlockGuard {
             keys: Default::default(),
         });
         stats.head.store(fork.block(), Ordering::Relaxed);
-        Self { config, chain_id, fork, source, live, reports, stats, history, warm: Vec::new() }
+        let cumulative = Arc::new(config.cumulative.tracker());
+        Self {
+            config,
+            chain_id,
+            fork,
+            source,
+            live,
+            reports,
+            stats,
+            history,
+            warm: Vec::new(),
+            cumulative,
+        }
+    }
+
+    /// Sums takes with the workers' tracker (a split drain counts across pending and mined).
+    pub fn summing(mut self, cumulative: Arc<CumulativeTracker>) -> Self {
+        self.cumulative = cumulative;
+        self
     }
 
     /// Accounts to pin and fetch again whenever the fork is reset.
@@ -438,9 +459,18 @@ impl BlockGuard {
         diff: Option<Arc<crate::fork::BlockDiff>>,
     ) -> Result<BlockReplay, GuardError> {
         let (config, chain_id, fork) = (self.config.clone(), self.chain_id, Arc::clone(&self.fork));
+        let cumulative = Arc::clone(&self.cumulative);
         let txs = txs.to_vec();
         tokio::task::spawn_blocking(move || {
-            replay_block(&config, &fork, block_env, chain_id, &txs, diff.as_deref())
+            replay_block(
+                &config,
+                &fork,
+                block_env,
+                chain_id,
+                &txs,
+                diff.as_deref(),
+                Some(&cumulative),
+            )
         })
         .await
         .map_err(|e| GuardError::Join(e.to_string()))

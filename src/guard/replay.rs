@@ -13,7 +13,7 @@ use revm::database_interface::DatabaseRef;
 
 use crate::{
     config::{Asset, Config},
-    detect::detect,
+    detect::{CumulativeTracker, detect},
     fork::{BlockDiff, FetchWait, SharedFork, StateLayer},
     simulate::{SimBlock, Simulator},
     types::{Finding, SimOutcome},
@@ -85,6 +85,7 @@ pub fn replay_block(
     chain_id: u64,
     txs: &[MinedTx],
     diff: Option<&BlockDiff>,
+    cumulative: Option<&CumulativeTracker>,
 ) -> BlockReplay {
     let started = Instant::now();
     let mut sim = Simulator::new(config, Arc::clone(fork), block, chain_id);
@@ -127,7 +128,10 @@ pub fn replay_block(
             ));
             break;
         }
-        let found = detect(&outcome, &config.protected);
+        let mut found = detect(&outcome, &config.protected);
+        if let Some(tracker) = cumulative {
+            found.extend(tracker.observe(&outcome, &config.protected));
+        }
         if !found.is_empty() {
             findings.push(MinedFinding { index, tx: mined.clone(), outcome, findings: found });
         }

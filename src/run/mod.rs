@@ -181,6 +181,7 @@ pub async fn run_with(
     let (normal_tx, normal_rx) = crossbeam_channel::bounded(config.simulation.queue_capacity);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let (detections_tx, detections_rx) = mpsc::channel::<Detection>(1_024);
+    let cumulative = Arc::new(config.cumulative.tracker());
     let ctx = Arc::new(WorkerContext {
         config: config.clone(),
         chain_id,
@@ -188,6 +189,7 @@ pub async fn run_with(
         responder: Arc::clone(&responder),
         detections: detections_tx,
         chains: Arc::new(SenderChains::default()),
+        cumulative: Arc::clone(&cumulative),
         stats: Default::default(),
         ready: ready_tx,
         stop: Default::default(),
@@ -247,7 +249,8 @@ pub async fn run_with(
         Arc::clone(&guard_stats),
         head_block.hash,
     )
-    .warming(protected_accounts(&config));
+    .warming(protected_accounts(&config))
+    .summing(Arc::clone(&cumulative));
     let guard_task = tokio::spawn(guard.run(heads_rx, cancel.clone()));
 
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<NodeEvent>();

@@ -112,6 +112,7 @@ pub(super) async fn replay_range(
     let fork = Arc::new(ForkCache::with_source(from - 1, Some(source.clone()), config.fork));
     warm_protected(&config, &fork).await.map_err(|e| ShadowError::Warm(e.to_string()))?;
     let warm = protected_accounts(&config);
+    let cumulative = Arc::new(config.cumulative.tracker());
     let responder = Arc::new(dry_run_responder(&config, chain_id));
     // A contract paused before the range is not raced, as `run` would not.
     follow_paused(&config, &fork, parent.header_env, chain_id, &responder, from - 1).await?;
@@ -130,7 +131,7 @@ pub(super) async fn replay_range(
     let mut last_hash = parent.hash;
     tokio::pin!(interrupt);
     for number in from..=to {
-        let step = replay_one(&config, &fork, &source, chain_id, number, &warm);
+        let step = replay_one(&config, &fork, &source, chain_id, number, &warm, &cumulative);
         let step = tokio::select! {
             biased;
             _ = &mut interrupt => {
@@ -189,16 +190,26 @@ async fn replay_one(
     chain_id: u64,
     number: u64,
     warm: &[Address],
+    cumulative: &Arc<crate::detect::CumulativeTracker>,
 ) -> Result<Stepped, ShadowError> {
     let data = fetch_block_data(source, number, true).await?;
-    let mut replay = replay_on(config, fork, data.block_env, chain_id, &data.txs, None).await?;
+    let mut replay =
+        replay_on(config, fork, data.block_env, chain_id, &data.txs, None, cumulative).await?;
     let divergence = replay.divergence.clone();
     if divergence.is_some() {
         let hashes: Vec<B256> = data.txs.iter().map(|t| t.hash).collect();
         match fetch_block_diff(source, number, data.hash, &hashes).await {
             Ok(diff) => {
-                replay = replay_on(config, fork, data.block_env, chain_id, &data.txs, Some(diff))
-                    .await?;
+                replay = replay_on(
+                    config,
+                    fork,
+                    data.block_env,
+                    chain_id,
+                    &data.txs,
+                    Some(diff),
+                    cumulative,
+                )
+                .await?;
             }
             Err(e) => {
                 tracing::warn!(block = number, error = %e, "no node gave the block's diff; fork fetched afresh");
@@ -236,10 +247,12 @@ async fn replay_on(
     chain_id: u64,
     txs: &[crate::guard::MinedTx],
     diff: Option<crate::fork::BlockDiff>,
+    cumulative: &Arc<crate::detect::CumulativeTracker>,
 ) -> Result<crate::guard::BlockReplay, ShadowError> {
     let (config, fork, txs) = (config.clone(), Arc::clone(fork), txs.to_vec());
+    let cumulative = Arc::clone(cumulative);
     tokio::task::spawn_blocking(move || {
-        replay_block(&config, &fork, block_env, chain_id, &txs, diff.as_ref())
+        replay_block(&config, &fork, block_env, chain_id, &txs, diff.as_ref(), Some(&*cumulative))
     })
     .await
     .map_err(|e| ShadowError::Join(e.to_string()))

@@ -22,7 +22,8 @@ use crate::{
     config::{Asset, ProtectedContract},
     types::{
         AccountedBy, AssetLedger, Authority, CallFrame, ClaimReading, ContractLedger,
-        HoldingChange, PriceRead, RoleChange, TokenTransfer, is_address_word,
+        HoldingChange, PriceRead, RoleChange, SlotChange, ThirdPartyDebit, ThirdPartyPull,
+        TokenTransfer, is_address_word,
     },
 };
 
@@ -60,6 +61,14 @@ const NOT_PRICES: [[u8; 4]; 9] = [
 ];
 /// Read calls re-run per contract and tx, at most.
 const MAX_PRICE_READS: usize = 16;
+/// `transferFrom(address,address,uint256)`, `allowance(address,address)`, `symbol()`,
+/// `decimals()`.
+const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+const ALLOWANCE: [u8; 4] = [0xdd, 0x62, 0xed, 0x3e];
+const SYMBOL: [u8; 4] = [0x95, 0xd8, 0x9b, 0x41];
+const DECIMALS: [u8; 4] = [0x31, 0x3c, 0xe5, 0x67];
+/// The ecrecover precompile.
+const ECRECOVER: Address = Address::with_last_byte(1);
 
 /// What the inspector recorded of one run.
 #[derive(Debug, Default)]
@@ -144,7 +153,7 @@ impl Simulator {
         let transfers = facts::token_transfers(&recorded.logs, frames);
         let touched = self.touched_protected(frames, &transfers, state);
         let reentry_candidates = reentry::candidates(frames, &touched);
-        let reentries = if reentry_candidates.is_empty() {
+        let mut reentries = if reentry_candidates.is_empty() {
             Vec::new()
         } else {
             reentry::observe(&reentry_candidates, frames, &recorded.spans, &recorded.accesses)
@@ -158,6 +167,24 @@ impl Simulator {
             MappingIndex::build(&recorded.keccak, |a| touched.contains(a))
         };
 
+        if !reentry_candidates.is_empty() {
+            let framed = facts::framed_transfers(&recorded.logs, frames);
+            for leak in reentry::double_payouts(
+                &reentry_candidates,
+                frames,
+                &recorded.spans,
+                &recorded.accesses,
+                &framed,
+                &index,
+            ) {
+                match reentries.iter_mut().find(|r| {
+                    r.outer_frame == leak.outer_frame && r.inner_frame == leak.inner_frame
+                }) {
+                    Some(r) => r.double_payout = leak.double_payout,
+                    None => reentries.push(leak),
+                }
+            }
+        }
         let mut ledgers = Vec::with_capacity(watched.len());
         for p in &watched {
             ledgers.push(self.books(p, from, recorded, &transfers, state, &index)?);
@@ -231,12 +258,28 @@ impl Simulator {
                 actors.push(f.caller);
             }
         }
+        for a in assets.iter_mut() {
+            if let Asset::Token(token) = a.asset {
+                let (symbol, decimals) = self.token_meta(token)?;
+                a.symbol = symbol;
+                a.decimals = decimals;
+            }
+        }
+        let side = signer_side(from, frames);
+        let pulls = if p.pulls_from_third_parties {
+            Vec::new()
+        } else {
+            pulls_of(p.address, recorded, &side)
+        };
+        let debits = debits_of(&storage, &side, p.address, recorded);
         Ok(ContractLedger {
             contract: p.address,
             assets,
             authority: None,
             role_changes: Vec::new(),
             price_reads: Vec::new(),
+            pulls,
+            debits,
             storage,
             actors,
             tx_hash: B256::ZERO,
@@ -256,6 +299,8 @@ impl Simulator {
         let mut standard_asks = Vec::new();
         let mut price_asks = Vec::new();
         let mut role_checks = Vec::new();
+        let mut pull_asks = Vec::new();
+        let mut allowance_asks = Vec::new();
         for (p, l) in watched.iter().zip(ledgers.iter_mut()) {
             let crosses = |a: &AssetLedger| a.unaccounted_bps() >= u64::from(p.drain_threshold_bps);
             let big = l.assets.iter().any(crosses);
@@ -297,6 +342,19 @@ impl Simulator {
             let changed_any = !l.storage.is_empty();
             if big || changed_any {
                 role_checks.push(p.address);
+            }
+            for (k, pull) in l.pulls.iter().enumerate() {
+                let i = reads.add(pull.token, call_with_address(BALANCE_OF, pull.from));
+                pull_asks.push((p.address, k, i));
+            }
+            for (k, debit) in l.debits.iter().enumerate() {
+                if debit.authorized.is_some() {
+                    continue;
+                }
+                for spender in &l.actors {
+                    let i = reads.add(p.address, call_with_two(ALLOWANCE, debit.account, *spender));
+                    allowance_asks.push((p.address, k, *spender, i));
+                }
             }
         }
         // Authority and role changes need who held the keys before the tx.
@@ -410,6 +468,27 @@ impl Simulator {
                 });
             }
         }
+        // What the accounts drawn on held, and what they had allowed.
+        for (contract, k, i) in pull_asks {
+            let held = word(&before, i).unwrap_or_default();
+            if let Some(pull) =
+                ledgers.iter_mut().find(|l| l.contract == contract).and_then(|l| l.pulls.get_mut(k))
+            {
+                pull.held_before = held;
+            }
+        }
+        for (contract, k, spender, i) in allowance_asks {
+            let allowed = word(&before, i).unwrap_or_default();
+            if let Some(debit) = ledgers
+                .iter_mut()
+                .find(|l| l.contract == contract)
+                .and_then(|l| l.debits.get_mut(k))
+                && debit.authorized.is_none()
+                && allowed >= debit.before.saturating_sub(debit.after)
+            {
+                debit.authorized = Some(format!("allowance to {spender}"));
+            }
+        }
         // Who acted with what authority, and which roles moved.
         for l in ledgers.iter_mut() {
             let Some(privileged) = privileged.get(&l.contract) else { continue };
@@ -431,6 +510,24 @@ impl Simulator {
             out.push(answer.ok());
         }
         Ok(out)
+    }
+
+    /// A token's `symbol()` and `decimals()` (18 when it has none), read once per process.
+    fn token_meta(&mut self, token: Address) -> Result<(Option<String>, u8), SimError> {
+        if let Some(m) = self.token_meta.get(&token) {
+            return Ok(m.clone());
+        }
+        let (symbol, _) = self.view(token, Bytes::from_static(&SYMBOL))?;
+        let (decimals, _) = self.view(token, Bytes::from_static(&DECIMALS))?;
+        let symbol = symbol.ok().and_then(|o| decode_symbol(&o));
+        let decimals = decimals
+            .ok()
+            .filter(|o| o.len() >= 32)
+            .and_then(|o| u8::try_from(U256::from_be_slice(&o[..32])).ok())
+            .filter(|d| *d <= 36)
+            .unwrap_or(18);
+        self.token_meta.insert(token, (symbol.clone(), decimals));
+        Ok((symbol, decimals))
     }
 
     /// Who holds `contract`'s keys on the state before the tx (cached per fork).
@@ -611,6 +708,20 @@ impl Simulator {
     }
 }
 
+/// A `symbol()` answer: an ABI string, or a bytes32 (older tokens); short and printable only.
+fn decode_symbol(out: &[u8]) -> Option<String> {
+    let text = if out.len() >= 96 && U256::from_be_slice(&out[..32]) == U256::from(32) {
+        let len = usize::try_from(U256::from_be_slice(&out[32..64])).ok()?;
+        out.get(64..64 + len.min(32))?.to_vec()
+    } else if out.len() == 32 {
+        out.iter().copied().take_while(|b| *b != 0).collect()
+    } else {
+        return None;
+    };
+    let s = String::from_utf8(text).ok()?;
+    (!s.is_empty() && s.chars().all(|c| c.is_ascii_graphic())).then_some(s)
+}
+
 /// What the taker still needs accounted in this asset.
 fn open_need(ledger: &AssetLedger, account: &Address) -> U256 {
     let Some(f) = ledger.flows.iter().find(|f| f.account == *account) else { return U256::ZERO };
@@ -742,6 +853,124 @@ fn self_authorized(contract: Address, recorded: &Recorded) -> bool {
         }
     }
     !flash_borrowed(&facts::token_transfers(&recorded.logs, frames))
+}
+
+/// The tx signer, the contracts it called directly and every contract the tx created: the
+/// accounts whose funds the signer may move.
+fn signer_side(from: Address, frames: &[CallFrame]) -> HashSet<Address> {
+    let mut side = HashSet::from([from]);
+    for f in frames.iter().filter(|f| f.success) {
+        if f.caller == from || f.scheme.starts_with("CREATE") {
+            side.insert(f.target);
+        }
+    }
+    side
+}
+
+/// `transferFrom` calls the contract made as spender, drawing on accounts outside the
+/// signer's side.
+fn pulls_of(
+    contract: Address,
+    recorded: &Recorded,
+    side: &HashSet<Address>,
+) -> Vec<ThirdPartyPull> {
+    let mut out = Vec::new();
+    for co in &recorded.calls_out {
+        let Some(f) = recorded.frames.get(co.frame) else { continue };
+        if f.caller != contract
+            || !f.success
+            || f.selector != Some(TRANSFER_FROM)
+            || co.input.len() < 100
+        {
+            continue;
+        }
+        let word = |i: usize| B256::from_slice(&co.input[4 + 32 * i..4 + 32 * (i + 1)]);
+        let (from, to) = (Address::from_word(word(0)), Address::from_word(word(1)));
+        if side.contains(&from) || from == contract {
+            continue;
+        }
+        out.push(ThirdPartyPull {
+            token: f.target,
+            from,
+            to,
+            amount: U256::from_be_bytes(word(2).0),
+            held_before: U256::ZERO,
+        });
+    }
+    out
+}
+
+/// Entries of accounts outside the signer's side that went down while other accounts'
+/// entries in the same table went up; authorized already when the account's own signature
+/// was checked once in the tx (a permit, a signed transfer) — a signature checked twice is a
+/// replay.
+fn debits_of(
+    storage: &[SlotChange],
+    side: &HashSet<Address>,
+    contract: Address,
+    recorded: &Recorded,
+) -> Vec<ThirdPartyDebit> {
+    let table = |c: &SlotChange| c.key.as_ref().map(|k| (k.base, k.keys.len(), k.field));
+    let owner = |c: &SlotChange| {
+        c.key.as_ref().and_then(|k| {
+            k.keys.last().filter(|w| is_address_word(w)).map(|w| Address::from_word(*w))
+        })
+    };
+    // Signatures the contract checked, by signer, and how often each was checked.
+    let mut signed: HashMap<Address, Vec<Bytes>> = HashMap::new();
+    for co in &recorded.calls_out {
+        let Some(f) = recorded.frames.get(co.frame) else { continue };
+        if f.caller == contract && f.target == ECRECOVER && f.success && co.output.len() == 32 {
+            let who = Address::from_slice(&co.output[12..]);
+            signed.entry(who).or_default().push(co.input.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for c in storage.iter().filter(|c| c.after < c.before) {
+        let (Some(t), Some(account)) = (table(c), owner(c)) else { continue };
+        if side.contains(&account) || account == contract {
+            continue;
+        }
+        let credited: Vec<(Address, U256)> = storage
+            .iter()
+            .filter(|o| o.after > o.before && table(o) == Some(t))
+            .filter_map(|o| owner(o).filter(|a| *a != account).map(|a| (a, o.increase())))
+            .collect();
+        if credited.is_empty() {
+            continue;
+        }
+        // The account's own liability went down too: a position closed for it, not a theft.
+        let position = storage.iter().any(|o| {
+            o.slot != c.slot
+                && o.after < o.before
+                && owner(o) == Some(account)
+                && table(o) != Some(t)
+        });
+        if position {
+            continue;
+        }
+        let authorized = signed.get(&account).and_then(|inputs| {
+            let once = inputs.iter().all(|i| inputs.iter().filter(|j| *j == i).count() == 1);
+            once.then(|| "its own signature, checked once in the tx".to_string())
+        });
+        out.push(ThirdPartyDebit {
+            account,
+            slot: c.slot,
+            before: c.before,
+            after: c.after,
+            credited,
+            authorized,
+        });
+    }
+    out
+}
+
+fn call_with_two(selector: [u8; 4], a: Address, b: Address) -> Bytes {
+    let mut data = Vec::with_capacity(68);
+    data.extend_from_slice(&selector);
+    data.extend_from_slice(a.into_word().as_slice());
+    data.extend_from_slice(b.into_word().as_slice());
+    data.into()
 }
 
 /// Some account received a token and later in the tx gave at least as much back to the same

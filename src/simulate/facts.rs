@@ -21,16 +21,27 @@ const MAX_NESTING: usize = 4;
 
 /// ERC-20 transfers emitted by frames that did not revert, in order.
 pub(crate) fn token_transfers(logs: &[FrameLog], frames: &[CallFrame]) -> Vec<TokenTransfer> {
+    framed_transfers(logs, frames).into_iter().map(|(_, t)| t).collect()
+}
+
+/// As `token_transfers`, each with the frame that emitted it.
+pub(crate) fn framed_transfers(
+    logs: &[FrameLog],
+    frames: &[CallFrame],
+) -> Vec<(usize, TokenTransfer)> {
     logs.iter()
         .filter(|l| frames.get(l.frame).is_some_and(|f| f.success))
         .filter_map(|l| {
             let topics = l.log.data.topics();
             (topics.len() == 3 && topics[0] == TRANSFER_TOPIC && l.log.data.data.len() == 32).then(
-                || TokenTransfer {
-                    token: l.log.address,
-                    from: Address::from_word(topics[1]),
-                    to: Address::from_word(topics[2]),
-                    value: U256::from_be_slice(&l.log.data.data),
+                || {
+                    let t = TokenTransfer {
+                        token: l.log.address,
+                        from: Address::from_word(topics[1]),
+                        to: Address::from_word(topics[2]),
+                        value: U256::from_be_slice(&l.log.data.data),
+                    };
+                    (l.frame, t)
                 },
             )
         })

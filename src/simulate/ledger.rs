@@ -80,7 +80,20 @@ pub(crate) fn asset_ledger(
     flows: Vec<Flow>,
 ) -> AssetLedger {
     let unaccounted = before.saturating_sub(after);
-    AssetLedger { asset, before, after, flows, accounted: Vec::new(), unaccounted }
+    let (symbol, decimals) = match asset {
+        Asset::Eth => (Some("ETH".to_string()), 18),
+        Asset::Token(_) => (None, 18),
+    };
+    AssetLedger {
+        asset,
+        symbol,
+        decimals,
+        before,
+        after,
+        flows,
+        accounted: Vec::new(),
+        unaccounted,
+    }
 }
 
 /// What each net taker still needs accounted for in this asset.

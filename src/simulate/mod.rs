@@ -118,6 +118,8 @@ pub struct Simulator {
     defer_fetch: bool,
     /// Who holds each protected contract's keys on the pristine fork.
     privileged: HashMap<Address, analysis::Privileged>,
+    /// Tokens' symbol and decimals: they never change.
+    token_meta: HashMap<Address, (Option<String>, u8)>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -163,6 +165,7 @@ impl Simulator {
             token_holdings: HashMap::new(),
             defer_fetch: false,
             privileged: HashMap::new(),
+            token_meta: HashMap::new(),
         }
     }
 

@@ -3,8 +3,11 @@
 
 use alloy::primitives::{Address, U256};
 
-use super::inspector::{FrameSpan, StorageAccess};
-use crate::types::{CallFrame, ReentryObservation};
+use super::{
+    facts::MappingIndex,
+    inspector::{FrameSpan, StorageAccess},
+};
+use crate::types::{CallFrame, DoublePayout, ReentryObservation, TokenTransfer};
 
 /// A protected contract's live entry frame and a later frame that entered it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +96,83 @@ pub(crate) fn observe(
                 inner_frame: c.inner,
                 inner_read_only,
                 stale_slots: stale,
+                double_payout: None,
             });
         }
+    }
+    out
+}
+
+/// A token transfer and the frame that emitted it.
+pub(crate) type FramedTransfer = (usize, TokenTransfer);
+
+/// Re-entries in which the contract paid out both in its live frame (before the re-entry)
+/// and inside the re-entry, both after reading the same entry of its books: the entry was
+/// charged once but paid twice or more (only the innermost frame booking the withdrawal).
+pub(crate) fn double_payouts(
+    candidates: &[Candidate],
+    frames: &[CallFrame],
+    spans: &[FrameSpan],
+    accesses: &[StorageAccess],
+    transfers: &[FramedTransfer],
+    index: &MappingIndex,
+) -> Vec<ReentryObservation> {
+    let mut out: Vec<ReentryObservation> = Vec::new();
+    for c in candidates {
+        let (Some(inner), Some(outer)) = (spans.get(c.inner), spans.get(c.outer)) else { continue };
+        let in_inner = |seq: u64| seq > inner.start && seq < inner.end;
+        let in_outer_only = |seq: u64| seq > outer.start && seq < outer.end && !in_inner(seq);
+        let start_of = |frame: usize| spans.get(frame).map(|s| s.start).unwrap_or_default();
+        // Per asset (None: ETH): paid before the re-entry, and inside it.
+        let mut paid: Vec<(Option<Address>, U256, U256)> = Vec::new();
+        let mut add = |asset: Option<Address>, at: u64, value: U256| {
+            let i = match paid.iter().position(|p| p.0 == asset) {
+                Some(i) => i,
+                None => {
+                    paid.push((asset, U256::ZERO, U256::ZERO));
+                    paid.len() - 1
+                }
+            };
+            if in_inner(at) {
+                paid[i].2 = paid[i].2.saturating_add(value);
+            } else if in_outer_only(at) {
+                paid[i].1 = paid[i].1.saturating_add(value);
+            }
+        };
+        for f in frames.iter().filter(|f| f.success && f.caller == c.contract && !f.value.is_zero())
+        {
+            add(None, start_of(f.index), f.value);
+        }
+        for (frame, t) in transfers.iter().filter(|(_, t)| t.from == c.contract) {
+            add(Some(t.token), start_of(*frame), t.value);
+        }
+        // The same asset paid on both sides of the re-entry (a loan out and collateral back in
+        // another asset is a flash loan, not a leak).
+        let Some(&(_, outer_paid, inner_paid)) =
+            paid.iter().find(|p| !p.1.is_zero() && !p.2.is_zero())
+        else {
+            continue;
+        };
+        let reads = |inside: &dyn Fn(u64) -> bool| -> Vec<U256> {
+            accesses
+                .iter()
+                .filter(|a| a.address == c.contract && !a.write && inside(a.seq))
+                .map(|a| a.slot)
+                .filter(|s| index.decode(*s).is_some_and(|k| k.addresses().next().is_some()))
+                .collect()
+        };
+        let inner_reads = reads(&in_inner);
+        let Some(slot) = reads(&in_outer_only).into_iter().find(|s| inner_reads.contains(s)) else {
+            continue;
+        };
+        out.push(ReentryObservation {
+            contract: c.contract,
+            outer_frame: c.outer,
+            inner_frame: c.inner,
+            inner_read_only: false,
+            stale_slots: Vec::new(),
+            double_payout: Some(DoublePayout { slot, outer_paid, inner_paid }),
+        });
     }
     out
 }

@@ -103,6 +103,9 @@ pub struct Accounting {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AssetLedger {
     pub asset: Asset,
+    /// The token's `symbol()` and `decimals()` (ETH: "ETH", 18), for people.
+    pub symbol: Option<String>,
+    pub decimals: u8,
     pub before: U256,
     pub after: U256,
     pub flows: Vec<Flow>,
@@ -112,6 +115,38 @@ pub struct AssetLedger {
 }
 
 impl AssetLedger {
+    /// `amount` of this asset for a person: decimals applied, symbol after.
+    pub fn show(&self, amount: U256) -> String {
+        let n = alloy::primitives::utils::format_units(amount, self.decimals)
+            .unwrap_or_else(|_| amount.to_string());
+        let n = if n.contains('.') {
+            n.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            n
+        };
+        match &self.symbol {
+            Some(s) => format!("{n} {s}"),
+            None => format!("{n} {}", self.asset),
+        }
+    }
+
+    /// What each net taker took that nothing accounts for.
+    pub fn unaccounted_by_taker(&self) -> Vec<(Address, U256)> {
+        self.flows
+            .iter()
+            .filter(|f| f.out > f.inflow)
+            .map(|f| {
+                let done = self
+                    .accounted
+                    .iter()
+                    .filter(|a| a.account == f.account)
+                    .fold(U256::ZERO, |s, a| s.saturating_add(a.amount));
+                (f.account, (f.out - f.inflow).saturating_sub(done))
+            })
+            .filter(|(_, v)| !v.is_zero())
+            .collect()
+    }
+
     pub fn loss(&self) -> U256 {
         self.before.saturating_sub(self.after)
     }
@@ -162,6 +197,32 @@ pub struct PriceRead {
     pub moved_bps: u64,
 }
 
+/// The contract, as spender, pulled an account's tokens that did not sign the tx and is not a
+/// contract the signer deployed or called into (an approval drain when it is not the design).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThirdPartyPull {
+    pub token: Address,
+    pub from: Address,
+    pub to: Address,
+    pub amount: U256,
+    /// `from`'s balance of the token before the tx.
+    pub held_before: U256,
+}
+
+/// An account outside the signer's side whose entry in the contract's own books went down
+/// while others' in the same table went up (a ledger moving balances between holders).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThirdPartyDebit {
+    pub account: Address,
+    pub slot: U256,
+    pub before: U256,
+    pub after: U256,
+    /// Accounts whose entries in the same table went up, and by how much.
+    pub credited: Vec<(Address, U256)>,
+    /// What let it happen: an allowance it gave, or its own signature checked in the tx.
+    pub authorized: Option<String>,
+}
+
 /// The books of one protected contract for one tx.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContractLedger {
@@ -171,6 +232,8 @@ pub struct ContractLedger {
     pub authority: Option<Authority>,
     pub role_changes: Vec<RoleChange>,
     pub price_reads: Vec<PriceRead>,
+    pub pulls: Vec<ThirdPartyPull>,
+    pub debits: Vec<ThirdPartyDebit>,
     /// The contract's storage the tx changed (with mapping keys where known).
     pub storage: Vec<SlotChange>,
     /// Who moved what: the tx signer and the callers into the contract.

@@ -4,7 +4,7 @@ mod ledger;
 
 pub use ledger::{
     AccountedBy, Accounting, AssetLedger, Authority, ContractLedger, Flow, MappingKey, PriceRead,
-    RoleChange, SlotChange, is_address_word,
+    RoleChange, SlotChange, ThirdPartyDebit, ThirdPartyPull, is_address_word,
 };
 
 use std::time::Duration;
@@ -119,6 +119,17 @@ pub struct ReentryObservation {
     pub inner_read_only: bool,
     /// Slots the inner frame read and the outer frame wrote after the re-entry (stale reads).
     pub stale_slots: Vec<U256>,
+    /// The contract paid out in both the live frame and the re-entry against the same entry
+    /// of its books (only the innermost booking it: EtherStore), with the amounts.
+    pub double_payout: Option<DoublePayout>,
+}
+
+/// A re-entry that paid out twice against one entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoublePayout {
+    pub slot: U256,
+    pub outer_paid: U256,
+    pub inner_paid: U256,
 }
 
 /// Everything a simulation of one tx shows; the detectors read only this.
@@ -190,6 +201,8 @@ pub struct Finding {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Findings are rare and never on the hot path: a flat enum reads better than boxes.
+#[allow(clippy::large_enum_variant)]
 pub enum Evidence {
     Drain {
         asset: Asset,
@@ -220,6 +233,8 @@ pub enum Evidence {
         /// Per asset: the loss, and the part of it unaccounted (bps of the holdings).
         losses: Vec<(Asset, U256, u64)>,
     },
+    /// Unaccounted takes, each under the threshold, that sum past it within the window.
+    CumulativeDrain(Box<CumulativeEvidence>),
     /// A privileged role given by someone who held no authority to give it.
     RoleTakeover {
         change: RoleChange,
@@ -230,12 +245,37 @@ pub enum Evidence {
         /// Frames from the outer frame down to the re-entry.
         path: Vec<CallFrame>,
         stale_slots: Vec<U256>,
+        /// Paid out in both frames against one entry of the books.
+        double_payout: Option<DoublePayout>,
+    },
+    /// The contract, as spender, drew on accounts that did not sign the tx.
+    ApprovalDrain {
+        pulls: Vec<ThirdPartyPull>,
+        threshold_bps: u32,
+    },
+    /// Balances in the contract's own books moved from accounts that did not consent.
+    LedgerTheft {
+        debits: Vec<ThirdPartyDebit>,
+        threshold_bps: u32,
     },
     Invariant {
         invariant: String,
         before: InvariantValue,
         after: InvariantValue,
     },
+}
+
+/// The running sum behind a cumulative-drain finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct CumulativeEvidence {
+    pub asset: Asset,
+    /// The initiator or beneficiary the takes add up for.
+    pub actor: Address,
+    pub takes: Vec<crate::detect::Take>,
+    pub holdings_before: U256,
+    pub sum_bps: u64,
+    pub threshold_bps: u32,
+    pub window_blocks: u64,
 }
 
 /// A signed value of a holding, for printing.

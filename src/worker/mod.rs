@@ -141,6 +141,8 @@ pub struct WorkerContext {
     pub responder: Arc<Mutex<Responder>>,
     pub detections: DetectionSender,
     pub chains: Arc<SenderChains>,
+    /// Running sums of takes under the threshold (shared with the block guard).
+    pub cumulative: Arc<crate::detect::CumulativeTracker>,
     pub stats: WorkerStats,
     /// Txs whose state arrived, or whose predecessor did: taken before any lane.
     pub ready: Sender<Job>,
@@ -265,7 +267,8 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     };
     ctx.stats.simulated.fetch_add(1, Ordering::Relaxed);
     let simulated_us = micros(tx.seen_at);
-    let findings = detect(&outcome, &ctx.config.protected);
+    let mut findings = detect(&outcome, &ctx.config.protected);
+    findings.extend(ctx.cumulative.observe(&outcome, &ctx.config.protected));
     let detected_us = micros(tx.seen_at);
     tracing::debug!(
         tx = %tx.hash,

@@ -52,9 +52,17 @@ async fn new_head_is_applied_from_the_nodes_diff_checked_by_replay_and_matches_t
     let (ours, theirs) = {
         let fork = Arc::clone(&fork);
         tokio::task::spawn_blocking(move || {
-            let ours = replay_block(&config, &fork, data.block_env, chain_id, &data.txs, None);
-            let theirs =
-                replay_block(&config, &fork, data.block_env, chain_id, &data.txs, Some(&diff));
+            let ours =
+                replay_block(&config, &fork, data.block_env, chain_id, &data.txs, None, None);
+            let theirs = replay_block(
+                &config,
+                &fork,
+                data.block_env,
+                chain_id,
+                &data.txs,
+                Some(&diff),
+                None,
+            );
             (ours, theirs)
         })
         .await

@@ -1,0 +1,153 @@
+//! Cumulative drain: takes that nothing in the books accounts for, each below the threshold,
+//! summed per protected contract and asset over a window of recent blocks and the pending txs
+//! already seen — per initiator (the signer) and per beneficiary (where the funds end). A tx
+//! that would take a sum past the threshold is a finding, so a drain split across many txs is
+//! stopped once, not after the threshold has been crossed many times over.
+
+use std::sync::Mutex;
+
+use alloy::primitives::{Address, B256, U256};
+use dashmap::DashMap;
+use serde::Serialize;
+
+use super::{name_of, rule_names};
+use crate::{
+    config::{Asset, ProtectedContract},
+    types::{CumulativeEvidence, Evidence, Finding, Severity, SimOutcome},
+};
+
+/// One take counted in a running sum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Take {
+    pub block: u64,
+    pub tx: B256,
+    pub amount: U256,
+}
+
+type Key = (Address, Asset, Address);
+
+/// Running sums of unaccounted takes, shared by the workers and the block guard.
+#[derive(Debug)]
+pub struct CumulativeTracker {
+    window_blocks: u64,
+    /// Overrides each contract's drain threshold when set.
+    threshold_bps: Option<u32>,
+    takes: DashMap<Key, Vec<Take>>,
+    pruned_at: Mutex<u64>,
+}
+
+impl CumulativeTracker {
+    pub fn new(window_blocks: u64, threshold_bps: Option<u32>) -> Self {
+        Self { window_blocks, threshold_bps, takes: DashMap::new(), pruned_at: Mutex::new(0) }
+    }
+
+    pub fn window_blocks(&self) -> u64 {
+        self.window_blocks
+    }
+
+    /// Counts the outcome's unaccounted takes and returns a finding for every sum this tx
+    /// brings to the threshold. A tx seen pending and then mined is counted once.
+    pub fn observe(&self, outcome: &SimOutcome, protected: &[ProtectedContract]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        if !outcome.success {
+            return findings;
+        }
+        self.prune(outcome.block_number);
+        for ledger in &outcome.ledgers {
+            let Some(p) = protected.iter().find(|p| p.address == ledger.contract) else { continue };
+            if ledger.authority.is_some() {
+                continue;
+            }
+            let threshold = self.threshold_bps.unwrap_or(p.drain_threshold_bps);
+            for a in &ledger.assets {
+                let takes = a.unaccounted_by_taker();
+                if takes.is_empty() || a.before.is_zero() {
+                    continue;
+                }
+                let total: U256 = takes.iter().fold(U256::ZERO, |s, (_, v)| s.saturating_add(*v));
+                // The initiator and each beneficiary carry a running sum of their own.
+                let mut keys: Vec<(Address, U256)> = vec![(outcome.from, total)];
+                keys.extend(takes.iter().filter(|(t, _)| *t != outcome.from).copied());
+                for (actor, amount) in keys {
+                    let key = (ledger.contract, a.asset, actor);
+                    let sum = self.add(
+                        key,
+                        Take { block: outcome.block_number, tx: outcome.tx_hash, amount },
+                    );
+                    let bps = sum
+                        .iter()
+                        .fold(U256::ZERO, |s, t| s.saturating_add(t.amount))
+                        .saturating_mul(U256::from(10_000u64))
+                        / a.before;
+                    let bps = u64::try_from(bps).unwrap_or(u64::MAX);
+                    // A single tx over the threshold is the drain rule's; this one is for sums.
+                    if bps < u64::from(threshold) || sum.len() < 2 {
+                        continue;
+                    }
+                    let name = name_of(protected, ledger.contract);
+                    findings.push(Finding {
+                        rule: rule_names::CUMULATIVE_DRAIN,
+                        severity: Severity::Critical,
+                        contract: ledger.contract,
+                        contract_name: name.clone(),
+                        summary: format!(
+                            "{name}: {} took {}.{:02}% of its {} in {} txs over the last {} blocks, each under the threshold ({}.{:02}%)",
+                            actor,
+                            bps / 100,
+                            bps % 100,
+                            a.symbol.clone().unwrap_or_else(|| a.asset.to_string()),
+                            sum.len(),
+                            self.window_blocks,
+                            threshold / 100,
+                            threshold % 100
+                        ),
+                        evidence: Evidence::CumulativeDrain(Box::new(CumulativeEvidence {
+                            asset: a.asset,
+                            actor,
+                            takes: sum,
+                            holdings_before: a.before,
+                            sum_bps: bps,
+                            threshold_bps: threshold,
+                            window_blocks: self.window_blocks,
+                        })),
+                    });
+                    break;
+                }
+            }
+        }
+        findings
+    }
+
+    /// Adds (or replaces, for a tx already counted) a take; returns the key's takes now.
+    fn add(&self, key: Key, take: Take) -> Vec<Take> {
+        let mut entry = self.takes.entry(key).or_default();
+        match entry.iter_mut().find(|t| t.tx == take.tx) {
+            Some(t) => *t = take,
+            None => entry.push(take),
+        }
+        entry.clone()
+    }
+
+    /// Drops takes older than the window (at most once per block).
+    pub fn prune(&self, head: u64) {
+        let mut last = self.pruned_at.lock().unwrap_or_else(|p| p.into_inner());
+        if *last >= head {
+            return;
+        }
+        *last = head;
+        drop(last);
+        let oldest = head.saturating_sub(self.window_blocks);
+        self.takes.retain(|_, takes| {
+            takes.retain(|t| t.block >= oldest);
+            !takes.is_empty()
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.takes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.takes.is_empty()
+    }
+}
