@@ -7,7 +7,7 @@
 //! reached the guard (subscription or pool reconciliation) against what the node accepted.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -62,7 +62,7 @@ const SENDERS_IN_FLIGHT: usize = 4;
 pub struct FloodOptions {
     pub anvil: PathBuf,
     pub preempt: PathBuf,
-    /// The run's config, incident record, and the guard's log when the run missed.
+    /// The run's config, incident record and the guard's log.
     pub dir: PathBuf,
     pub txs: usize,
     pub workers: usize,
@@ -98,8 +98,15 @@ pub struct FloodRun {
     pub blocks_mined: u64,
     /// Flood txs with a `simulated` line before the attack's own.
     pub simulated_before: Option<u64>,
-    /// Flood txs simulated by shutdown.
-    pub flood_simulated: u64,
+    /// Flood txs simulated before the guard took the first block mined.
+    pub flood_simulated_before_block: u64,
+    /// Per kind of flood tx: how many were sent and how many simulated before the block
+    /// (a deposit names the protected EthVault; an ETH transfer to a fresh address runs no
+    /// code and is not simulated by design).
+    pub by_kind: Value,
+    /// Flood txs simulated while the attack waited in its queue (between being queued and
+    /// picked), as deposits (the attack's own lane) and others.
+    pub while_attack_queued: Value,
     /// The node's pool before the first block: `txpool_status` and the flood's share of it.
     pub pool_pending: u64,
     pub pool_queued: u64,
@@ -136,7 +143,7 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
     let base_fee = node.base_fee().await?;
     let attack = sign_attack(&node, &deployment, base_fee).await?;
     let flood = sign_flood(&deployment, &senders, opts.txs, base_fee, chain_id)?;
-    let flood_hashes: HashSet<B256> = flood.iter().map(|(h, _)| *h).collect();
+    let kinds: HashMap<B256, Kind> = flood.iter().map(|t| (t.hash, t.kind)).collect();
 
     let config = opts.dir.join("flood.toml");
     let incidents = opts.dir.join("flood-incidents.jsonl");
@@ -153,7 +160,7 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
     guard.wait_ready(Duration::from_secs(60))?;
 
     // The burst: half the flood, the attack, the other half while watching for the pause.
-    let raws: Vec<Bytes> = flood.iter().map(|(_, r)| r.clone()).collect();
+    let raws: Vec<Bytes> = flood.iter().map(|t| t.raw.clone()).collect();
     let half = raws.len() / 2;
     let burst = Instant::now();
     let mut sends = send_flood(&node, &raws[..half]).await;
@@ -187,8 +194,8 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
     }
     let (exit_code, exit) = guard.stop(Duration::from_secs(10));
     let lines = guard.lines();
-    let log = read_log(&lines, attack_hash, &flood_hashes);
     let detection = detection_of(&incidents, attack_hash);
+    let log = read_log(&lines, attack_hash, &kinds, &detection["times_us"]);
 
     let run = FloodRun {
         txs: opts.txs,
@@ -208,7 +215,12 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
         pause_block: judged.pause_block,
         blocks_mined: judged.blocks,
         simulated_before: log.simulated_before,
-        flood_simulated: log.flood_simulated,
+        flood_simulated_before_block: log.before_block.values().sum(),
+        by_kind: by_kind(&flood, &log.before_block),
+        while_attack_queued: json!({
+            "deposit": log.while_queued.get(&Kind::Deposit).copied().unwrap_or(0),
+            "other": log.while_queued.iter().filter(|(k, _)| **k != Kind::Deposit).map(|(_, n)| n).sum::<u64>(),
+        }),
         pool_pending,
         pool_queued,
         pool_flood,
@@ -221,11 +233,8 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
         guard_exit_ms: ms(exit),
         wall_s: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     };
-    if !run.same_block {
-        // Kept for whoever looks into the miss.
-        let path = opts.dir.join(format!("flood-{}-w{}-guard.log", opts.txs, opts.workers));
-        let _ = std::fs::write(&path, lines.join("\n"));
-    }
+    // Kept beside the config and the incident record, for whoever looks into a run.
+    let _ = std::fs::write(opts.dir.join("guard.log"), lines.join("\n") + "\n");
     Ok(run)
 }
 
@@ -252,7 +261,7 @@ pub async fn run_flood_bench(opts: &FloodBenchOptions) -> Result<Value, BenchErr
                 let run = run_flood(&FloodOptions {
                     anvil: opts.anvil.clone(),
                     preempt: opts.preempt.clone(),
-                    dir: opts.out.join("flood"),
+                    dir: opts.out.join("flood").join(format!("{txs}-w{workers}-{}", i + 1)),
                     txs,
                     workers,
                     senders: opts.senders,
@@ -293,11 +302,15 @@ pub async fn run_flood_bench(opts: &FloodBenchOptions) -> Result<Value, BenchErr
 /// One line per run, for a person.
 pub fn line(r: &FloodRun) -> String {
     format!(
-        "attack → pause in pool {} ms, same block {}{}, simulated before {}, pool accepted {} (flood {}), by subscription {}, by reconciliation {}, exit {:?} in {:.0} ms",
+        "attack → pause in pool {} ms, same block {}{}, simulated before {} (while it was queued: {}), flood simulated before the block {} (deposits {} of {}), pool accepted {} (flood {}), by subscription {}, by reconciliation {}, exit {:?} in {:.0} ms",
         r.attack_to_pause_ms.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
         r.same_block,
         if r.pause_in_earlier_block { " (pause in an earlier block)" } else { "" },
         r.simulated_before.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+        r.while_attack_queued,
+        r.flood_simulated_before_block,
+        r.by_kind["deposit"]["simulated_before_block"],
+        r.by_kind["deposit"]["sent"],
         r.pool_pending + r.pool_queued,
         r.pool_flood,
         r.by_subscription.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
@@ -548,6 +561,39 @@ async fn sign_attack(
     sign(&attacker, tx)
 }
 
+/// What a flood tx does; the share of each in the flood is fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    /// ETH to a fresh address.
+    Transfer,
+    /// DUSD to a fresh address.
+    Token,
+    /// DUSD → COL through Router02.
+    Swap,
+    /// ETH into EthVault (a protected contract).
+    Deposit,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Transfer, Kind::Token, Kind::Swap, Kind::Deposit];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Transfer => "transfer",
+            Kind::Token => "token",
+            Kind::Swap => "swap",
+            Kind::Deposit => "deposit",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FloodTx {
+    hash: B256,
+    raw: Bytes,
+    kind: Kind,
+}
+
 /// The flood, round-robin over the senders (sender `s` sends its nonces 1, 2, … in order), each
 /// tx of a kind that cycles per sender: 4 in 10 ETH to a fresh address, 3 DUSD to a fresh
 /// address, 2 swaps DUSD → COL through Router02, 1 deposit into EthVault. Tips from 0.1 to
@@ -558,7 +604,7 @@ fn sign_flood(
     count: usize,
     base_fee: u128,
     chain_id: u64,
-) -> Result<Vec<(B256, Bytes)>, BenchError> {
+) -> Result<Vec<FloodTx>, BenchError> {
     let (dusd, col) = (address(d, "DUSD")?, address(d, "COL")?);
     let (router, vault) = (address(d, "UniswapV2Router02")?, address(d, "EthVault")?);
     let one = U256::from(10u64).pow(U256::from(18));
@@ -567,8 +613,14 @@ fn sign_flood(
         let (s, round) = (k % senders.len(), k / senders.len());
         let fresh = PrivateKeySigner::random().address();
         let nonce = round as u64 + 1;
-        let mut tx = match (s + round) % 10 {
-            0..=3 => call_tx(
+        let kind = match (s + round) % 10 {
+            0..=3 => Kind::Transfer,
+            4..=6 => Kind::Token,
+            7 | 8 => Kind::Swap,
+            _ => Kind::Deposit,
+        };
+        let mut tx = match kind {
+            Kind::Transfer => call_tx(
                 chain_id,
                 nonce,
                 fresh,
@@ -576,11 +628,11 @@ fn sign_flood(
                 Vec::new(),
                 21_000,
             ),
-            4..=6 => {
+            Kind::Token => {
                 let input = IFloodToken::transferCall { to: fresh, amount: one }.abi_encode();
                 call_tx(chain_id, nonce, dusd, U256::ZERO, input, 80_000)
             }
-            7 | 8 => {
+            Kind::Swap => {
                 let input = IFloodRouter::swapExactTokensForTokensCall {
                     amountIn: one,
                     amountOutMin: U256::ZERO,
@@ -591,7 +643,7 @@ fn sign_flood(
                 .abi_encode();
                 call_tx(chain_id, nonce, router, U256::ZERO, input, 250_000)
             }
-            _ => {
+            Kind::Deposit => {
                 let input = IFloodVault::depositCall {}.abi_encode();
                 call_tx(
                     chain_id,
@@ -606,9 +658,24 @@ fn sign_flood(
         let tip = GWEI / 10 * (1 + (k % 9) as u128);
         tx.max_priority_fee_per_gas = tip;
         tx.max_fee_per_gas = 2 * base_fee + tip;
-        out.push(sign(&senders[s], tx)?);
+        let (hash, raw) = sign(&senders[s], tx)?;
+        out.push(FloodTx { hash, raw, kind });
     }
     Ok(out)
+}
+
+fn by_kind(flood: &[FloodTx], simulated: &HashMap<Kind, u64>) -> Value {
+    let mut out = serde_json::Map::new();
+    for kind in Kind::ALL {
+        out.insert(
+            kind.name().into(),
+            json!({
+                "sent": flood.iter().filter(|t| t.kind == kind).count(),
+                "simulated_before_block": simulated.get(&kind).copied().unwrap_or(0),
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 #[derive(Debug, Default)]
@@ -761,28 +828,71 @@ fn detection_of(incidents: &Path, attack: B256) -> Value {
 #[derive(Debug, Default)]
 struct LogFacts {
     simulated_before: Option<u64>,
-    flood_simulated: u64,
+    /// Distinct flood txs simulated before the first block, by kind.
+    before_block: HashMap<Kind, u64>,
+    /// Flood simulations while the attack waited in its queue, by kind.
+    while_queued: HashMap<Kind, u64>,
     ingest: Option<String>,
     workers: Option<String>,
 }
 
-fn read_log(lines: &[String], attack: B256, flood: &HashSet<B256>) -> LogFacts {
+/// Seconds since midnight of a log line's RFC 3339 UTC timestamp (runs are minutes long).
+fn seconds_of_day(v: &Value) -> Option<f64> {
+    let t = v["timestamp"].as_str()?.split('T').nth(1)?.trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}
+
+/// Reads the simulations off the log: `times_us` are the attack's stage times (µs since it
+/// was seen) from its detection record, to place its wait in the queue on the log's clock.
+fn read_log(
+    lines: &[String],
+    attack: B256,
+    kinds: &HashMap<B256, Kind>,
+    times_us: &Value,
+) -> LogFacts {
     let mut facts = LogFacts::default();
-    let mut simulated = HashSet::new();
-    for line in lines {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+    let parsed: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let sim_tx = |v: &Value| {
+        (v["fields"]["message"] == "simulated")
+            .then(|| v["fields"]["tx"].as_str().and_then(|h| h.parse::<B256>().ok()))
+            .flatten()
+    };
+    // The attack's queued → picked window: its `simulated` line is logged right after detect.
+    let window = parsed.iter().find(|v| sim_tx(v) == Some(attack)).and_then(|v| {
+        let at = seconds_of_day(v)?;
+        let detected = times_us["detected_us"].as_f64()?;
+        let since = |stage: &str| times_us[stage].as_f64().map(|t| at - (detected - t) / 1e6);
+        Some((since("queued_us")?, since("picked_us")?))
+    });
+    let mut before = HashSet::new();
+    let mut before_block = HashSet::new();
+    let mut block_seen = false;
+    for v in &parsed {
         let fields = &v["fields"];
         match fields["message"].as_str().unwrap_or_default() {
             "simulated" => {
-                let Some(tx) = fields["tx"].as_str().and_then(|h| h.parse::<B256>().ok()) else {
-                    continue;
-                };
+                let Some(tx) = sim_tx(v) else { continue };
                 if tx == attack && facts.simulated_before.is_none() {
-                    facts.simulated_before = Some(simulated.len() as u64);
-                } else if flood.contains(&tx) {
-                    simulated.insert(tx);
+                    facts.simulated_before = Some(before.len() as u64);
+                    continue;
+                }
+                let Some(kind) = kinds.get(&tx) else { continue };
+                if facts.simulated_before.is_none() {
+                    before.insert(tx);
+                }
+                if !block_seen && before_block.insert(tx) {
+                    *facts.before_block.entry(*kind).or_default() += 1;
+                }
+                if let (Some((from, to)), Some(at)) = (window, seconds_of_day(v))
+                    && at >= from
+                    && at < to
+                {
+                    *facts.while_queued.entry(*kind).or_default() += 1;
                 }
             }
+            "fork at new head" => block_seen = true,
             "stopped" => {
                 facts.ingest = fields["ingest"].as_str().map(str::to_string);
                 facts.workers = fields["workers"].as_str().map(str::to_string);
@@ -790,7 +900,6 @@ fn read_log(lines: &[String], attack: B256, flood: &HashSet<B256>) -> LogFacts {
             _ => {}
         }
     }
-    facts.flood_simulated = simulated.len() as u64;
     facts
 }
 

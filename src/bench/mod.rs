@@ -612,6 +612,15 @@ pub fn table(report: &Value) -> String {
         report["races"]["wins"],
         report["races"]["runs"]
     );
+    if s["flood_attack"].is_object() {
+        let _ = writeln!(
+            out,
+            "attack amid 1,000 txs:             pause in pool {} ms, same block {}, {} flood txs simulated before it",
+            f(&s["flood_attack"]["ms"]),
+            s["flood_attack"]["same_block"],
+            s["flood_attack"]["simulated_before"]
+        );
+    }
     let _ = writeln!(
         out,
         "sustained rate with p99 <= 1 ms:   {} tx/s (peak RSS {} MiB)",

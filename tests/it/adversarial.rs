@@ -434,3 +434,34 @@ async fn garbage_frames_are_counted_a_20mb_frame_reconnects_visibly_and_an_attac
     );
     assert_eq!(stopped.node("anvil", "forged"), 0, "{}", stopped.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a pending tx whose sender's previous pending tx was filtered (a plain ETH \
+            transfer to an account without code) is parked in worker::SenderChains waiting for \
+            a predecessor no worker ever records, so it is never simulated before the block \
+            that mines both: an attack behind such a transfer is not paused"]
+async fn an_attack_behind_a_plain_transfer_from_the_same_sender_is_still_paused_in_its_block() {
+    let devnet = Devnet::start().await;
+    let guard = RunningGuard::start(&devnet, &devnet.anvil.ws_url(), "");
+    let (attack, _) = signed_vault_attack(&devnet).await;
+    // First, from the attacker: 1 wei to a fresh address (no code: not worth simulating).
+    let fresh = PrivateKeySigner::random().address();
+    let (transfer, transfer_raw) = sign_as_attacker(
+        &devnet,
+        TxEip1559 {
+            gas_limit: 21_000,
+            to: TxKind::Call(fresh),
+            value: U256::from(1),
+            input: Bytes::new(),
+            ..attack.tx().clone()
+        },
+    );
+    // Then the attack itself, with the next nonce.
+    let (attack, attack_raw) = sign_as_attacker(
+        &devnet,
+        TxEip1559 { nonce: transfer.tx().nonce + 1, ..attack.tx().clone() },
+    );
+    assert_eq!(send_raw(&devnet, &transfer_raw).await, *transfer.hash());
+    assert_eq!(send_raw(&devnet, &attack_raw).await, *attack.hash());
+    assert_paused_in_the_attack_block(&devnet, &guard, *attack.hash(), "behind a transfer").await;
+}
