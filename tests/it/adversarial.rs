@@ -349,11 +349,24 @@ async fn first_node_lost_mid_run(loss: Loss) -> Duration {
         );
     }
 
-    // SIGTERM with the first node still lost.
-    let (code, exit) = guard.stop_timed();
+    // SIGTERM with the first node still lost: refusing, or holding sockets it never answers.
+    if matches!(loss, Loss::Hung) {
+        assert!(proxy.open() > 0, "the hung node still holds preempt's connections");
+    }
+    let (code, exit, stopped, _) = guard.stop_timed_with_counters();
     println!("first node {loss:?}: SIGTERM → exit in {exit:?}");
     assert_eq!(code, Some(0), "clean exit on SIGTERM");
     assert!(exit <= Duration::from_secs(2), "SIGTERM → exit took {exit:?} with a {loss:?} node");
+    let second = stopped.node("second", "from_subscription") + stopped.node("second", "recovered");
+    assert!(second >= 1, "the second node delivered the attack: {}", stopped.0);
+    if matches!(loss, Loss::Killed) {
+        assert!(stopped.node("anvil", "reconnects") >= 1, "{}", stopped.0);
+        assert!(
+            stopped.node("anvil", "connect_failures") >= 1,
+            "reconnects to the dead node were refused: {}",
+            stopped.0
+        );
+    }
     exit
 }
 

@@ -120,14 +120,20 @@ impl RunningGuard {
     /// SIGTERM, waits for the exit, and returns the `stopped` line with the final counters
     /// (and the whole log, for messages).
     pub fn stop_with_counters(self) -> (Option<i32>, StoppedLine, Vec<String>) {
+        let (code, _, stopped, lines) = self.stop_timed_with_counters();
+        (code, stopped, lines)
+    }
+
+    /// As `stop_with_counters`, with how long the exit took after SIGTERM.
+    pub fn stop_timed_with_counters(self) -> (Option<i32>, Duration, StoppedLine, Vec<String>) {
         let log = Arc::clone(&self.log);
-        let (code, _) = self.stop_timed();
+        let (code, exit) = self.stop_timed();
         // The reader thread may still be copying the last lines out of the pipe.
         let started = Instant::now();
         loop {
             let lines = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if let Some(line) = lines.iter().find(|l| l.contains(" stopped ")) {
-                return (code, StoppedLine(line.clone()), lines);
+                return (code, exit, StoppedLine(line.clone()), lines);
             }
             if started.elapsed() > Duration::from_secs(2) {
                 panic!("no `stopped` line (exit {code:?}):\n{}", lines.join("\n"));
