@@ -56,6 +56,9 @@ const ATTACK_TIP: u128 = GWEI;
 /// Flood txs per JSON-RPC batch, and batches in flight at once.
 const BATCH: usize = 100;
 const SENDERS_IN_FLIGHT: usize = 4;
+/// One mainnet slot: the attack's pause must be in the pool this soon after the attack, or the
+/// block is mined without it.
+pub const SLOT: Duration = Duration::from_secs(12);
 
 /// One flood run.
 #[derive(Debug, Clone)]
@@ -265,7 +268,7 @@ pub async fn run_flood_bench(opts: &FloodBenchOptions) -> Result<Value, BenchErr
                     txs,
                     workers,
                     senders: opts.senders,
-                    block_time: Duration::from_secs(12),
+                    block_time: SLOT,
                 })
                 .await?;
                 eprintln!("flood {txs} txs, {workers} worker(s), run {}: {}", i + 1, line(&run));
@@ -285,7 +288,7 @@ pub async fn run_flood_bench(opts: &FloodBenchOptions) -> Result<Value, BenchErr
         "machine": super::machine(),
         "options": {
             "sizes": opts.sizes, "workers": opts.workers, "repeats": opts.repeats,
-            "senders": opts.senders, "block_time_s": 12,
+            "senders": opts.senders, "block_time_s": SLOT.as_secs(),
         },
         "summary": groups,
         "runs": runs,
@@ -347,6 +350,10 @@ fn summary(txs: usize, workers: usize, runs: &[&FloodRun]) -> Value {
             "p50": percentile(&before, 0.5),
             "max": before.iter().copied().reduce(f64::max),
         },
+        "ordinary_simulated_while_attack_queued": runs.iter().map(|r| r.while_attack_queued["other"].clone()).collect::<Vec<_>>(),
+        "deposits_simulated_before_block": runs.iter().map(|r| r.by_kind["deposit"]["simulated_before_block"].clone()).collect::<Vec<_>>(),
+        "by_subscription": runs.iter().map(|r| r.by_subscription).collect::<Vec<_>>(),
+        "by_reconciliation": runs.iter().map(|r| r.by_reconciliation).collect::<Vec<_>>(),
     })
 }
 

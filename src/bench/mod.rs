@@ -324,7 +324,7 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
         txs: 1_000,
         workers: opts.workers,
         senders: opts.flood_senders,
-        block_time: std::time::Duration::from_secs(12),
+        block_time: flood::SLOT,
     })
     .await?;
     eprintln!("  {}", flood::line(&flood));

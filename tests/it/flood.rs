@@ -4,9 +4,7 @@
 //! with the pause ahead of the attack in the block that holds it, and the guard must have
 //! received every tx the node's pool accepted. (10,000-tx bursts: `preempt bench --flood`.)
 
-use std::time::Duration;
-
-use preempt::bench::flood::{FloodOptions, FloodRun, line, run_flood};
+use preempt::bench::flood::{FloodOptions, FloodRun, SLOT, line, run_flood};
 
 use crate::support::tools_dir;
 
@@ -21,7 +19,7 @@ async fn flood(dir: &std::path::Path, workers: usize, i: usize) -> FloodRun {
         txs: TXS,
         workers,
         senders: 100,
-        block_time: Duration::from_secs(12),
+        block_time: SLOT,
     })
     .await
     .unwrap_or_else(|e| panic!("flood run ({workers} workers, #{i}): {e}"));
