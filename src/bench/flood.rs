@@ -59,6 +59,10 @@ const SENDERS_IN_FLIGHT: usize = 4;
 /// One mainnet slot: the attack's pause must be in the pool this soon after the attack, or the
 /// block is mined without it.
 pub const SLOT: Duration = Duration::from_secs(12);
+/// The block comes at least this long after the burst's last tx was accepted (two pool
+/// reconciliation periods): the counters then say what reached the guard before the block,
+/// not what the last milliseconds of the burst raced against `evm_mine`.
+const SETTLE: Duration = Duration::from_millis(400);
 
 /// One flood run.
 #[derive(Debug, Clone)]
@@ -125,6 +129,8 @@ pub struct FloodRun {
     pub guard_exit_code: Option<i32>,
     pub guard_exit_ms: f64,
     pub wall_s: f64,
+    /// The machine's 1-minute load average when the burst began (the cores are shared).
+    pub load_1m: Option<f64>,
 }
 
 /// Runs one flood; set-up failures are errors, a missed attack is a result.
@@ -165,6 +171,9 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
     // The burst: half the flood, the attack, the other half while watching for the pause.
     let raws: Vec<Bytes> = flood.iter().map(|t| t.raw.clone()).collect();
     let half = raws.len() / 2;
+    let load_1m = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()));
     let burst = Instant::now();
     let mut sends = send_flood(&node, &raws[..half]).await;
     let sent_at = Instant::now();
@@ -181,6 +190,7 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
         Some(d) => Some(d),
         None => wait_pause(&node, guardian, guardian_nonce, sent_at, opts.block_time).await,
     };
+    tokio::time::sleep(SETTLE).await;
 
     let status = node.call("txpool_status", json!([])).await?;
     let pool_pending = quantity(&status["pending"]);
@@ -235,6 +245,7 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
         guard_exit_code: exit_code,
         guard_exit_ms: ms(exit),
         wall_s: (wall.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        load_1m,
     };
     // Kept beside the config and the incident record, for whoever looks into a run.
     let _ = std::fs::write(opts.dir.join("guard.log"), lines.join("\n") + "\n");
