@@ -348,6 +348,18 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Bench(opts) if opts.flood => {
+                match preempt::bench::flood::run_flood_bench(&opts.flood_options()).await {
+                    Ok(_) => {
+                        println!("wrote {}/flood.json", opts.out.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
             Command::Bench(opts) => match preempt::bench::run_bench(&opts).await {
                 Ok(report) => {
                     print!("{}", preempt::bench::table(&report));

@@ -7,6 +7,7 @@
 mod anvil;
 mod chart;
 mod fixtures;
+pub mod flood;
 mod measure;
 mod race;
 pub mod soak;
@@ -98,6 +99,37 @@ pub struct BenchOptions {
     /// Soak: the guard's `[fork] max_entries` (0: its default).
     #[arg(long, default_value_t = 0)]
     pub soak_max_entries: usize,
+    /// Run only the flood (`preempt run` against bursts of txs with one attack in the middle):
+    /// every size × worker count, `--flood-repeats` times each; writes flood.json into --out.
+    #[arg(long)]
+    pub flood: bool,
+    /// Flood: burst sizes (txs).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub flood_sizes: Vec<usize>,
+    /// Flood: `simulation.workers` values.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub flood_workers: Vec<usize>,
+    /// Flood: runs per size and worker count.
+    #[arg(long, default_value_t = 3)]
+    pub flood_repeats: usize,
+    /// Flood: funded senders, each a chain of nonces.
+    #[arg(long, default_value_t = 100)]
+    pub flood_senders: usize,
+}
+
+impl BenchOptions {
+    /// The flood matrix these options ask for, `preempt` being this program.
+    pub fn flood_options(&self) -> flood::FloodBenchOptions {
+        flood::FloodBenchOptions {
+            anvil: self.anvil.clone(),
+            preempt: std::env::current_exe().unwrap_or_else(|_| "preempt".into()),
+            out: self.out.clone(),
+            sizes: self.flood_sizes.clone(),
+            workers: self.flood_workers.clone(),
+            repeats: self.flood_repeats,
+            senders: self.flood_senders,
+        }
+    }
 }
 
 /// One core is left to ingest and the node connections.
@@ -281,7 +313,25 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
     )
     .await?;
 
-    let report = build_report(opts, &txs, &per_tx, &replay, &sweep, &races, started);
+    eprintln!(
+        "bench: flood (1,000 txs from {} senders, one attack in the middle)",
+        opts.flood_senders
+    );
+    let flood = flood::run_flood(&flood::FloodOptions {
+        anvil: opts.anvil.clone(),
+        preempt: std::env::current_exe().unwrap_or_else(|_| "preempt".into()),
+        dir: opts.out.join("flood"),
+        txs: 1_000,
+        workers: opts.workers,
+        senders: opts.flood_senders,
+        block_time: flood::SLOT,
+    })
+    .await?;
+    eprintln!("  {}", flood::line(&flood));
+
+    let mut report = build_report(opts, &txs, &per_tx, &replay, &sweep, &races, started);
+    report["summary"]["flood_attack"] = flood::bench_summary(&flood);
+    report["flood_attack_run"] = serde_json::to_value(&flood).unwrap_or_default();
     write_outputs(opts, &report, &txs, &per_tx, &replay)?;
     if let Some(n) = report["summary"]["receipt_mismatches"].as_u64()
         && n > 0
@@ -562,6 +612,15 @@ pub fn table(report: &Value) -> String {
         report["races"]["wins"],
         report["races"]["runs"]
     );
+    if s["flood_attack"].is_object() {
+        let _ = writeln!(
+            out,
+            "attack amid 1,000 txs:             pause in pool {} ms, same block {}, {} flood txs simulated before it",
+            f(&s["flood_attack"]["ms"]),
+            s["flood_attack"]["same_block"],
+            s["flood_attack"]["simulated_before"]
+        );
+    }
     let _ = writeln!(
         out,
         "sustained rate with p99 <= 1 ms:   {} tx/s (peak RSS {} MiB)",

@@ -3,11 +3,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod adversarial;
 mod alerts;
 mod check;
 mod cli;
 mod corpus;
 mod fixtures;
+mod flood;
 mod fork;
 mod fuzz;
 mod guard;

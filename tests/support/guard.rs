@@ -99,17 +99,88 @@ impl RunningGuard {
     }
 
     /// SIGTERM, then waits; returns the exit code.
-    pub fn stop(mut self) -> Option<i32> {
+    pub fn stop(self) -> Option<i32> {
+        self.stop_timed().0
+    }
+
+    /// SIGTERM, then waits up to 10 s; the exit code (None: still running) and how long the
+    /// process took to exit after the signal.
+    pub fn stop_timed(mut self) -> (Option<i32>, Duration) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
+                return (status.code(), started.elapsed());
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(2));
         }
-        None
+        (None, started.elapsed())
     }
+
+    /// SIGTERM, waits for the exit, and returns the `stopped` line with the final counters
+    /// (and the whole log, for messages).
+    pub fn stop_with_counters(self) -> (Option<i32>, StoppedLine, Vec<String>) {
+        let (code, _, stopped, lines) = self.stop_timed_with_counters();
+        (code, stopped, lines)
+    }
+
+    /// As `stop_with_counters`, with how long the exit took after SIGTERM.
+    pub fn stop_timed_with_counters(self) -> (Option<i32>, Duration, StoppedLine, Vec<String>) {
+        let log = Arc::clone(&self.log);
+        let (code, exit) = self.stop_timed();
+        // The reader thread may still be copying the last lines out of the pipe.
+        let started = Instant::now();
+        loop {
+            let lines = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(line) = lines.iter().find(|l| l.contains(" stopped ")) {
+                return (code, exit, StoppedLine(line.clone()), lines);
+            }
+            if started.elapsed() > Duration::from_secs(2) {
+                panic!("no `stopped` line (exit {code:?}):\n{}", lines.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The `stopped` line `preempt run` logs at shutdown: the ingest, worker and guard counters in
+/// their Debug form (`IngestCounts { received: 3, …, nodes: [NodeCounts { node: "a", … }] }`).
+#[derive(Debug, Clone)]
+pub struct StoppedLine(pub String);
+
+impl StoppedLine {
+    /// The first `name: N` on the line: the ingest totals come first, then the workers'.
+    pub fn total(&self, name: &str) -> u64 {
+        number_after(&self.0, name)
+            .unwrap_or_else(|| panic!("no `{name}` in the stopped line: {}", self.0))
+    }
+
+    /// `name: N` within node `node`'s counters.
+    pub fn node(&self, node: &str, name: &str) -> u64 {
+        let needle = format!("NodeCounts {{ node: \"{node}\"");
+        let at = self
+            .0
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no counters for node {node}: {}", self.0));
+        let rest = &self.0[at..];
+        let end = rest[1..].find("NodeCounts").map(|e| e + 1).unwrap_or(rest.len());
+        number_after(&rest[..end], name)
+            .unwrap_or_else(|| panic!("no `{name}` for node {node}: {}", self.0))
+    }
+
+    /// `name: N` within the workers' counters.
+    pub fn worker(&self, name: &str) -> u64 {
+        let at = self.0.find("WorkerCounts").unwrap_or_else(|| panic!("no workers: {}", self.0));
+        number_after(&self.0[at..], name)
+            .unwrap_or_else(|| panic!("no worker `{name}`: {}", self.0))
+    }
+}
+
+fn number_after(text: &str, name: &str) -> Option<u64> {
+    let needle = format!(" {name}: ");
+    let at = text.find(&needle)? + needle.len();
+    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 impl Drop for RunningGuard {

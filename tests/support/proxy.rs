@@ -1,4 +1,5 @@
-//! A loopback TCP proxy whose live connections can be cut, to test reconnects.
+//! A loopback TCP proxy whose live connections can be cut, refused, or blackholed (accepted and
+//! held open with nothing forwarded either way: a node that hangs), to test reconnects.
 
 use std::{
     net::SocketAddr,
@@ -8,13 +9,14 @@ use std::{
     },
 };
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 pub struct TcpProxy {
     pub port: u16,
     accept: JoinHandle<()>,
     live: Arc<Mutex<Vec<JoinHandle<()>>>>,
     refusing: Arc<AtomicBool>,
+    blackhole: watch::Sender<bool>,
 }
 
 impl TcpProxy {
@@ -24,6 +26,7 @@ impl TcpProxy {
         let port = listener.local_addr().expect("addr").port();
         let live: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let refusing: Arc<AtomicBool> = Arc::default();
+        let (blackhole, hole) = watch::channel(false);
         let conns = Arc::clone(&live);
         let refuse = Arc::clone(&refusing);
         let accept = tokio::spawn(async move {
@@ -32,15 +35,30 @@ impl TcpProxy {
                     drop(inbound);
                     continue;
                 }
+                let mut hole = hole.clone();
                 let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if *hole.borrow() {
+                        // Accepted, never answered: the client waits on an open socket.
+                        let _held = inbound;
+                        return std::future::pending().await;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let hung = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                        _ = hole.wait_for(|on| *on) => true,
+                    };
+                    if hung {
+                        // Both sockets stay open and nothing moves either way, until cut.
+                        let _held = (inbound, outbound);
+                        std::future::pending::<()>().await;
                     }
                 });
                 conns.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
             }
         });
-        Self { port, accept, live, refusing }
+        Self { port, accept, live, refusing, blackhole }
     }
 
     pub fn ws_url(&self) -> String {
@@ -52,6 +70,12 @@ impl TcpProxy {
         self.refusing.store(on, Ordering::SeqCst);
     }
 
+    /// While set, the node hangs: live connections stop forwarding (their sockets stay open)
+    /// and new ones are accepted and never answered. Unset: new connections work again.
+    pub fn blackhole(&self, on: bool) {
+        self.blackhole.send_replace(on);
+    }
+
     /// Cuts every connection open now; new ones are still accepted.
     pub fn cut_all(&self) -> usize {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,6 +84,16 @@ impl TcpProxy {
             c.abort();
         }
         n
+    }
+
+    /// Connections open now (forwarding or held by the blackhole).
+    pub fn open(&self) -> usize {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|c| !c.is_finished())
+            .count()
     }
 }
 
