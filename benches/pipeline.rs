@@ -192,7 +192,7 @@ fn main() {
         Arc::clone(&live),
         Arc::new(SeenSet::default()),
         Arc::new(IngestStats::default()),
-        Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx },
+        Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx, skipped: None },
     );
 
     // Dry-run: each decide signs and encodes a pause, but uses up no nonce and records nothing

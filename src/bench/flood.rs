@@ -233,6 +233,8 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
         while_attack_queued: json!({
             "deposit": log.while_queued.get(&Kind::Deposit).copied().unwrap_or(0),
             "other": log.while_queued.iter().filter(|(k, _)| **k != Kind::Deposit).map(|(_, n)| n).sum::<u64>(),
+            "attack_lane": log.attack_lane,
+            "lower_lanes": log.lower_lanes_while_queued,
         }),
         pool_pending,
         pool_queued,
@@ -362,6 +364,8 @@ fn summary(txs: usize, workers: usize, runs: &[&FloodRun]) -> Value {
             "max": before.iter().copied().reduce(f64::max),
         },
         "ordinary_simulated_while_attack_queued": runs.iter().map(|r| r.while_attack_queued["other"].clone()).collect::<Vec<_>>(),
+        "lower_lanes_simulated_while_attack_queued": runs.iter().map(|r| r.while_attack_queued["lower_lanes"].clone()).collect::<Vec<_>>(),
+        "attack_lane": runs.iter().map(|r| r.while_attack_queued["attack_lane"].clone()).collect::<Vec<_>>(),
         "deposits_simulated_before_block": runs.iter().map(|r| r.by_kind["deposit"]["simulated_before_block"].clone()).collect::<Vec<_>>(),
         "by_subscription": runs.iter().map(|r| r.by_subscription).collect::<Vec<_>>(),
         "by_reconciliation": runs.iter().map(|r| r.by_reconciliation).collect::<Vec<_>>(),
@@ -850,6 +854,10 @@ struct LogFacts {
     before_block: HashMap<Kind, u64>,
     /// Flood simulations while the attack waited in its queue, by kind.
     while_queued: HashMap<Kind, u64>,
+    /// The lane ingest put the attack in, and how many txs of lower lanes were simulated
+    /// while it waited (lanes from the router's `queued` trace lines).
+    attack_lane: Option<String>,
+    lower_lanes_while_queued: u64,
     ingest: Option<String>,
     workers: Option<String>,
 }
@@ -882,8 +890,21 @@ fn read_log(
         let at = seconds_of_day(v)?;
         let detected = times_us["detected_us"].as_f64()?;
         let since = |stage: &str| times_us[stage].as_f64().map(|t| at - (detected - t) / 1e6);
-        Some((since("queued_us")?, since("picked_us")?))
+        // Until a worker first took it: a wait for cold state after that is not queueing.
+        let picked = since("first_picked_us").or_else(|| since("picked_us"))?;
+        Some((since("queued_us")?, picked))
     });
+    let lane_of: HashMap<B256, String> = parsed
+        .iter()
+        .filter(|v| v["fields"]["message"] == "queued")
+        .filter_map(|v| {
+            let tx = v["fields"]["tx"].as_str()?.parse().ok()?;
+            Some((tx, v["fields"]["lane"].as_str()?.to_string()))
+        })
+        .collect();
+    let rank = |lane: &str| ["Protected", "Suspicious", "Other"].iter().position(|l| *l == lane);
+    facts.attack_lane = lane_of.get(&attack).cloned();
+    let attack_rank = facts.attack_lane.as_deref().and_then(rank);
     let mut before = HashSet::new();
     let mut before_block = HashSet::new();
     let mut block_seen = false;
@@ -896,6 +917,14 @@ fn read_log(
                     facts.simulated_before = Some(before.len() as u64);
                     continue;
                 }
+                let in_window = |at: Option<f64>| matches!((window, at), (Some((from, to)), Some(at)) if at >= from && at < to);
+                let lower = match (attack_rank, lane_of.get(&tx).and_then(|l| rank(l))) {
+                    (Some(a), Some(l)) => l > a,
+                    _ => false,
+                };
+                if lower && in_window(seconds_of_day(v)) {
+                    facts.lower_lanes_while_queued += 1;
+                }
                 let Some(kind) = kinds.get(&tx) else { continue };
                 if facts.simulated_before.is_none() {
                     before.insert(tx);
@@ -903,10 +932,7 @@ fn read_log(
                 if !block_seen && before_block.insert(tx) {
                     *facts.before_block.entry(*kind).or_default() += 1;
                 }
-                if let (Some((from, to)), Some(at)) = (window, seconds_of_day(v))
-                    && at >= from
-                    && at < to
-                {
+                if in_window(seconds_of_day(v)) {
                     *facts.while_queued.entry(*kind).or_default() += 1;
                 }
             }
@@ -962,7 +988,7 @@ impl GuardProcess {
             .args(["--log-format", "json", "run", "--config"])
             .arg(config)
             .env("PREEMPT_GUARDIAN_KEY", format!("{}", dev_accounts()[1].signer.to_bytes()))
-            .env("RUST_LOG", "info,preempt=debug")
+            .env("RUST_LOG", "info,preempt=debug,preempt::ingest::router=trace")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -16,7 +16,7 @@ use crate::{
     ingest::{IngestStats, Lanes, SeenSet, TxRouter, decode_pending},
     respond::{Pauser, Responder},
     worker::{
-        LiveState, SenderChains, StageTimes, WorkerContext, WorkerQueues, WorkerStats,
+        LiveState, Ready, SenderChains, StageTimes, WorkerContext, WorkerQueues, WorkerStats,
         spawn_workers,
     },
 };
@@ -73,7 +73,7 @@ pub(super) fn replay(
     let (normal_tx, normal_rx) = crossbeam_channel::bounded(config.simulation.queue_capacity);
     let (done_tx, done_rx) = crossbeam_channel::bounded(count + 16);
     let (detections, _detections_rx) = tokio::sync::mpsc::channel(count + 16);
-    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let (ready_tx, ready_rx) = Ready::channel(2);
     let pauser = Pauser::new(dev_accounts()[1].signer.clone(), chain_id, 0);
     let ctx = Arc::new(WorkerContext {
         config: config.clone(),
@@ -89,7 +89,7 @@ pub(super) fn replay(
         runtime: None,
         completions: Some(done_tx),
     });
-    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, normal_rx] };
+    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, normal_rx], skipped: None };
     let Ok(threads) = spawn_workers(workers, Arc::clone(&ctx), queues) else {
         return ReplayResult { rate, sent: 0, ..Default::default() };
     };
@@ -100,7 +100,7 @@ pub(super) fn replay(
         live,
         Arc::new(SeenSet::default()),
         Arc::clone(&stats),
-        Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx },
+        Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx, skipped: None },
     );
     let source: Arc<str> = "replay".into();
     let frames: Vec<String> = mix.iter().map(|t| t.frame.to_string()).collect();

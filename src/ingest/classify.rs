@@ -45,6 +45,13 @@ impl ClassifyJob {
         Self { tx: Some(tx), parked_at: Instant::now(), seen }
     }
 
+    /// Hands the tx to the workers to record only (at most once).
+    pub(super) fn skip<T>(mut self, router: &TxRouter<T>) {
+        if let Some(tx) = self.tx.take() {
+            router.skip(tx);
+        }
+    }
+
     /// Routes the tx in `lane` (at most once).
     pub(super) fn dispatch<T>(mut self, router: &TxRouter<T>, lane: Lane) {
         if let Some(tx) = self.tx.take() {
@@ -184,7 +191,7 @@ async fn classify<T>(lookups: &Lookups<T>, mut jobs: Vec<ClassifyJob>) {
         tokio::pin!(learned);
         learned.as_mut().enable();
         let mut still = Vec::new();
-        for mut job in jobs {
+        for job in jobs {
             let Some(tx) = &job.tx else { continue };
             match router.rank(tx) {
                 Rank::Lane(lane, _) => {
@@ -193,8 +200,7 @@ async fn classify<T>(lookups: &Lookups<T>, mut jobs: Vec<ClassifyJob>) {
                 }
                 Rank::Skip => {
                     router.stats().classified.fetch_add(1, Ordering::Relaxed);
-                    router.stats().filtered.fetch_add(1, Ordering::Relaxed);
-                    job.tx = None;
+                    job.skip(router);
                 }
                 Rank::NeedsCode(need) => {
                     lookups.request(&need);
@@ -211,9 +217,10 @@ async fn classify<T>(lookups: &Lookups<T>, mut jobs: Vec<ClassifyJob>) {
             break;
         }
     }
-    // Not learned in time: simulated anyway, in the lowest lane.
+    // Not learned in time: simulated anyway, in the lowest lane its target's crowd allows.
     for job in jobs {
         router.stats().classify_timeouts.fetch_add(1, Ordering::Relaxed);
-        job.dispatch(router, Lane::Other);
+        let lane = job.tx.as_ref().map_or(Lane::Other, |tx| router.unclassified_lane(tx));
+        job.dispatch(router, lane);
     }
 }

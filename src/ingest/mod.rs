@@ -5,6 +5,7 @@
 
 mod classify;
 mod conn;
+mod crowd;
 mod ipc;
 mod node;
 mod rank;
@@ -22,6 +23,7 @@ use dashmap::DashMap;
 
 pub use classify::CLASSIFY_BUDGET;
 pub use conn::TransportError;
+pub use crowd::{CROWDED_AT, TargetCrowd, by_crowd};
 pub use node::{FEED_MAX_MESSAGE, NodeEvent, RPC_MAX_MESSAGE, SessionError, spawn_node};
 pub use rank::{
     CodeFacts, CodeIndex, FRESH_SENDER_NONCE, Lane, ProtectedSet, Rank, Reason, created_address,

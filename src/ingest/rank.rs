@@ -56,6 +56,8 @@ pub enum Reason {
     Calldata,
     FreshContract,
     FreshSender,
+    /// A plain call to a contract few pending txs call (see `crowd`).
+    UncommonTarget,
     /// Code unknown and not learned in time: simulated, in the lowest lane.
     Unclassified,
     Plain,

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     IngestStats, SeenSet,
-    rank::{CodeIndex, Lane, ProtectedSet, Rank, created_address, rank},
+    crowd::{TargetCrowd, by_crowd},
+    rank::{CodeIndex, Lane, ProtectedSet, Rank, Reason, created_address, rank},
     verify::{Verifier, recover_signer},
 };
 use crate::{fork::LiveFork, types::PendingTx};
@@ -27,6 +28,9 @@ pub struct Lanes {
     pub protected: Sender<PendingTx>,
     pub suspicious: Sender<PendingTx>,
     pub other: Sender<PendingTx>,
+    /// Txs that run no code, still wanted by the workers: a later tx of the same sender runs
+    /// after them (an attack behind a 1-wei transfer must not wait for a block).
+    pub skipped: Option<Sender<PendingTx>>,
 }
 
 impl Lanes {
@@ -64,6 +68,7 @@ pub struct TxRouter<T> {
     seen: Arc<SeenSet>,
     stats: Arc<IngestStats>,
     code: CodeIndex,
+    crowd: TargetCrowd,
     lanes: Lanes,
     cancel: CancellationToken,
     /// Unix ms of the last `CodeIndex` prune.
@@ -90,6 +95,7 @@ impl<T> TxRouter<T> {
             seen,
             stats,
             code: CodeIndex::default(),
+            crowd: TargetCrowd::default(),
             lanes,
             cancel: CancellationToken::new(),
             last_prune_ms: AtomicU64::new(0),
@@ -150,7 +156,21 @@ impl<T> TxRouter<T> {
     /// for accounts ingest has not looked up).
     pub fn rank(&self, tx: &PendingTx) -> Rank {
         let current = self.fork.current();
-        rank(tx, &self.protected, &self.code, |a| current.0.known_code(a))
+        let verdict = rank(tx, &self.protected, &self.code, |a| current.0.known_code(a));
+        by_crowd(verdict, self.crowded(tx))
+    }
+
+    /// The lane of a tx whose code was not learned in time.
+    pub fn unclassified_lane(&self, tx: &PendingTx) -> Lane {
+        match by_crowd(Rank::Lane(Lane::Other, Reason::Unclassified), self.crowded(tx)) {
+            Rank::Lane(lane, _) => lane,
+            _ => Lane::Other,
+        }
+    }
+
+    fn crowded(&self, tx: &PendingTx) -> bool {
+        alloy::consensus::Transaction::to(tx.tx.inner())
+            .is_some_and(|to| self.crowd.is_crowded(&to))
     }
 
     /// First sight (by computed hash) → rank → queue; a tx whose rank needs code comes back.
@@ -161,6 +181,9 @@ impl<T> TxRouter<T> {
             return Admission::Duplicate;
         }
         let inner = tx.tx.inner();
+        if let Some(to) = alloy::consensus::Transaction::to(inner) {
+            self.crowd.note(to);
+        }
         if let Some(created) = created_address(&tx) {
             let names = self.protected.in_bytes(alloy::consensus::Transaction::input(inner));
             self.code.note_deployed(created, names);
@@ -175,10 +198,7 @@ impl<T> TxRouter<T> {
             }
         }
         match self.rank(&tx) {
-            Rank::Skip => {
-                self.stats.filtered.fetch_add(1, Ordering::Relaxed);
-                Admission::Skipped
-            }
+            Rank::Skip => self.skip(tx),
             Rank::Lane(lane, _) => self.dispatch(tx, lane),
             Rank::NeedsCode(need) => Admission::NeedsCode(Box::new(tx), need),
         }
@@ -187,9 +207,27 @@ impl<T> TxRouter<T> {
     /// As `admit`, for callers with no node to ask for code: unknown code ranks `Other`.
     pub fn route(&self, tx: PendingTx) -> Admission {
         match self.admit(tx) {
-            Admission::NeedsCode(tx, _) => self.dispatch(*tx, Lane::Other),
+            Admission::NeedsCode(tx, _) => {
+                let lane = self.unclassified_lane(&tx);
+                self.dispatch(*tx, lane)
+            }
             other => other,
         }
+    }
+
+    /// Not simulated (it runs no code), but handed to the workers to record: a later tx of
+    /// the same sender runs on top of it.
+    pub fn skip(&self, tx: PendingTx) -> Admission {
+        self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+        if let Some(skipped) = &self.lanes.skipped
+            && let Err(TrySendError::Full(tx)) = skipped.try_send(tx)
+        {
+            // Forgotten, so the next reconciliation offers it again.
+            self.seen.forget(&tx.hash);
+            self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+            return Admission::Deferred;
+        }
+        Admission::Skipped
     }
 
     /// Queues an admitted tx in `lane`.
@@ -216,6 +254,7 @@ impl<T> TxRouter<T> {
             Err(TrySendError::Disconnected(_)) => return Admission::Closed,
         }
         counter.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(tx = %hash, ?lane, "queued");
         Admission::Queued(lane)
     }
 

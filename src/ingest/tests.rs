@@ -76,7 +76,7 @@ fn wired(capacity: usize) -> Wired {
         Arc::new(LiveFork::new(fork, ())),
         Arc::default(),
         Arc::default(),
-        Lanes { protected: p_tx, suspicious: s_tx, other: o_tx },
+        Lanes { protected: p_tx, suspicious: s_tx, other: o_tx, skipped: None },
     );
     Wired { router, protected, suspicious, other }
 }
@@ -103,10 +103,11 @@ fn lanes_by_reach_and_plain_transfers_to_known_eoas_are_skipped() {
         w.router.route(tx(TxKind::Call(KNOWN_EOA), 9, Bytes::new())),
         Admission::Skipped
     ));
-    // Unknown account with no node to ask: might be a contract, so it is simulated.
+    // Unknown account with no node to ask: might be a contract, so it is simulated; few txs
+    // call it, so ahead of the crowd.
     assert!(matches!(
         w.router.route(tx(TxKind::Call(UNKNOWN), 9, Bytes::new())),
-        Admission::Queued(Lane::Other)
+        Admission::Queued(Lane::Suspicious)
     ));
     assert!(matches!(
         w.router.route(tx(TxKind::Call(PROTECTED), 9, Bytes::from_static(&[1]))),
@@ -117,8 +118,37 @@ fn lanes_by_reach_and_plain_transfers_to_known_eoas_are_skipped() {
         Admission::Queued(Lane::Suspicious)
     ));
     let s = w.router.stats().snapshot();
-    assert_eq!((s.filtered, s.queued_other, s.queued_protected, s.queued_suspicious), (1, 1, 1, 1));
-    assert_eq!((w.other.len(), w.protected.len(), w.suspicious.len()), (1, 1, 1));
+    assert_eq!((s.filtered, s.queued_other, s.queued_protected, s.queued_suspicious), (1, 0, 1, 2));
+    assert_eq!((w.other.len(), w.protected.len(), w.suspicious.len()), (0, 1, 2));
+}
+
+#[test]
+fn plain_calls_to_a_crowded_target_wait_behind_a_call_to_an_uncommon_one() {
+    let w = wired(64);
+    let crowd: Vec<PendingTx> =
+        (0..20).map(|n| tx(TxKind::Call(UNKNOWN), n, Bytes::new())).collect();
+    let lanes: Vec<Lane> = crowd
+        .into_iter()
+        .map(|t| match w.router.route(t) {
+            Admission::Queued(lane) => lane,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // The first few calls to a target are uncommon; from the eighth on it is crowded.
+    let first_crowded = (CROWDED_AT - 1) as usize;
+    assert!(lanes[..first_crowded].iter().all(|l| *l == Lane::Suspicious), "{lanes:?}");
+    assert!(lanes[first_crowded..].iter().all(|l| *l == Lane::Other), "{lanes:?}");
+    // A fresh sender (nonce 0) calling the crowded target waits with the crowd...
+    assert!(matches!(
+        w.router.route(tx(TxKind::Call(UNKNOWN), 0, Bytes::from_static(&[1]))),
+        Admission::Queued(Lane::Other)
+    ));
+    // ...while a call to a contract nobody else calls goes ahead of it.
+    let rare = Address::repeat_byte(0x99);
+    assert!(matches!(
+        w.router.route(tx(TxKind::Call(rare), 9, Bytes::from_static(&[1]))),
+        Admission::Queued(Lane::Suspicious)
+    ));
 }
 
 #[test]
@@ -134,6 +164,13 @@ fn an_unknown_to_comes_back_to_the_caller_for_its_code() {
 #[test]
 fn a_full_lower_lane_defers_the_tx_and_forgets_it_so_it_can_come_back() {
     let w = wired(2);
+    // A crowded target, so its calls go to the lowest lane.
+    for n in 0..CROWDED_AT {
+        w.router.route(tx(TxKind::Call(UNKNOWN), 100 + u64::from(n), Bytes::new()));
+    }
+    while w.suspicious.try_recv().is_ok() || w.other.try_recv().is_ok() {}
+    let queued_before = w.router.stats().snapshot().queued_other;
+    let deferred_before = w.router.stats().snapshot().deferred;
     let txs: Vec<PendingTx> =
         (0..3).map(|n| tx(TxKind::Call(UNKNOWN), 10 + n, Bytes::from_static(&[1]))).collect();
     for t in txs.iter().cloned() {
@@ -141,7 +178,7 @@ fn a_full_lower_lane_defers_the_tx_and_forgets_it_so_it_can_come_back() {
     }
     assert_eq!(w.other.len(), 2);
     let s = w.router.stats().snapshot();
-    assert_eq!((s.queued_other, s.deferred), (2, 1));
+    assert_eq!((s.queued_other - queued_before, s.deferred - deferred_before), (2, 1));
     let deferred = &txs[2];
     assert!(!w.router.seen().contains(&deferred.hash), "a deferred tx is forgotten");
     // Room again: the next offer of the same tx (a reconciliation) is queued, not a duplicate.

@@ -28,7 +28,9 @@ use crate::{
     respond::{Pauser, Responder},
     simulate::Simulator,
     submit::{DeployedHook, Dispatcher, SubmitError, Submitter},
-    worker::{Detection, LiveState, SenderChains, WorkerContext, WorkerQueues, spawn_workers},
+    worker::{
+        Detection, LiveState, Ready, SenderChains, WorkerContext, WorkerQueues, spawn_workers,
+    },
 };
 
 #[derive(Debug, Error)]
@@ -179,7 +181,8 @@ pub async fn run_with(
     let (suspicious_tx, suspicious_rx) =
         crossbeam_channel::bounded(config.simulation.queue_capacity);
     let (normal_tx, normal_rx) = crossbeam_channel::bounded(config.simulation.queue_capacity);
-    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let (ready_tx, ready_rx) = Ready::channel(3);
+    let (skipped_tx, skipped_rx) = crossbeam_channel::bounded(65_536);
     let (detections_tx, detections_rx) = mpsc::channel::<Detection>(1_024);
     let cumulative = Arc::new(config.cumulative.tracker());
     let ctx = Arc::new(WorkerContext {
@@ -196,7 +199,11 @@ pub async fn run_with(
         runtime: Some(tokio::runtime::Handle::current()),
         completions: None,
     });
-    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, suspicious_rx, normal_rx] };
+    let queues = WorkerQueues {
+        ready: ready_rx,
+        skipped: Some(skipped_rx),
+        lanes: vec![high_rx, suspicious_rx, normal_rx],
+    };
     let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), queues)
         .map_err(RunError::Threads)?;
 
@@ -210,7 +217,12 @@ pub async fn run_with(
             Arc::clone(&live),
             Arc::clone(&seen),
             Arc::clone(&ingest_stats),
-            Lanes { protected: high_tx, suspicious: suspicious_tx, other: normal_tx },
+            Lanes {
+                protected: high_tx,
+                suspicious: suspicious_tx,
+                other: normal_tx,
+                skipped: Some(skipped_tx),
+            },
         )
         .with_cancel(cancel.clone()),
     );

@@ -31,7 +31,8 @@ struct SenderState {
     /// it was computed on.
     layers: BTreeMap<u64, Arc<StateLayer>>,
     layers_generation: u64,
-    waiting: Vec<PendingTx>,
+    /// Txs that need a predecessor first, each with the lane it came by.
+    waiting: Vec<(PendingTx, usize)>,
     touched: Option<Instant>,
 }
 
@@ -46,7 +47,10 @@ pub struct ChainedOutcome {
 pub enum ChainRun {
     Done(Box<ChainedOutcome>),
     /// A predecessor has not arrived yet: the tx waits for it.
-    Parked,
+    Parked {
+        state_nonce: u64,
+        missing: u64,
+    },
 }
 
 /// Pending txs by sender and nonce, with the layers their predecessors leave.
@@ -69,10 +73,11 @@ impl SenderChains {
         simulator: &mut Simulator,
         tx: &PendingTx,
         generation: u64,
+        lane: usize,
     ) -> Result<ChainRun, SimError> {
         match simulator.simulate(tx.hash, &tx.tx) {
             Err(SimError::NonceAhead { state_nonce, tx_nonce, .. }) => {
-                self.simulate_chained(simulator, tx, generation, state_nonce, tx_nonce)
+                self.simulate_chained(simulator, tx, generation, lane, (state_nonce, tx_nonce))
             }
             Ok(outcome) => Ok(ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: false }))),
             Err(e) => Err(e),
@@ -84,8 +89,8 @@ impl SenderChains {
         simulator: &mut Simulator,
         tx: &PendingTx,
         generation: u64,
-        state_nonce: u64,
-        tx_nonce: u64,
+        lane: usize,
+        (state_nonce, tx_nonce): (u64, u64),
     ) -> Result<ChainRun, SimError> {
         let sender = tx.tx.signer();
         // The newest layer this generation already has, and the predecessors still to run.
@@ -107,8 +112,9 @@ impl SenderChains {
             match todo {
                 Some(todo) => (layer, todo),
                 None => {
-                    s.waiting.push(tx.clone());
-                    return Ok(ChainRun::Parked);
+                    let missing = (start..tx_nonce).find(|n| !s.txs.contains_key(n));
+                    s.waiting.push((tx.clone(), lane));
+                    return Ok(ChainRun::Parked { state_nonce, missing: missing.unwrap_or(start) });
                 }
             }
         };
@@ -141,7 +147,7 @@ impl SenderChains {
     }
 
     /// Txs of `sender` that waited for a predecessor: one arrived, so they run again now.
-    pub fn unpark(&self, sender: Address) -> Vec<PendingTx> {
+    pub fn unpark(&self, sender: Address) -> Vec<(PendingTx, usize)> {
         match self.senders.get_mut(&sender) {
             Some(mut s) if !s.waiting.is_empty() => std::mem::take(&mut s.waiting),
             _ => Vec::new(),

@@ -40,6 +40,8 @@ const MAX_DEFERRED_ROUNDS: u8 = 6;
 pub struct StageTimes {
     pub decoded_us: f64,
     pub queued_us: f64,
+    /// First taken off its lane by a worker (the time it waited behind other txs).
+    pub first_picked_us: f64,
     /// Taken off the queue by a worker (the last time, for a tx that waited for state).
     pub picked_us: f64,
     pub simulated_us: f64,
@@ -49,10 +51,15 @@ pub struct StageTimes {
 
 impl StageTimes {
     /// The tx's own stamps, then the worker's: picked, simulated, detected, signed.
-    fn of(tx: &PendingTx, [picked_us, simulated_us, detected_us, signed_us]: [f64; 4]) -> Self {
+    fn of(
+        tx: &PendingTx,
+        first_picked_us: f64,
+        [picked_us, simulated_us, detected_us, signed_us]: [f64; 4],
+    ) -> Self {
         Self {
             decoded_us: Self::since(tx.seen_at, tx.decoded_at),
             queued_us: Self::since(tx.seen_at, tx.queued_at),
+            first_picked_us,
             picked_us,
             simulated_us,
             detected_us,
@@ -127,6 +134,59 @@ impl WorkerStats {
 pub struct Job {
     pub tx: PendingTx,
     rounds: u8,
+    /// When a worker first took it (µs since seen), before any wait for state.
+    first_picked_us: Option<f64>,
+    /// The lane it came by: its retries keep that lane's place.
+    lane: usize,
+}
+
+impl Job {
+    fn new(tx: PendingTx, lane: usize) -> Self {
+        Self { tx, rounds: 0, first_picked_us: None, lane }
+    }
+}
+
+/// Where retries go (txs whose state arrived, or whose predecessor did): one queue per lane,
+/// read just before that lane, so a burst of cold ordinary txs never goes ahead of a tx from
+/// a higher lane. State fetches are bounded per lane below the first, for the same reason on
+/// the node's side.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    retries: Vec<Sender<Job>>,
+    fetch_slots: Vec<Option<Arc<tokio::sync::Semaphore>>>,
+}
+
+/// The workers' side of [`Ready`].
+#[derive(Debug, Clone)]
+pub struct ReadyQueues {
+    retries: Vec<Receiver<Job>>,
+}
+
+/// Deferred state fetches in flight at once per lane below the first: more would queue on
+/// the node ahead of a higher lane's fetch (the protected lane's are not bounded).
+pub const FETCHES_IN_FLIGHT_PER_LANE: usize = 8;
+
+impl Ready {
+    pub fn channel(lanes: usize) -> (Self, ReadyQueues) {
+        let (retries, receivers) =
+            (0..lanes.max(1)).map(|_| crossbeam_channel::unbounded()).unzip();
+        let fetch_slots = (0..lanes.max(1))
+            .map(|lane| {
+                (lane > 0)
+                    .then(|| Arc::new(tokio::sync::Semaphore::new(FETCHES_IN_FLIGHT_PER_LANE)))
+            })
+            .collect();
+        (Self { retries, fetch_slots }, ReadyQueues { retries: receivers })
+    }
+
+    fn send(&self, job: Job) {
+        let lane = job.lane.min(self.retries.len() - 1);
+        let _ = self.retries[lane].send(job);
+    }
+
+    fn fetch_slots(&self, lane: usize) -> Option<Arc<tokio::sync::Semaphore>> {
+        self.fetch_slots.get(lane).cloned().flatten()
+    }
 }
 
 /// Where finished detections go: the submit stage's bounded queue.
@@ -144,8 +204,8 @@ pub struct WorkerContext {
     /// Running sums of takes under the threshold (shared with the block guard).
     pub cumulative: Arc<crate::detect::CumulativeTracker>,
     pub stats: WorkerStats,
-    /// Txs whose state arrived, or whose predecessor did: taken before any lane.
-    pub ready: Sender<Job>,
+    /// Txs whose state arrived, or whose predecessor did.
+    pub ready: Ready,
     pub stop: AtomicBool,
     /// Runs the fetches of deferred txs (the nodes' runtime).
     pub runtime: Option<tokio::runtime::Handle>,
@@ -153,11 +213,20 @@ pub struct WorkerContext {
     pub completions: Option<Sender<(StageTimes, bool)>>,
 }
 
-/// The queues a worker reads: `ready` first, then each lane in order.
+/// The queues a worker reads: each lane after its retries, highest lane first; txs that only
+/// need recording (`skipped`) right after the first lane.
 #[derive(Debug, Clone)]
 pub struct WorkerQueues {
-    pub ready: Receiver<Job>,
+    pub ready: ReadyQueues,
     pub lanes: Vec<Receiver<PendingTx>>,
+    /// Txs that run no code: recorded for their sender's chain, not simulated.
+    pub skipped: Option<Receiver<PendingTx>>,
+}
+
+/// What a worker took, and from where.
+enum Work {
+    Run(Job),
+    Record(PendingTx),
 }
 
 /// Starts `count` workers on `queues`.
@@ -177,24 +246,61 @@ pub fn spawn_workers(
         .collect()
 }
 
-fn next_job(queues: &WorkerQueues) -> Option<Job> {
-    if let Ok(job) = queues.ready.try_recv() {
-        return Some(job);
+/// One queue a worker reads.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Retry(usize),
+    Lane(usize),
+    Skipped,
+}
+
+impl WorkerQueues {
+    /// The order a worker reads its queues in.
+    fn order(&self) -> Vec<Source> {
+        let mut order = Vec::with_capacity(2 * self.lanes.len() + 1);
+        for lane in 0..self.lanes.len() {
+            if lane < self.ready.retries.len() {
+                order.push(Source::Retry(lane));
+            }
+            order.push(Source::Lane(lane));
+            if lane == 0 && self.skipped.is_some() {
+                order.push(Source::Skipped);
+            }
+        }
+        order
     }
-    for lane in &queues.lanes {
-        if let Ok(tx) = lane.try_recv() {
-            return Some(Job { tx, rounds: 0 });
+
+    fn try_take(&self, source: Source) -> Option<Work> {
+        match source {
+            Source::Retry(lane) => self.ready.retries[lane].try_recv().ok().map(Work::Run),
+            Source::Lane(lane) => {
+                self.lanes[lane].try_recv().ok().map(|tx| Work::Run(Job::new(tx, lane)))
+            }
+            Source::Skipped => self.skipped.as_ref()?.try_recv().ok().map(Work::Record),
         }
     }
+}
+
+fn next_job(queues: &WorkerQueues, order: &[Source]) -> Option<Work> {
+    if let Some(work) = order.iter().find_map(|s| queues.try_take(*s)) {
+        return Some(work);
+    }
+    // Nothing waiting: sleep on all of them, the first in order winning a tie.
     let mut select = Select::new_biased();
-    select.recv(&queues.ready);
-    for lane in &queues.lanes {
-        select.recv(lane);
+    for source in order {
+        match *source {
+            Source::Retry(lane) => select.recv(&queues.ready.retries[lane]),
+            Source::Lane(lane) => select.recv(&queues.lanes[lane]),
+            Source::Skipped => select.recv(queues.skipped.as_ref()?),
+        };
     }
     let op = select.select_timeout(Duration::from_millis(100)).ok()?;
-    match op.index() {
-        0 => op.recv(&queues.ready).ok(),
-        i => op.recv(&queues.lanes[i - 1]).ok().map(|tx| Job { tx, rounds: 0 }),
+    match order[op.index()] {
+        Source::Retry(lane) => op.recv(&queues.ready.retries[lane]).ok().map(Work::Run),
+        Source::Lane(lane) => {
+            op.recv(&queues.lanes[lane]).ok().map(|tx| Work::Run(Job::new(tx, lane)))
+        }
+        Source::Skipped => queues.skipped.as_ref().and_then(|r| op.recv(r).ok()).map(Work::Record),
     }
 }
 
@@ -205,9 +311,21 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
         Simulator::new(&ctx.config, Arc::clone(&current.0), current.1, ctx.chain_id);
     let _ = simulator.warm();
     ctx.stats.warmed.fetch_add(1, Ordering::AcqRel);
+    let order = queues.order();
     while !ctx.stop.load(Ordering::Acquire) {
         // Shutdown sets `stop` before the queues close, so an idle wait ends within 100 ms.
-        let Some(job) = next_job(queues) else { continue };
+        let job = match next_job(queues, &order) {
+            Some(Work::Run(job)) => job,
+            Some(Work::Record(tx)) => {
+                // It runs no code: only its sender's later txs need it, and may run now.
+                ctx.chains.record(&tx);
+                for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
+                    ctx.ready.send(Job::new(waiting, lane));
+                }
+                continue;
+            }
+            None => continue,
+        };
         let now = ctx.live.generation();
         if now != generation {
             let current = ctx.live.current();
@@ -220,23 +338,31 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
 }
 
 fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: u64) {
-    let Job { tx, rounds } = job;
+    let Job { tx, rounds, first_picked_us, lane } = job;
     let picked_us = micros(tx.seen_at);
+    let first_picked_us = first_picked_us.unwrap_or(picked_us);
     ctx.chains.record(&tx);
     let started = Instant::now();
     // Cold state is fetched off this thread, unless the tx has waited enough already.
     let defer = ctx.runtime.is_some() && rounds < MAX_DEFERRED_ROUNDS;
     simulator.set_defer_fetch(defer);
-    let result = match ctx.chains.simulate(simulator, &tx, generation) {
+    let result = match ctx.chains.simulate(simulator, &tx, generation, lane) {
         Ok(chains::ChainRun::Done(outcome)) => {
             if outcome.chained {
                 ctx.stats.chained.fetch_add(1, Ordering::Relaxed);
             }
             Ok(outcome.outcome)
         }
-        Ok(chains::ChainRun::Parked) => {
+        Ok(chains::ChainRun::Parked { state_nonce, missing }) => {
             // Runs once its predecessors arrive.
             ctx.stats.parked.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                tx = %tx.hash,
+                nonce = alloy::consensus::Transaction::nonce(tx.tx.inner()),
+                state_nonce,
+                missing,
+                "parked until its sender's earlier tx arrives"
+            );
             return;
         }
         Err(e) => Err(e),
@@ -244,14 +370,18 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     simulator.set_defer_fetch(false);
     ctx.stats.sim_ns_total.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     // Any tx parked behind this one may run now.
-    for waiting in ctx.chains.unpark(tx.tx.signer()) {
-        let _ = ctx.ready.try_send(Job { tx: waiting, rounds: 0 });
+    for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
+        ctx.ready.send(Job::new(waiting, lane));
     }
     let outcome = match result {
         Ok(o) => o,
         Err(SimError::NeedState { keys, .. }) => {
             ctx.stats.deferred.fetch_add(1, Ordering::Relaxed);
-            fetch_then_retry(ctx, Job { tx, rounds: rounds + 1 }, keys);
+            fetch_then_retry(
+                ctx,
+                Job { tx, rounds: rounds + 1, first_picked_us: Some(first_picked_us), lane },
+                keys,
+            );
             return;
         }
         Err(SimError::State { source, .. }) => {
@@ -280,7 +410,11 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     if findings.is_empty() {
         ctx.stats.clean.fetch_add(1, Ordering::Relaxed);
         if let Some(done) = &ctx.completions {
-            let times = StageTimes::of(&tx, [picked_us, simulated_us, detected_us, detected_us]);
+            let times = StageTimes::of(
+                &tx,
+                first_picked_us,
+                [picked_us, simulated_us, detected_us, detected_us],
+            );
             let _ = done.try_send((times, false));
         }
         return;
@@ -291,7 +425,11 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     let decisions =
         decide_all(&ctx.responder, &ctx.config, &findings, Some((tx.hash, fees)), base_fee);
     let signed_at = Instant::now();
-    let times = StageTimes::of(&tx, [picked_us, simulated_us, detected_us, micros(tx.seen_at)]);
+    let times = StageTimes::of(
+        &tx,
+        first_picked_us,
+        [picked_us, simulated_us, detected_us, micros(tx.seen_at)],
+    );
     if let Some(done) = &ctx.completions {
         let _ = done.try_send((times, true));
     }
@@ -309,7 +447,12 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
     let Some(runtime) = &ctx.runtime else { return };
     let fork = Arc::clone(&ctx.live.current().0);
     let ready = ctx.ready.clone();
+    let limit = ctx.ready.fetch_slots(job.lane);
     runtime.spawn(async move {
+        let _slot = match &limit {
+            Some(limit) => limit.acquire().await.ok(),
+            None => None,
+        };
         let (mut accounts, mut slots, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         for key in keys {
             match key {
@@ -326,7 +469,7 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
         for n in hashes {
             let _ = fork.prefetch_block_hash(n).await;
         }
-        let _ = ready.try_send(job);
+        ready.send(job);
     });
 }
 

@@ -449,10 +449,6 @@ async fn garbage_frames_are_counted_a_20mb_frame_reconnects_visibly_and_an_attac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a pending tx whose sender's previous pending tx was filtered (a plain ETH \
-            transfer to an account without code) is parked in worker::SenderChains waiting for \
-            a predecessor no worker ever records, so it is never simulated before the block \
-            that mines both: an attack behind such a transfer is not paused"]
 async fn an_attack_behind_a_plain_transfer_from_the_same_sender_is_still_paused_in_its_block() {
     let devnet = Devnet::start().await;
     let guard = RunningGuard::start(&devnet, &devnet.anvil.ws_url(), "");

@@ -53,12 +53,6 @@ async fn an_attack_amid_1000_txs_is_paused_ahead_of_it_in_its_block_with_1_and_2
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a vault deposit whose sender's previous pending tx is a plain ETH transfer to a \
-            fresh address (filtered by ingest, never recorded in worker::SenderChains) is parked \
-            until a block mines both; measured 60-70 of 100 deposits simulated before the block \
-            in 1,000-tx floods, 60-169 of 1,000 in 10,000-tx floods (release). Fails in most \
-            runs, not all: a transfer whose code lookup times out is simulated as Other instead, \
-            and then its successors are not stuck"]
 async fn every_vault_deposit_amid_1000_txs_is_simulated_before_the_block() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = flood(dir.path(), 1, 0).await;
@@ -73,20 +67,20 @@ async fn every_vault_deposit_amid_1000_txs_is_simulated_before_the_block() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: worker::next_job takes the `ready` queue (deferred-state retries and unparked \
-            chains, of any lane) before the protected lane, so ordinary txs run while the attack \
-            waits in the protected lane: 21-150 of them per 1,000-tx run, up to 839 per \
-            10,000-tx run, queued->picked up to 2.8 s (release)"]
-async fn no_ordinary_tx_is_simulated_while_the_attack_waits_in_the_protected_lane() {
+async fn no_tx_of_a_lower_lane_is_simulated_while_the_attack_waits_in_its_lane() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = flood(dir.path(), 1, 0).await;
     assert!(run.same_block, "{}", line(&run));
+    // The attacker's contract holds the vault's address in storage, not in its code: ingest
+    // cannot see its reach, but few txs call it, so it goes ahead of the crowd.
+    let lane = run.while_attack_queued["attack_lane"].as_str().expect("lane logged");
+    assert!(matches!(lane, "Protected" | "Suspicious"), "attack in lane {lane}: {}", line(&run));
     // One sim already running on the worker when the attack was queued may finish during
-    // the wait; nothing else from another lane may start.
-    let others = run.while_attack_queued["other"].as_u64().expect("measured");
+    // the wait; nothing else from a lower lane may start.
+    let lower = run.while_attack_queued["lower_lanes"].as_u64().expect("measured");
     assert!(
-        others <= 1,
-        "{others} ordinary txs simulated while the attack was queued: {}",
+        lower <= 1,
+        "{lower} txs of lower lanes simulated while the attack was queued: {}",
         line(&run)
     );
 }

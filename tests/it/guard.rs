@@ -204,12 +204,12 @@ async fn a_pending_tx_chained_on_its_senders_earlier_pending_txs_matches_its_rec
         let chains = SenderChains::default();
         // The withdrawal arrives first: it waits for its predecessors, then runs after them.
         chains.record(&txs[2]);
-        let parked = chains.simulate(&mut sim, &txs[2], 0).expect("simulate");
-        assert!(matches!(parked, preempt::worker::ChainRun::Parked));
+        let parked = chains.simulate(&mut sim, &txs[2], 0, 0).expect("simulate");
+        assert!(matches!(parked, preempt::worker::ChainRun::Parked { .. }));
         for t in &txs[..2] {
             chains.record(t);
         }
-        match chains.simulate(&mut sim, &txs[2], 0).expect("simulate") {
+        match chains.simulate(&mut sim, &txs[2], 0, 0).expect("simulate") {
             preempt::worker::ChainRun::Done(done) => {
                 assert!(done.chained, "ran after its sender's two deposits");
                 done.outcome

@@ -63,7 +63,7 @@ impl Ingest {
                 Arc::new(LiveFork::new(Arc::new(ForkCache::new(0, None)), ())),
                 Arc::new(SeenSet::default()),
                 Arc::clone(&stats),
-                Lanes { protected: p_tx, suspicious: s_tx, other: o_tx },
+                Lanes { protected: p_tx, suspicious: s_tx, other: o_tx, skipped: None },
             )
             .with_cancel(cancel.clone()),
         );
