@@ -404,6 +404,7 @@ impl BlockGuard {
         let fetch_us = [fetch_us[0], fetch_us[1], diff_us];
         self.stats.last_replay_us.store(replay.replay_us, Ordering::Relaxed);
         let keys = ChangedKeys::of_layer(&replay.layer);
+        let layer_source = replay.layer_source;
         match replay.layer_source {
             LayerSource::NodeDiff | LayerSource::Replay => {
                 self.fork.apply_layer(&replay.layer, number);
@@ -436,6 +437,7 @@ impl BlockGuard {
             replay_fetch_keys = replay.waited.keys,
             apply_us = applying.elapsed().as_micros() as u64,
             cache = self.fork.len(),
+            layer = ?layer_source,
             "fork at new head"
         );
         Ok(GuardReport {

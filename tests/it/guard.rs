@@ -22,6 +22,7 @@ use preempt::{
 
 use crate::support::{
     Devnet,
+    fake_node::FakeNode,
     guard::{RunningGuard, wait_pending_from},
 };
 
@@ -123,6 +124,72 @@ async fn a_contract_unpaused_by_its_governance_is_raced_again_and_the_record_sho
     let outcomes: Vec<_> = records.iter().filter(|r| r["kind"] == "outcome").collect();
     assert_eq!(outcomes.len(), 2, "two pauses landed: {records:?}");
     assert!(outcomes.iter().all(|o| o["pause_before_attack"] == true), "{outcomes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_answered_with_too_few_receipts_is_a_divergence_and_the_next_attack_is_paused() {
+    let devnet = Devnet::start().await;
+    let fake = FakeNode::start(&devnet.anvil.ws_url()).await;
+    let guard = RunningGuard::start(&devnet, &fake.ws_url(), "");
+    // Every receipt list of the next block comes one short, however often it is asked for.
+    fake.short_receipts(1_000);
+    devnet.send(Scenario::VaultDeposit).await;
+    devnet.send(Scenario::Swap1Pct).await;
+    devnet.mine().await;
+    let head: String = devnet.rpc("eth_blockNumber", serde_json::json!([])).await;
+    let head = u64::from_str_radix(head.trim_start_matches("0x"), 16).expect("head");
+    let at_head = format!("block={head}");
+    guard.wait_log(
+        |l| l.contains("fork at new head") && l.contains(&at_head),
+        Duration::from_secs(30),
+        "the guard at the head",
+    );
+    fake.short_receipts(0);
+    assert!(fake.receipts_cut() >= 1, "the node lied at least once");
+    let log = guard.log();
+    let text = log.join("\n");
+    assert!(
+        log.iter().any(|l| l.contains("receipts for the 2 txs") || l.contains("1 receipts")),
+        "the short answer is named: {text}"
+    );
+    assert!(log.iter().any(|l| l.contains("replay diverged")), "a divergence: {text}");
+    // The fork did not claim the block from an unverified replay: it was re-fetched at it.
+    let applied = log
+        .iter()
+        .find(|l| l.contains("fork at new head") && l.contains(&at_head))
+        .expect("the head line");
+    assert!(applied.contains("layer=None"), "{applied}");
+    // State is right at the new head: the next attack is paused in its block.
+    assert_paused_ahead(&devnet, &guard, Scenario::VaultReentrancyAttack).await;
+    assert!(is_paused(&devnet, "EthVault").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_honest_second_node_short_receipts_from_the_first_are_not_followed() {
+    let devnet = Devnet::start().await;
+    let fake = FakeNode::start(&devnet.anvil.ws_url()).await;
+    let second = format!("[[node]]\nname = \"honest\"\nurl = \"{}\"\n", devnet.anvil.ws_url());
+    let guard = RunningGuard::start(&devnet, &fake.ws_url(), &second);
+    fake.short_receipts(1_000);
+    devnet.send(Scenario::VaultDeposit).await;
+    devnet.mine().await;
+    let head: String = devnet.rpc("eth_blockNumber", serde_json::json!([])).await;
+    let head = u64::from_str_radix(head.trim_start_matches("0x"), 16).expect("head");
+    let at_head = format!("block={head}");
+    guard.wait_log(
+        |l| l.contains("fork at new head") && l.contains(&at_head),
+        Duration::from_secs(30),
+        "the guard at the head",
+    );
+    let log = guard.log();
+    let applied = log
+        .iter()
+        .find(|l| l.contains("fork at new head") && l.contains(&at_head))
+        .expect("the head line");
+    // Whichever node was asked first, the block was applied from receipts that match it.
+    assert!(!applied.contains("layer=None"), "{applied}\n{}", log.join("\n"));
+    assert!(!log.iter().any(|l| l.contains("replay diverged")), "{}", log.join("\n"));
+    assert_paused_ahead(&devnet, &guard, Scenario::VaultReentrancyAttack).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

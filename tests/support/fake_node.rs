@@ -3,7 +3,8 @@
 //! for a body, `inject` for raw text, `inject_binary`), drops a fraction of pending
 //! notifications (`drop_ratio`), delays them (`delay`), refuses new connections (`refuse`),
 //! answers a full-body pending subscribe with an error (`refuse_full_bodies`), answers a method
-//! as missing (`remove_method`) and kills live connections (`kill`).
+//! as missing (`remove_method`), answers `eth_getBlockReceipts` one receipt short
+//! (`short_receipts`) and kills live connections (`kill`).
 //! Use: `FakeNode::start(&anvil.ws_url()).await`, then point a node config at `ws_url()`.
 
 use std::{
@@ -47,6 +48,10 @@ struct State {
     refuse_full_bodies: AtomicBool,
     /// Methods answered with "method not found" instead of relayed.
     missing_methods: Mutex<Vec<String>>,
+    /// Answers to `eth_getBlockReceipts` still to be cut one receipt short.
+    short_receipts: AtomicUsize,
+    /// Receipt lists cut short so far.
+    receipts_cut: AtomicUsize,
     accepted: AtomicUsize,
     dropped: AtomicUsize,
     relayed_pending: AtomicUsize,
@@ -143,6 +148,17 @@ impl FakeNode {
         lock(&self.state.missing_methods).push(method.to_string());
     }
 
+    /// The next `times` non-empty answers to `eth_getBlockReceipts` lose their last receipt,
+    /// as from a node that lies about (or has not finished indexing) a block.
+    pub fn short_receipts(&self, times: usize) {
+        self.state.short_receipts.store(times, Ordering::SeqCst);
+    }
+
+    /// Receipt lists cut short so far.
+    pub fn receipts_cut(&self) -> usize {
+        self.state.receipts_cut.load(Ordering::SeqCst)
+    }
+
     /// Closes every live connection; new ones are still accepted unless `refuse`d.
     pub fn kill(&self) -> usize {
         let conns: Vec<Conn> = lock(&self.state.conns).drain(..).collect();
@@ -192,6 +208,8 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
     let pending_subs: Arc<Mutex<Vec<String>>> = Arc::default();
     // Ids of the client's pending-tx subscribe requests, to learn the subscription id.
     let pending_requests: Arc<Mutex<Vec<Value>>> = Arc::default();
+    // Ids of the client's receipt requests, whose answers may be cut short.
+    let receipt_requests: Arc<Mutex<Vec<Value>>> = Arc::default();
 
     let mut writer = tokio::spawn(async move {
         while let Some(m) = outgoing.recv().await {
@@ -201,10 +219,22 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
         }
     });
     let mut up = {
-        let (state, requests, to_client) =
-            (Arc::clone(&state), Arc::clone(&pending_requests), to_client.clone());
+        let (state, requests, receipts, to_client) = (
+            Arc::clone(&state),
+            Arc::clone(&pending_requests),
+            Arc::clone(&receipt_requests),
+            to_client.clone(),
+        );
         tokio::spawn(async move {
             while let Some(Ok(m)) = client_rx.next().await {
+                if let Message::Text(t) = &m
+                    && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
+                {
+                    let calls = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+                    for call in calls.iter().filter(|c| c["method"] == "eth_getBlockReceipts") {
+                        lock(&receipts).push(call["id"].clone());
+                    }
+                }
                 if let Message::Text(t) = &m
                     && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
                     && let Some(method) = v["method"].as_str()
@@ -235,9 +265,10 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
         })
     };
     let mut down = {
-        let (state, requests, subs, to_client) = (
+        let (state, requests, receipts, subs, to_client) = (
             Arc::clone(&state),
             Arc::clone(&pending_requests),
+            Arc::clone(&receipt_requests),
             Arc::clone(&pending_subs),
             to_client.clone(),
         );
@@ -247,10 +278,14 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
                     let _ = to_client.send(m);
                     continue;
                 };
-                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                let Ok(mut v) = serde_json::from_str::<Value>(t.as_str()) else {
                     let _ = to_client.send(m);
                     continue;
                 };
+                if cut_receipts(&state, &receipts, &mut v) {
+                    let _ = to_client.send(Message::text(v.to_string()));
+                    continue;
+                }
                 let answered = {
                     let mut requests = lock(&requests);
                     let at = requests.iter().position(|id| *id == v["id"]);
@@ -300,4 +335,33 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
         t.abort();
     }
     lock(&state.conns).retain(|c| c.id != id);
+}
+
+/// Cuts the last receipt off answers (single or batched) to the receipt requests of `ids`
+/// while `short_receipts` lasts; true when `answer` was changed.
+fn cut_receipts(state: &State, ids: &Mutex<Vec<Value>>, answer: &mut Value) -> bool {
+    let mut changed = false;
+    let answers: Vec<&mut Value> = match answer {
+        Value::Array(items) => items.iter_mut().collect(),
+        single => vec![single],
+    };
+    for a in answers {
+        let ours = {
+            let mut ids = lock(ids);
+            let at = ids.iter().position(|id| *id == a["id"]);
+            at.map(|at| ids.remove(at)).is_some()
+        };
+        let Some(list) = a["result"].as_array_mut().filter(|l| !l.is_empty()) else { continue };
+        if ours
+            && state
+                .short_receipts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            list.pop();
+            state.receipts_cut.fetch_add(1, Ordering::SeqCst);
+            changed = true;
+        }
+    }
+    changed
 }
