@@ -28,7 +28,8 @@ pub use limits::{
 pub use secret::{SecretKey, SecretRef, SecretValue};
 
 /// `pause()` — the default containment call.
-pub const PAUSE_SELECTOR: [u8; 4] = [0x84, 0x56, 0xcb, 0x59];
+pub const PAUSE_SELECTOR: [u8; 4] =
+    <crate::types::abi::IPausable::pauseCall as alloy::sol_types::SolCall>::SELECTOR;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]

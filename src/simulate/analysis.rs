@@ -6,7 +6,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use alloy::primitives::{Address, B256, Bytes, U256, b256};
+use alloy::{
+    primitives::{Address, B256, Bytes, U256, b256},
+    sol_types::{SolCall, SolEvent},
+};
 use revm::{
     database_interface::{DatabaseCommit, DatabaseRef},
     state::EvmState,
@@ -23,50 +26,46 @@ use crate::{
     types::{
         AccountedBy, AssetLedger, Authority, CallFrame, ClaimReading, ContractLedger,
         HoldingChange, PriceRead, RoleChange, SlotChange, ThirdPartyDebit, ThirdPartyPull,
-        TokenTransfer, is_address_word,
+        TokenTransfer,
+        abi::{IERC20, IPrivileged},
+        is_address_word,
     },
 };
 
 /// `owner()`, `admin()`: who holds a contract's keys, read before the tx.
-const OWNER: [u8; 4] = [0x8d, 0xa5, 0xcb, 0x5b];
-const ADMIN: [u8; 4] = [0xf8, 0x51, 0xa4, 0x40];
-/// `totalSupply()`
-const TOTAL_SUPPLY: [u8; 4] = [0x18, 0x16, 0x0d, 0xdd];
-/// `balanceOf(address)`
-const BALANCE_OF: [u8; 4] = [0x70, 0xa0, 0x82, 0x31];
-/// EIP-1967 slots: implementation and admin of a proxy.
+const OWNER: [u8; 4] = IPrivileged::ownerCall::SELECTOR;
+const ADMIN: [u8; 4] = IPrivileged::adminCall::SELECTOR;
+const TOTAL_SUPPLY: [u8; 4] = IERC20::totalSupplyCall::SELECTOR;
+const BALANCE_OF: [u8; 4] = IERC20::balanceOfCall::SELECTOR;
+/// EIP-1967 slots (`keccak256("eip1967.proxy.implementation") - 1`, `…admin) - 1`): where a
+/// proxy keeps its implementation and its admin.
 const EIP1967_IMPLEMENTATION: B256 =
     b256!("360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc");
 const EIP1967_ADMIN: B256 =
     b256!("b53127684a568b3173ae13b9f8a6016e243e63b6e8ee1178d6a717850b5d6103");
 /// Event topics of role changes.
-const ROLE_GRANTED: B256 =
-    b256!("2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d");
-const OWNERSHIP_TRANSFERRED: B256 =
-    b256!("8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0");
-const UPGRADED: B256 = b256!("bc7cd75a20ee27fd9adebab32041f755214dbc6bffa90cc0225b39da2e5c2d3b");
-const ADMIN_CHANGED: B256 =
-    b256!("7e644d79422f17c01e4894b5f4f588d331ebfa28653d42ae832dc59e38c9798f");
+const ROLE_GRANTED: B256 = IPrivileged::RoleGranted::SIGNATURE_HASH;
+const OWNERSHIP_TRANSFERRED: B256 = IPrivileged::OwnershipTransferred::SIGNATURE_HASH;
+const UPGRADED: B256 = IPrivileged::Upgraded::SIGNATURE_HASH;
+const ADMIN_CHANGED: B256 = IPrivileged::AdminChanged::SIGNATURE_HASH;
 /// Reads that are plumbing, not prices: their answers move with any honest transfer.
 const NOT_PRICES: [[u8; 4]; 9] = [
     BALANCE_OF,
     TOTAL_SUPPLY,
-    [0xdd, 0x62, 0xed, 0x3e], // allowance(address,address)
-    [0x31, 0x3c, 0xe5, 0x67], // decimals()
-    [0x95, 0xd8, 0x9b, 0x41], // symbol()
-    [0x06, 0xfd, 0xde, 0x03], // name()
-    [0xa9, 0x05, 0x9c, 0xbb], // transfer(address,uint256)
-    [0x23, 0xb8, 0x72, 0xdd], // transferFrom(address,address,uint256)
-    [0x09, 0x5e, 0xa7, 0xb3], // approve(address,uint256)
+    IERC20::allowanceCall::SELECTOR,
+    IERC20::decimalsCall::SELECTOR,
+    IERC20::symbolCall::SELECTOR,
+    IERC20::nameCall::SELECTOR,
+    IERC20::transferCall::SELECTOR,
+    IERC20::transferFromCall::SELECTOR,
+    IERC20::approveCall::SELECTOR,
 ];
 /// Read calls re-run per contract and tx, at most.
 const MAX_PRICE_READS: usize = 16;
-/// `transferFrom(address,address,uint256)`, `allowance(address,address)`, `symbol()`,
-/// `decimals()`.
-const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
-const ALLOWANCE: [u8; 4] = [0xdd, 0x62, 0xed, 0x3e];
-const SYMBOL: [u8; 4] = [0x95, 0xd8, 0x9b, 0x41];
-const DECIMALS: [u8; 4] = [0x31, 0x3c, 0xe5, 0x67];
+const TRANSFER_FROM: [u8; 4] = IERC20::transferFromCall::SELECTOR;
+const ALLOWANCE: [u8; 4] = IERC20::allowanceCall::SELECTOR;
+const SYMBOL: [u8; 4] = IERC20::symbolCall::SELECTOR;
+const DECIMALS: [u8; 4] = IERC20::decimalsCall::SELECTOR;
 /// The ecrecover precompile.
 const ECRECOVER: Address = Address::with_last_byte(1);
 

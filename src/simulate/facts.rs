@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 
-use alloy::primitives::{Address, B256, U256, b256, keccak256};
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    sol_types::SolEvent,
+};
 use revm::state::EvmState;
 
 use super::inspector::{FrameLog, KeccakInput};
-use crate::types::{CallFrame, MappingKey, SlotChange, TokenTransfer};
+use crate::types::{CallFrame, MappingKey, SlotChange, TokenTransfer, abi::IERC20};
 
-/// keccak256("Transfer(address,address,uint256)")
-pub(crate) const TRANSFER_TOPIC: B256 =
-    b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
+pub(crate) const TRANSFER_TOPIC: B256 = IERC20::Transfer::SIGNATURE_HASH;
 
 /// Struct fields after a mapping entry's first slot that are still named by its key.
 const MAX_FIELD: u8 = 8;

@@ -17,6 +17,7 @@ use std::{
 use alloy::{
     consensus::{Transaction as _, TxEnvelope, transaction::Recovered},
     primitives::{Address, B256, Bytes, U256},
+    sol_types::SolCall,
 };
 use revm::{
     ExecuteEvm, InspectEvm, MainBuilder, MainContext,
@@ -38,13 +39,14 @@ use crate::{
         Asset, Config, InvariantCheck, Operand, ProtectedContract, SimulationConfig, ViewCall,
     },
     fork::{ForkError, ForkView, SharedFork, StateKey, StateLayer},
-    types::{InvariantReading, InvariantValue, SimOutcome},
+    types::{
+        InvariantReading, InvariantValue, SimOutcome,
+        abi::{IERC20, IPausable},
+    },
 };
 
-/// `balanceOf(address)`
-const BALANCE_OF: [u8; 4] = [0x70, 0xa0, 0x82, 0x31];
-/// `paused()`
-const PAUSED: [u8; 4] = [0x5c, 0x97, 0x5a, 0xbb];
+const BALANCE_OF: [u8; 4] = IERC20::balanceOfCall::SELECTOR;
+const PAUSED: [u8; 4] = IPausable::pausedCall::SELECTOR;
 
 #[derive(Debug, Error)]
 pub enum SimError {

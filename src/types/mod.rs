@@ -1,5 +1,6 @@
 //! Messages passed between pipeline stages: what a stage hands on, and nothing of its insides.
 
+pub mod abi;
 mod ledger;
 
 pub use ledger::{
