@@ -18,7 +18,9 @@ const UNI_DIR = path.join(OUT_DIR, 'uniswap');
 const SAFE_DIR = path.join(OUT_DIR, 'safe');
 
 const solc = require(path.join(MODULES, 'solc'));
-const { keccak256 } = require(path.join(MODULES, 'js-sha3')); // Ethereum Keccak-256 (solc dependency)
+// Ethereum Keccak-256 from solc's own js-sha3 (0.8): resolved from solc's folder, because npm may
+// hoist an older js-sha3 (another package's, without `keccak256`) to the top of node_modules.
+const { keccak256 } = require(require.resolve('js-sha3', { paths: [path.join(MODULES, 'solc')] }));
 
 // --check: compile and compare with the committed artifacts, write nothing, fail on any difference.
 const CHECK = process.argv.includes('--check');
