@@ -17,6 +17,11 @@ pub struct AnvilProcess {
 
 impl AnvilProcess {
     pub fn start(binary: &Path) -> Result<Self, BenchError> {
+        Self::start_with(binary, &[])
+    }
+
+    /// As `start`, with more arguments for anvil.
+    pub fn start_with(binary: &Path, extra: &[&str]) -> Result<Self, BenchError> {
         if !binary.exists() {
             return Err(BenchError::Setup(format!(
                 "{} not found: run scripts/setup.sh",
@@ -37,6 +42,7 @@ impl AnvilProcess {
                     "--no-mining",
                     "--silent",
                 ])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -4,10 +4,11 @@
 //! re-entries, configured claims and invariants. Views on the state before the tx run first;
 //! then the tx's state is committed to the overlay for the views after it.
 
-use std::collections::{HashMap, HashSet};
-
 use alloy::{
-    primitives::{Address, B256, Bytes, U256, b256},
+    primitives::{
+        Address, B256, Bytes, U256, b256,
+        map::{HashMap, HashSet},
+    },
     sol_types::{SolCall, SolEvent},
 };
 use revm::{
@@ -357,7 +358,7 @@ impl Simulator {
             }
         }
         // Authority and role changes need who held the keys before the tx.
-        let mut privileged: HashMap<Address, Privileged> = HashMap::new();
+        let mut privileged: HashMap<Address, Privileged> = HashMap::default();
         for contract in &role_checks {
             privileged.insert(*contract, self.privileged(*contract)?);
         }
@@ -535,7 +536,7 @@ impl Simulator {
             return Ok(p.clone());
         }
         let mut holders = Vec::new();
-        let mut read_slots = HashSet::new();
+        let mut read_slots = HashSet::default();
         let mut owner = None;
         for (selector, name) in [(OWNER, "owner()"), (ADMIN, "admin()")] {
             let (answer, state) = self.view(contract, Bytes::copy_from_slice(&selector))?;
@@ -584,9 +585,9 @@ impl Simulator {
         };
         // AccessControl-style checks the contract made of an actor: a slot `roles[role][actor]`
         // it read that held a non-zero value before the tx.
-        let mut role_held: HashMap<Address, String> = HashMap::new();
+        let mut role_held: HashMap<Address, String> = HashMap::default();
         let index = MappingIndex::build(&recorded.keccak, |a| *a == contract);
-        let mut checked = HashSet::new();
+        let mut checked: HashSet<U256> = HashSet::default();
         for access in recorded.accesses.iter().filter(|a| a.address == contract && !a.write) {
             if !checked.insert(access.slot) {
                 continue;
@@ -857,7 +858,7 @@ fn self_authorized(contract: Address, recorded: &Recorded) -> bool {
 /// The tx signer, the contracts it called directly and every contract the tx created: the
 /// accounts whose funds the signer may move.
 fn signer_side(from: Address, frames: &[CallFrame]) -> HashSet<Address> {
-    let mut side = HashSet::from([from]);
+    let mut side = HashSet::from_iter([from]);
     for f in frames.iter().filter(|f| f.success) {
         if f.caller == from || f.scheme.starts_with("CREATE") {
             side.insert(f.target);
@@ -916,7 +917,7 @@ fn debits_of(
         })
     };
     // Signatures the contract checked, by signer, and how often each was checked.
-    let mut signed: HashMap<Address, Vec<Bytes>> = HashMap::new();
+    let mut signed: HashMap<Address, Vec<Bytes>> = HashMap::default();
     for co in &recorded.calls_out {
         let Some(f) = recorded.frames.get(co.frame) else { continue };
         if f.caller == contract && f.target == ECRECOVER && f.success && co.output.len() == 32 {
@@ -975,7 +976,7 @@ fn call_with_two(selector: [u8; 4], a: Address, b: Address) -> Bytes {
 /// Some account received a token and later in the tx gave at least as much back to the same
 /// party (or had it minted and then burnt): a loan taken and repaid around what happened.
 fn flash_borrowed(transfers: &[TokenTransfer]) -> bool {
-    let mut outstanding: HashMap<(Address, Address, Address), U256> = HashMap::new();
+    let mut outstanding: HashMap<(Address, Address, Address), U256> = HashMap::default();
     for t in transfers.iter().filter(|t| t.from != t.to && !t.value.is_zero()) {
         // A repayment of what `t.to` lent `t.from` earlier.
         if let Some(lent) = outstanding.get_mut(&(t.token, t.to, t.from)) {

@@ -2,10 +2,8 @@
 //! (their frame did not revert), the storage slots a contract's tx changed, and where each such
 //! slot sits in a Solidity mapping (its key, found among the run's 64-byte KECCAK256 inputs).
 
-use std::collections::HashMap;
-
 use alloy::{
-    primitives::{Address, B256, U256, keccak256},
+    primitives::{Address, B256, U256, keccak256, map::HashMap},
     sol_types::SolEvent,
 };
 use revm::state::EvmState;
@@ -58,9 +56,9 @@ pub(crate) struct MappingIndex {
 impl MappingIndex {
     /// Hashes the 64-byte inputs computed by contracts `of` admits (only those: hashing costs).
     pub(crate) fn build(inputs: &[KeccakInput], of: impl Fn(&Address) -> bool) -> Self {
-        let mut by_slot = HashMap::new();
+        let mut by_slot = HashMap::default();
         for k in inputs.iter().filter(|k| of(&k.address)) {
-            let slot = U256::from_be_bytes(keccak256(k.input).0);
+            let slot = k.slot.unwrap_or_else(|| U256::from_be_bytes(keccak256(k.input).0));
             let key = B256::from_slice(&k.input[..32]);
             let base = U256::from_be_slice(&k.input[32..]);
             by_slot.insert(slot, (key, base));
@@ -129,7 +127,7 @@ mod tests {
         let mut input = [0u8; 64];
         input[..32].copy_from_slice(key.as_slice());
         input[32..].copy_from_slice(&base.to_be_bytes::<32>());
-        KeccakInput { address: P, input }
+        KeccakInput { address: P, input, slot: None }
     }
 
     fn slot_of(key: B256, base: U256) -> U256 {

@@ -9,7 +9,7 @@ use revm::{
     interpreter::{
         CallInputs, CallOutcome, CallScheme, CallValue, CreateInputs, CreateOutcome, Interpreter,
         interpreter::EthInterpreter,
-        interpreter_types::{InputsTr, Jumps, MemoryTr},
+        interpreter_types::{InputsTr, Jumps, LoopControl, MemoryTr},
     },
 };
 
@@ -31,6 +31,9 @@ pub(crate) struct KeccakInput {
     /// The contract whose code computed it (the storage owner for a mapping).
     pub(crate) address: Address,
     pub(crate) input: [u8; 64],
+    /// The hash the EVM computed (the slot), read off its stack after the opcode: the analysis
+    /// then hashes nothing again. `None` when the opcode did not complete.
+    pub(crate) slot: Option<U256>,
 }
 
 /// A call a watched contract made to another contract, and what came back.
@@ -79,6 +82,8 @@ pub(crate) struct TxRecorder {
     pub(crate) watched: Vec<Address>,
     live: Vec<usize>,
     seq: u64,
+    /// The opcode now running is a KECCAK256 whose input was noted: `step_end` reads its hash.
+    keccak_pending: bool,
 }
 
 impl TxRecorder {
@@ -112,7 +117,8 @@ impl TxRecorder {
         }
         let mut input = [0u8; 64];
         input.copy_from_slice(&interp.memory.slice_len(offset, 64));
-        self.keccak.push(KeccakInput { address: interp.input.target_address(), input });
+        self.keccak.push(KeccakInput { address: interp.input.target_address(), input, slot: None });
+        self.keccak_pending = true;
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -165,6 +171,9 @@ impl TxRecorder {
 
 impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for TxRecorder {
     fn step(&mut self, interp: &mut Interpreter<EthInterpreter>, _ctx: &mut CTX) {
+        // `step` always comes before the `step_end` of the same opcode; one that never ran
+        // (the frame had ended) leaves nothing for the next `step_end` to read.
+        self.keccak_pending = false;
         if !self.track_storage {
             return;
         }
@@ -189,6 +198,22 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for TxRecorder {
             slot,
             write: op == SSTORE,
         });
+    }
+
+    fn step_end(&mut self, interp: &mut Interpreter<EthInterpreter>, _ctx: &mut CTX) {
+        if !self.keccak_pending {
+            return;
+        }
+        self.keccak_pending = false;
+        // A halt (out of gas) leaves an action; on success the top of the stack is the hash.
+        if interp.bytecode.action().is_some() {
+            return;
+        }
+        if let Some(&top) = interp.stack.data().last()
+            && let Some(k) = self.keccak.last_mut()
+        {
+            k.slot = Some(top);
+        }
     }
 
     fn log(&mut self, _ctx: &mut CTX, log: Log) {
@@ -254,5 +279,78 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for TxRecorder {
 
     fn create_end(&mut self, _ctx: &mut CTX, _inputs: &CreateInputs, outcome: &mut CreateOutcome) {
         self.close(outcome.result.is_ok(), outcome.result.gas.total_gas_spent(), outcome.address);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Bytes, TxKind, keccak256};
+    use revm::{
+        InspectEvm,
+        context::TxEnv,
+        database::{CacheDB, EmptyDB},
+        state::{AccountInfo, Bytecode},
+    };
+
+    use super::*;
+    use crate::simulate::{SimBlock, build_evm};
+
+    /// Runs `code` at a fresh address with the recorder tracking storage.
+    fn recorded(code: &[u8], gas_limit: u64) -> TxRecorder {
+        let target = Address::with_last_byte(0xc0);
+        let caller = Address::with_last_byte(0xca);
+        let mut db = CacheDB::new(EmptyDB::default());
+        db.insert_account_info(
+            target,
+            AccountInfo::default().with_code(Bytecode::new_raw(Bytes::copy_from_slice(code))),
+        );
+        db.insert_account_info(
+            caller,
+            AccountInfo::from_balance(U256::from(10u64).pow(U256::from(18))),
+        );
+        let block = SimBlock {
+            number: 1,
+            timestamp: 1,
+            base_fee: 0,
+            gas_limit: 30_000_000,
+            beneficiary: Address::ZERO,
+            prevrandao: Default::default(),
+            excess_blob_gas: 0,
+        };
+        let mut recorder = TxRecorder::default();
+        recorder.reset(true);
+        let mut evm = build_evm(db, block, 1, recorder);
+        let tx = TxEnv::builder()
+            .caller(caller)
+            .kind(TxKind::Call(target))
+            .gas_limit(gas_limit)
+            .gas_price(0)
+            .build()
+            .expect("tx");
+        let _ = evm.inspect_tx(tx);
+        std::mem::take(&mut evm.inspector)
+    }
+
+    // mem[0..32] = 0x2a, mem[32..64] = 7, KECCAK256(0, 64), SSTORE it at slot 0, STOP.
+    const HASH_AND_STORE: [u8; 15] =
+        [0x60, 0x2a, 0x5f, 0x52, 0x60, 0x07, 0x60, 0x20, 0x52, 0x60, 0x40, 0x5f, 0x20, 0x5f, 0x55];
+
+    #[test]
+    fn a_mapping_key_is_recorded_with_the_hash_the_evm_computed() {
+        let r = recorded(&HASH_AND_STORE, 100_000);
+        assert_eq!(r.keccak.len(), 1);
+        let k = r.keccak[0];
+        let mut expected = [0u8; 64];
+        expected[31] = 0x2a;
+        expected[63] = 7;
+        assert_eq!(k.input, expected);
+        assert_eq!(k.slot, Some(U256::from_be_bytes(keccak256(expected).0)));
+    }
+
+    #[test]
+    fn a_keccak_that_runs_out_of_gas_records_no_hash() {
+        // Enough gas for the MSTOREs but not for the KECCAK256 (30 + 6 a word).
+        let r = recorded(&HASH_AND_STORE, 21_000 + 3 * 7 + 3 * 2 + 10);
+        assert!(r.keccak.iter().all(|k| k.slot.is_none()), "{:?}", r.keccak);
     }
 }
