@@ -49,7 +49,10 @@ impl Default for Policy {
         ]);
         // Pausing against the protocol's own admin key contains nothing: it is told, not raced.
         let by_rule = HashMap::from([("admin-action".to_string(), Action::Alert)]);
-        Self { by_severity, by_rule, by_rule_severity: HashMap::new() }
+        // A probe is a rehearsal, not a tx on its way: only a critical finding (a drain of
+        // half the holdings, a theft, a broken invariant) is worth the outage.
+        let by_rule_severity = HashMap::from([(("probe".to_string(), Severity::High), Action::Alert)]);
+        Self { by_severity, by_rule, by_rule_severity }
     }
 }
 
@@ -108,6 +111,8 @@ mod tests {
         assert_eq!(p.action("price-manipulation", Severity::Medium), Action::Alert);
         assert_eq!(p.action("reentrancy", Severity::Low), Action::Record);
         assert_eq!(p.action("admin-action", Severity::Critical), Action::Alert);
+        assert_eq!(p.action("probe", Severity::Critical), Action::Pause);
+        assert_eq!(p.action("probe", Severity::High), Action::Alert);
     }
 
     #[test]

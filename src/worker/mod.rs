@@ -98,6 +98,8 @@ pub struct WorkerStats {
     pub parked: AtomicU64,
     /// Runs that met cold state and handed the tx to the fetcher instead of waiting.
     pub deferred: AtomicU64,
+    /// Deployments whose probe found a drain.
+    pub probed_findings: AtomicU64,
     pub sim_ns_total: AtomicU64,
 }
 
@@ -399,6 +401,29 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     let simulated_us = micros(tx.seen_at);
     let mut findings = detect(&outcome, &ctx.config.protected);
     findings.extend(ctx.cumulative.observe(&outcome, &ctx.config.protected));
+    // A deployment that itself did nothing wrong: what the new contract would do, called by its
+    // deployer, is judged now (bounded; only for txs that created a contract).
+    let mut outcome = outcome;
+    if findings.is_empty() && crate::probe::creates_contracts(&outcome) {
+        match crate::probe::probe_pending_deploy(
+            simulator,
+            tx.hash,
+            &tx.tx,
+            &outcome,
+            &ctx.config.protected,
+            crate::probe::ProbeBudget::default(),
+        ) {
+            Ok(Some(report)) => {
+                ctx.stats.probed_findings.fetch_add(1, Ordering::Relaxed);
+                findings = report.findings;
+                if let Some(probed) = report.outcome {
+                    outcome = probed;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(tx = %tx.hash, error = %e, "deployment not probed"),
+        }
+    }
     let detected_us = micros(tx.seen_at);
     tracing::debug!(
         tx = %tx.hash,
