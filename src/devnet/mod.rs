@@ -18,6 +18,8 @@ mod tests;
 use alloy::{primitives::B256, transports::TransportError};
 use thiserror::Error;
 
+#[cfg(test)]
+pub(crate) use artifacts::Artifact;
 pub use accounts::{DevAccount, dev_accounts};
 pub use config::config_toml;
 pub use deploy::{Deployment, deploy};

@@ -368,7 +368,8 @@ pub fn probe_pending_deploy(
     protected: &[ProtectedContract],
     budget: ProbeBudget,
 ) -> Result<Option<ProbeReport>, SimError> {
-    let saved = std::mem::take(sim.fork_view_mut().local_mut());
+    // On top of whatever the private layer holds (empty on a worker between txs).
+    let saved = sim.fork_view_mut().local_mut().clone();
     sim.invalidate_baselines();
     let result = (|| {
         let (result, state) = sim.execute(hash, tx)?;
