@@ -40,10 +40,10 @@ pub struct ProbeBudget {
 impl Default for ProbeBudget {
     fn default() -> Self {
         Self {
-            max_calls: 24,
+            max_calls: 48,
             gas_per_call: 8_000_000,
             time: Duration::from_millis(150),
-            max_selectors: 24,
+            max_selectors: 32,
         }
     }
 }
