@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, Bytes, U256, hex};
 use revm::state::EvmState;
 
-pub use selectors::{
-    ATTACK_ENTRY_POINTS, attack_entry_points, dispatcher_selectors, selector_of,
-};
+pub use selectors::{ATTACK_ENTRY_POINTS, attack_entry_points, dispatcher_selectors, selector_of};
 
 use crate::{
     config::{Asset, ProtectedContract},
@@ -160,10 +158,12 @@ fn entries(code: &[u8], budget: &ProbeBudget) -> Vec<Entry> {
         .filter(|(s, _)| found.is_empty() || found.contains(s))
         .map(|(s, name)| Entry { selector: Some(*s), name: (*name).to_string() })
         .collect();
-    out.extend(found.iter().filter(|s| !known.iter().any(|(k, _)| k == *s)).map(|s| Entry {
-        selector: Some(*s),
-        name: format!("0x{}", hex::encode(s)),
-    }));
+    out.extend(
+        found
+            .iter()
+            .filter(|s| !known.iter().any(|(k, _)| k == *s))
+            .map(|s| Entry { selector: Some(*s), name: format!("0x{}", hex::encode(s)) }),
+    );
     out.push(Entry { selector: None, name: "(no calldata)".into() });
     out
 }
@@ -358,8 +358,9 @@ pub fn probe_created(
 }
 
 /// Runs a pending deploy tx on the simulator's private layer and probes what it created; the
-/// layer is restored afterwards. `None` when the tx could not run here (a sender with earlier
-/// pending txs: its deployment is probed when a block holds it).
+/// layer is restored afterwards. Returns the first report with findings and how many contracts
+/// were probed. An error when the tx could not run here (a sender with earlier pending txs: its
+/// deployment is probed when a block holds it).
 pub fn probe_pending_deploy(
     sim: &mut Simulator,
     hash: B256,
@@ -367,21 +368,21 @@ pub fn probe_pending_deploy(
     deploy: &SimOutcome,
     protected: &[ProtectedContract],
     budget: ProbeBudget,
-) -> Result<Option<ProbeReport>, SimError> {
+) -> Result<(Option<ProbeReport>, usize), SimError> {
     // On top of whatever the private layer holds (empty on a worker between txs).
     let saved = sim.fork_view_mut().local_mut().clone();
     sim.invalidate_baselines();
     let result = (|| {
         let (result, state) = sim.execute(hash, tx)?;
         if !result.is_success() {
-            return Ok(None);
+            return Ok((None, 0));
         }
         let created = created_contracts(&state, tx.signer());
         if created.is_empty() {
-            return Ok(None);
+            return Ok((None, 0));
         }
         sim.fork_view_mut().local_mut().apply_evm_state(&state);
-        Ok(probe_created(sim, &created, deploy, protected, budget).0)
+        Ok(probe_created(sim, &created, deploy, protected, budget))
     })();
     *sim.fork_view_mut().local_mut() = saved;
     sim.invalidate_baselines();

@@ -54,11 +54,7 @@ pub fn dispatcher_selectors(code: &[u8], cap: usize) -> Vec<[u8; 4]> {
             let after = code.get(i + 6).copied();
             let compared = next == Some(EQ)
                 || (next.is_some_and(|n| (DUP1..=DUP16).contains(&n)) && after == Some(EQ));
-            if compared
-                && selector != [0; 4]
-                && selector != [0xff; 4]
-                && !out.contains(&selector)
-            {
+            if compared && selector != [0; 4] && selector != [0xff; 4] && !out.contains(&selector) {
                 out.push(selector);
             }
         }

@@ -139,8 +139,9 @@ fn a_drainer_deployed_next_to_the_vault_is_caught_by_calling_its_attack_entry_po
         &config.protected,
         ProbeBudget { time: Duration::from_secs(10), ..Default::default() },
     )
-    .expect("probe runs")
-    .expect("a finding");
+    .expect("probe runs");
+    assert_eq!(report.1, 1, "one contract probed");
+    let report = report.0.expect("a finding");
     assert_eq!(report.contract, ATTACKER.create(0));
     let [finding] = report.findings.as_slice() else { panic!("{:?}", report.findings) };
     assert_eq!((finding.rule, finding.severity), (rule_names::PROBE, Severity::Critical));
@@ -156,7 +157,10 @@ fn a_drainer_deployed_next_to_the_vault_is_caught_by_calling_its_attack_entry_po
     assert_eq!((entry.as_str(), *value), ("attack()", eth(5)));
     assert!(findings.iter().any(|f| f.rule == rule_names::DRAIN), "{findings:?}");
     let probed = report.outcome.expect("the probed call");
-    assert_eq!((probed.tx_hash, probed.from, probed.to), (hash, ATTACKER, Some(ATTACKER.create(0))));
+    assert_eq!(
+        (probed.tx_hash, probed.from, probed.to),
+        (hash, ATTACKER, Some(ATTACKER.create(0)))
+    );
 
     // The private layer is as it was: the drainer does not exist outside the probe.
     let after = sim.account(ATTACKER.create(0)).expect("readable");
@@ -167,8 +171,7 @@ fn a_drainer_deployed_next_to_the_vault_is_caught_by_calling_its_attack_entry_po
 #[test]
 fn a_contract_that_only_reads_the_vault_is_probed_and_found_harmless() {
     let (mut sim, config) = chain();
-    let deploy =
-        tx(USER, 1, TxKind::Create, deploying(&lens_runtime(vault())).into(), U256::ZERO);
+    let deploy = tx(USER, 1, TxKind::Create, deploying(&lens_runtime(vault())).into(), U256::ZERO);
     let hash = B256::with_last_byte(0xd1);
     let outcome = sim.simulate(hash, &deploy).expect("deploy runs");
     assert!(creates_contracts(&outcome));
@@ -195,14 +198,19 @@ fn a_contract_that_only_reads_the_vault_is_probed_and_found_harmless() {
 #[test]
 fn the_budget_cuts_a_probe_short() {
     let (mut sim, config) = chain();
-    let deploy =
-        tx(USER, 1, TxKind::Create, deploying(&lens_runtime(vault())).into(), U256::ZERO);
+    let deploy = tx(USER, 1, TxKind::Create, deploying(&lens_runtime(vault())).into(), U256::ZERO);
     let (_, state) = sim.execute(B256::ZERO, &deploy).expect("runs");
     let created = created_contracts(&state, USER);
     sim.fork_view_mut().local_mut().apply_evm_state(&state);
     let budget = ProbeBudget { max_calls: 3, ..Default::default() };
-    let report =
-        probe(&mut sim, &created[0], B256::ZERO, ProbeReach::Code(vault()), &config.protected, budget);
+    let report = probe(
+        &mut sim,
+        &created[0],
+        B256::ZERO,
+        ProbeReach::Code(vault()),
+        &config.protected,
+        budget,
+    );
     assert_eq!(report.calls, 3);
     assert!(report.cut_short);
 }
@@ -286,4 +294,3 @@ fn entry_points_go_attack_names_first_then_the_dispatcher_then_no_calldata() {
     assert_eq!(&calldata[..4], &attack);
     assert!(calldata.len() == 4 + ZERO_ARGS && calldata[4..].iter().all(|b| *b == 0));
 }
-

@@ -98,8 +98,10 @@ pub struct WorkerStats {
     pub parked: AtomicU64,
     /// Runs that met cold state and handed the tx to the fetcher instead of waiting.
     pub deferred: AtomicU64,
-    /// Deployments whose probe found a drain.
-    pub probed_findings: AtomicU64,
+    /// New contracts that could reach a protected one, probed from their deployer.
+    pub probed: AtomicU64,
+    /// Deployments whose probe found something to act on.
+    pub probe_findings: AtomicU64,
     pub sim_ns_total: AtomicU64,
 }
 
@@ -113,6 +115,8 @@ pub struct WorkerCounts {
     pub chained: u64,
     pub parked: u64,
     pub deferred: u64,
+    pub probed: u64,
+    pub probe_findings: u64,
 }
 
 impl WorkerStats {
@@ -127,6 +131,8 @@ impl WorkerStats {
             chained: l(&self.chained),
             parked: l(&self.parked),
             deferred: l(&self.deferred),
+            probed: l(&self.probed),
+            probe_findings: l(&self.probe_findings),
         }
     }
 }
@@ -413,14 +419,16 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
             &ctx.config.protected,
             crate::probe::ProbeBudget::default(),
         ) {
-            Ok(Some(report)) => {
-                ctx.stats.probed_findings.fetch_add(1, Ordering::Relaxed);
-                findings = report.findings;
-                if let Some(probed) = report.outcome {
-                    outcome = probed;
+            Ok((report, probed)) => {
+                ctx.stats.probed.fetch_add(probed as u64, Ordering::Relaxed);
+                if let Some(report) = report {
+                    ctx.stats.probe_findings.fetch_add(1, Ordering::Relaxed);
+                    findings = report.findings;
+                    if let Some(probed) = report.outcome {
+                        outcome = probed;
+                    }
                 }
             }
-            Ok(None) => {}
             Err(e) => tracing::debug!(tx = %tx.hash, error = %e, "deployment not probed"),
         }
     }

@@ -46,9 +46,14 @@ fn a_drainer_is_paused_in_its_deployment_block_before_the_attack_and_a_lens_is_l
     assert_eq!(attack["rules_fired"], serde_json::json!(["probe"]), "{attack}");
     let notes = attack["notes"].as_str().expect("notes");
     // Decided on the deploy tx, mined before the attack was even sent (two blocks later).
-    assert!(notes.contains("pause decided on `attacker: deploy a fresh BankDrainAttack`"), "{notes}");
-    let (paused_in, attacked_in) =
-        (block_after(notes, "guardian tx (EtherBank)"), block_after(notes, "attack `attacker: attack`"));
+    assert!(
+        notes.contains("pause decided on `attacker: deploy a fresh BankDrainAttack`"),
+        "{notes}"
+    );
+    let (paused_in, attacked_in) = (
+        block_after(notes, "guardian tx (EtherBank)"),
+        block_after(notes, "attack `attacker: attack`"),
+    );
     assert!(paused_in + 2 <= attacked_in, "pause in block {paused_in}, attack in {attacked_in}");
     assert!(notes.contains("reverted"), "{notes}");
 
@@ -64,7 +69,10 @@ fn a_drainer_is_paused_in_its_deployment_block_before_the_attack_and_a_lens_is_l
     assert_eq!(detection["source"], "mempool");
     assert!(detection["attack_to"].is_null(), "decided on a creation: {detection}");
     let finding = &detection["findings"][0];
-    assert_eq!((finding["rule"].as_str(), finding["severity"].as_str()), (Some("probe"), Some("critical")));
+    assert_eq!(
+        (finding["rule"].as_str(), finding["severity"].as_str()),
+        (Some("probe"), Some("critical"))
+    );
     let evidence = &finding["evidence"];
     assert_eq!(evidence["kind"], "probe");
     assert_eq!(evidence["entry"], "attack()");
@@ -80,8 +88,9 @@ fn a_drainer_is_paused_in_its_deployment_block_before_the_attack_and_a_lens_is_l
     // The lens was probed (its constructor called the bank) and found harmless.
     let lens = scenarios.iter().find(|s| s["name"] == "eth-bank-lens-deploy").expect("lens");
     assert_eq!(lens["outcome"], "clean", "{lens}");
-    let log = std::fs::read_to_string(out.path().join("scenarios/eth-bank-lens-deploy/preempt.log"))
-        .expect("lens log");
+    let log =
+        std::fs::read_to_string(out.path().join("scenarios/eth-bank-lens-deploy/preempt.log"))
+            .expect("lens log");
     let probed: Vec<&str> = log.lines().filter(|l| l.contains("probed new contract")).collect();
     assert!(!probed.is_empty(), "the lens was probed:\n{log}");
     assert!(probed.iter().all(|l| l.contains("\"findings\":0")), "{probed:?}");
@@ -124,7 +133,8 @@ async fn a_drainer_deployed_without_the_mempool_is_probed_from_its_block_and_pau
     devnet.mine().await;
     let deployed = receipt(&devnet, deploy).await;
     assert_eq!(deployed["status"], "0x1", "{deployed}");
-    let drainer: Address = deployed["contractAddress"].as_str().expect("created").parse().expect("address");
+    let drainer: Address =
+        deployed["contractAddress"].as_str().expect("created").parse().expect("address");
 
     // The block guard probes the new contract on the block's state and pauses for the next one.
     let pauses = wait_pending_from(&devnet, guardian, 1, Duration::from_secs(20)).await;
@@ -146,7 +156,11 @@ async fn a_drainer_deployed_without_the_mempool_is_probed_from_its_block_and_pau
     assert_eq!(paused["status"], "0x1", "{paused}");
     assert_eq!(attacked["status"], "0x0", "the attack fails against the paused vault: {attacked}");
     assert!(block_of(&paused) <= block_of(&attacked));
-    assert_eq!(block_of(&paused), block_of(&deployed) + 1, "paused in the block after the deployment");
+    assert_eq!(
+        block_of(&paused),
+        block_of(&deployed) + 1,
+        "paused in the block after the deployment"
+    );
     assert_eq!(block_of(&attacked), block_of(&deployed) + 2);
 
     let records = guard.incident_records();

@@ -75,8 +75,7 @@ fn spot_feed_on_pair(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
 
 fn lp_token_pair(d: &mut Driver) -> BoxFuture<'_, Result<(), CorpusError>> {
     Box::pin(async move {
-        let (factory, pair, weth) =
-            (d.addr("UniswapV2Factory")?, d.addr("Pair")?, d.addr("WETH")?);
+        let (factory, pair, weth) = (d.addr("UniswapV2Factory")?, d.addr("Pair")?, d.addr("WETH")?);
         let call = IUniswapV2Factory::createPairCall { tokenA: pair, tokenB: weth };
         d.block(vec![Tx::call(User, factory, call).gas(5_000_000)]).await?;
         Ok(())
