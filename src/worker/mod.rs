@@ -609,3 +609,18 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
 fn micros(since: Instant) -> f64 {
     StageTimes::since(since, Instant::now())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_queue_is_read_after_every_lane_and_its_retries() {
+        let (_, ready) = Ready::channel(3);
+        let lanes = (0..3).map(|_| crossbeam_channel::bounded::<PendingTx>(1).1).collect();
+        let skipped = Some(crossbeam_channel::bounded::<PendingTx>(1).1);
+        let order = WorkerQueues { ready, lanes, skipped }.order();
+        assert!(matches!(order.last(), Some(Source::Probe)), "{order:?}");
+        assert_eq!(order.iter().filter(|s| matches!(s, Source::Probe)).count(), 1);
+    }
+}
