@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, Bytes, U256, hex};
 use revm::state::EvmState;
 
+pub use crate::types::ProbeReach as Reach;
 pub use selectors::{ATTACK_ENTRY_POINTS, attack_entry_points, dispatcher_selectors, selector_of};
 
 use crate::{
@@ -21,8 +22,8 @@ use crate::{
     types::{Evidence, Finding, Severity, SimOutcome},
 };
 
-/// Bounds of one contract's probe: it runs where a worker (or the block guard) picks up the
-/// deployment, so it must stay short next to the txs waiting behind it.
+/// Bounds of one contract's probe: it runs on a worker (after every lane is served) or in the
+/// block guard's replay, so it must stay short next to the txs and blocks behind it.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeBudget {
     /// Calls at most (a retry with ETH counts).
@@ -83,8 +84,6 @@ pub fn created_contracts(state: &EvmState, deployer: Address) -> Vec<NewContract
 pub fn creates_contracts(outcome: &SimOutcome) -> bool {
     outcome.success && (outcome.to.is_none() || outcome.frames.iter().any(|f| f.scheme == "CREATE"))
 }
-
-pub use crate::types::ProbeReach as Reach;
 
 /// Why `new` can reach a protected contract, if it can. A contract that cannot is not probed.
 pub fn reach(
