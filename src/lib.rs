@@ -11,6 +11,7 @@ pub mod fork;
 pub mod guard;
 pub mod incident;
 pub mod ingest;
+pub mod probe;
 pub mod respond;
 pub mod run;
 pub mod shadow;

@@ -253,6 +253,15 @@ pub fn print_human(report: &CheckReport) -> String {
                         change.role, change.from, change.to, change.by
                     );
                 }
+                Evidence::Probe { deployed, deployer, entry, value, findings, .. } => {
+                    let _ = writeln!(
+                        out,
+                        "    {deployed} (deployed by {deployer}) probed with {entry}, {value} wei:"
+                    );
+                    for f in findings {
+                        let _ = writeln!(out, "      [{}] {}", f.rule, f.summary);
+                    }
+                }
             }
         }
         if !o.holdings.is_empty() {

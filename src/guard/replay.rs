@@ -132,9 +132,11 @@ pub fn replay_block(
         if let Some(tracker) = cumulative {
             found.extend(tracker.observe(&outcome, &config.protected));
         }
-        if !found.is_empty() {
-            findings.push(MinedFinding { index, tx: mined.clone(), outcome, findings: found });
-        }
+        let created = if outcome.success && found.is_empty() {
+            crate::probe::created_contracts(&state, mined.tx.signer())
+        } else {
+            Vec::new()
+        };
         deployed.extend(
             state
                 .iter()
@@ -142,6 +144,31 @@ pub fn replay_block(
                 .map(|(address, _)| *address),
         );
         sim.fork_view_mut().local_mut().apply_evm_state(&state);
+        // A deployment nobody saw pending: its new contract is probed on the state it left.
+        if !created.is_empty() {
+            let (report, _) = crate::probe::probe_created(
+                &mut sim,
+                &created,
+                &outcome,
+                &config.protected,
+                crate::probe::ProbeBudget::default(),
+            );
+            sim.invalidate_baselines();
+            if let Some(report) = report
+                && let Some(probed) = report.outcome
+            {
+                findings.push(MinedFinding {
+                    index,
+                    tx: mined.clone(),
+                    outcome: probed,
+                    findings: report.findings,
+                });
+                continue;
+            }
+        }
+        if !found.is_empty() {
+            findings.push(MinedFinding { index, tx: mined.clone(), outcome, findings: found });
+        }
     }
     if divergence.is_none()
         && let Some(diff) = diff

@@ -49,7 +49,11 @@ impl Default for Policy {
         ]);
         // Pausing against the protocol's own admin key contains nothing: it is told, not raced.
         let by_rule = HashMap::from([("admin-action".to_string(), Action::Alert)]);
-        Self { by_severity, by_rule, by_rule_severity: HashMap::new() }
+        // A probe is a rehearsal, not a tx on its way: only a critical finding (a drain of
+        // half the holdings, a theft, a broken invariant) is worth the outage.
+        let by_rule_severity =
+            HashMap::from([(("probe".to_string(), Severity::High), Action::Alert)]);
+        Self { by_severity, by_rule, by_rule_severity }
     }
 }
 
@@ -87,9 +91,11 @@ impl Policy {
     pub fn rows(&self) -> Vec<(String, Severity, Action)> {
         let mut rows: Vec<_> =
             Severity::ALL.iter().map(|s| ("*".to_string(), *s, self.action("*", *s))).collect();
-        let mut rules: Vec<_> = self.by_rule.iter().collect();
+        let mut rules: Vec<&String> =
+            self.by_rule.keys().chain(self.by_rule_severity.keys().map(|(r, _)| r)).collect();
         rules.sort();
-        for (rule, _) in rules {
+        rules.dedup();
+        for rule in rules {
             rows.extend(Severity::ALL.iter().map(|s| (rule.clone(), *s, self.action(rule, *s))));
         }
         rows
@@ -108,6 +114,8 @@ mod tests {
         assert_eq!(p.action("price-manipulation", Severity::Medium), Action::Alert);
         assert_eq!(p.action("reentrancy", Severity::Low), Action::Record);
         assert_eq!(p.action("admin-action", Severity::Critical), Action::Alert);
+        assert_eq!(p.action("probe", Severity::Critical), Action::Pause);
+        assert_eq!(p.action("probe", Severity::High), Action::Alert);
     }
 
     #[test]

@@ -330,8 +330,77 @@ impl Simulator {
         tx: &Recovered<TxEnvelope>,
         keep_state: bool,
     ) -> Result<(SimOutcome, EvmState), SimError> {
-        let started = Instant::now();
         let env = tx_env(tx, self.settings.max_tx_gas);
+        self.simulate_env(hash, tx.signer(), tx.inner().to(), env, keep_state)
+    }
+
+    /// Runs a call nobody signed (a probe of a new contract, from its deployer) through the
+    /// same analysis as a tx, on the state as it is now (the fork and this simulator's private
+    /// layer): no fee is charged and the sender's nonce is not checked. `hash` names the run
+    /// in errors and in the outcome.
+    pub fn simulate_call(
+        &mut self,
+        hash: B256,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        value: U256,
+        gas_limit: u64,
+    ) -> Result<SimOutcome, SimError> {
+        let env = revm::context::TxEnv {
+            tx_type: 0,
+            caller: from,
+            gas_limit: gas_limit.min(self.settings.max_tx_gas),
+            gas_price: 0,
+            kind: alloy::primitives::TxKind::Call(to),
+            value,
+            data,
+            nonce: 0,
+            chain_id: None,
+            ..Default::default()
+        };
+        let cfg = &mut self.evm.ctx.cfg;
+        cfg.disable_nonce_check = true;
+        cfg.disable_base_fee = true;
+        let run = self.simulate_env(hash, from, Some(to), env, false);
+        let cfg = &mut self.evm.ctx.cfg;
+        cfg.disable_nonce_check = false;
+        cfg.disable_base_fee = false;
+        run.map(|(outcome, _)| outcome)
+    }
+
+    /// The ETH balance and code of `address` on the state as it is now.
+    pub fn account(
+        &mut self,
+        address: Address,
+    ) -> Result<Option<revm::state::AccountInfo>, SimError> {
+        self.reset_overlay();
+        let mut info = self
+            .fork_view()
+            .basic_ref(address)
+            .map_err(|source| SimError::State { tx: B256::ZERO, source })?;
+        if let Some(info) = info.as_mut()
+            && info.code.is_none()
+            && !info.is_empty_code_hash()
+        {
+            info.code = Some(
+                self.fork_view()
+                    .code_by_hash_ref(info.code_hash)
+                    .map_err(|source| SimError::State { tx: B256::ZERO, source })?,
+            );
+        }
+        Ok(info)
+    }
+
+    fn simulate_env(
+        &mut self,
+        hash: B256,
+        from: Address,
+        to: Option<Address>,
+        env: revm::context::TxEnv,
+        keep_state: bool,
+    ) -> Result<(SimOutcome, EvmState), SimError> {
+        let started = Instant::now();
         // Storage accesses, mapping keys and logs are recorded in the same run: the inspector's
         // per-opcode hook is paid anyway, and no rule then needs a second run.
         let run = self.settle(hash, |evm| {
@@ -343,8 +412,8 @@ impl Simulator {
         effective_success(&mut recorded.frames);
         let mut outcome = SimOutcome {
             tx_hash: hash,
-            from: tx.signer(),
-            to: tx.inner().to(),
+            from,
+            to,
             success: result.is_success(),
             gas_used: result.tx_gas_used(),
             failure: failure_reason(&result),

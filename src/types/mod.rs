@@ -264,6 +264,36 @@ pub enum Evidence {
         before: InvariantValue,
         after: InvariantValue,
     },
+    /// A new contract, called from its deployer on the state right after its deployment,
+    /// tripped these rules: the exploit before its tx exists.
+    Probe {
+        deployed: Address,
+        deployer: Address,
+        /// How the new contract reaches the protected one.
+        reach: ProbeReach,
+        /// The entry point called (a name, a selector, or `(no calldata)`).
+        entry: String,
+        selector: Option<String>,
+        /// ETH sent along with the call.
+        value: U256,
+        /// Calls the probe made, and how long it took.
+        calls: usize,
+        elapsed_us: u64,
+        /// The findings of the probed call.
+        findings: Vec<Finding>,
+    },
+}
+
+/// How a new contract can reach a protected one (why it was probed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", content = "contract", rename_all = "snake_case")]
+pub enum ProbeReach {
+    /// The protected address is in its runtime code (an immutable or a constant).
+    Code(Address),
+    /// Its constructor stored the protected address.
+    Storage(Address),
+    /// Its deployment called the protected contract.
+    Deployment(Address),
 }
 
 /// The running sum behind a cumulative-drain finding.

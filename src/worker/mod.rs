@@ -98,6 +98,12 @@ pub struct WorkerStats {
     pub parked: AtomicU64,
     /// Runs that met cold state and handed the tx to the fetcher instead of waiting.
     pub deferred: AtomicU64,
+    /// New contracts that could reach a protected one, probed from their deployer.
+    pub probed: AtomicU64,
+    /// Deployments whose probe found something to act on.
+    pub probe_findings: AtomicU64,
+    /// Deployments not queued for a probe (the queue was full).
+    pub probes_dropped: AtomicU64,
     pub sim_ns_total: AtomicU64,
 }
 
@@ -111,6 +117,9 @@ pub struct WorkerCounts {
     pub chained: u64,
     pub parked: u64,
     pub deferred: u64,
+    pub probed: u64,
+    pub probe_findings: u64,
+    pub probes_dropped: u64,
 }
 
 impl WorkerStats {
@@ -125,6 +134,9 @@ impl WorkerStats {
             chained: l(&self.chained),
             parked: l(&self.parked),
             deferred: l(&self.deferred),
+            probed: l(&self.probed),
+            probe_findings: l(&self.probe_findings),
+            probes_dropped: l(&self.probes_dropped),
         }
     }
 }
@@ -154,13 +166,19 @@ impl Job {
 pub struct Ready {
     retries: Vec<Sender<Job>>,
     fetch_slots: Vec<Option<Arc<tokio::sync::Semaphore>>>,
+    /// Pending deployments to probe: read after every lane, so a probe never holds up a tx.
+    probes: Sender<ProbeJob>,
 }
 
 /// The workers' side of [`Ready`].
 #[derive(Debug, Clone)]
 pub struct ReadyQueues {
     retries: Vec<Receiver<Job>>,
+    probes: Receiver<ProbeJob>,
 }
+
+/// Deployments waiting for a probe at most; more are left to the block guard's probe.
+pub const PROBE_QUEUE: usize = 256;
 
 /// Deferred state fetches in flight at once per lane below the first: more would queue on
 /// the node ahead of a higher lane's fetch (the protected lane's are not bounded).
@@ -176,7 +194,11 @@ impl Ready {
                     .then(|| Arc::new(tokio::sync::Semaphore::new(FETCHES_IN_FLIGHT_PER_LANE)))
             })
             .collect();
-        (Self { retries, fetch_slots }, ReadyQueues { retries: receivers })
+        let (probes, probe_rx) = crossbeam_channel::bounded(PROBE_QUEUE);
+        (
+            Self { retries, fetch_slots, probes },
+            ReadyQueues { retries: receivers, probes: probe_rx },
+        )
     }
 
     fn send(&self, job: Job) {
@@ -227,6 +249,7 @@ pub struct WorkerQueues {
 enum Work {
     Run(Job),
     Record(PendingTx),
+    Probe(Box<ProbeJob>),
 }
 
 /// Starts `count` workers on `queues`.
@@ -252,6 +275,7 @@ enum Source {
     Retry(usize),
     Lane(usize),
     Skipped,
+    Probe,
 }
 
 impl WorkerQueues {
@@ -267,6 +291,7 @@ impl WorkerQueues {
                 order.push(Source::Skipped);
             }
         }
+        order.push(Source::Probe);
         order
     }
 
@@ -277,6 +302,7 @@ impl WorkerQueues {
                 self.lanes[lane].try_recv().ok().map(|tx| Work::Run(Job::new(tx, lane)))
             }
             Source::Skipped => self.skipped.as_ref()?.try_recv().ok().map(Work::Record),
+            Source::Probe => self.ready.probes.try_recv().ok().map(|p| Work::Probe(Box::new(p))),
         }
     }
 }
@@ -292,6 +318,7 @@ fn next_job(queues: &WorkerQueues, order: &[Source]) -> Option<Work> {
             Source::Retry(lane) => select.recv(&queues.ready.retries[lane]),
             Source::Lane(lane) => select.recv(&queues.lanes[lane]),
             Source::Skipped => select.recv(queues.skipped.as_ref()?),
+            Source::Probe => select.recv(&queues.ready.probes),
         };
     }
     let op = select.select_timeout(Duration::from_millis(100)).ok()?;
@@ -301,6 +328,7 @@ fn next_job(queues: &WorkerQueues, order: &[Source]) -> Option<Work> {
             op.recv(&queues.lanes[lane]).ok().map(|tx| Work::Run(Job::new(tx, lane)))
         }
         Source::Skipped => queues.skipped.as_ref().and_then(|r| op.recv(r).ok()).map(Work::Record),
+        Source::Probe => op.recv(&queues.ready.probes).ok().map(|p| Work::Probe(Box::new(p))),
     }
 }
 
@@ -314,8 +342,7 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
     let order = queues.order();
     while !ctx.stop.load(Ordering::Acquire) {
         // Shutdown sets `stop` before the queues close, so an idle wait ends within 100 ms.
-        let job = match next_job(queues, &order) {
-            Some(Work::Run(job)) => job,
+        let work = match next_job(queues, &order) {
             Some(Work::Record(tx)) => {
                 // It runs no code: only its sender's later txs need it, and may run now.
                 ctx.chains.record(&tx);
@@ -324,6 +351,7 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
                 }
                 continue;
             }
+            Some(work) => work,
             None => continue,
         };
         let now = ctx.live.generation();
@@ -333,7 +361,11 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
             generation = now;
             ctx.chains.prune();
         }
-        handle(ctx, &mut simulator, job, generation);
+        match work {
+            Work::Run(job) => handle(ctx, &mut simulator, job, generation),
+            Work::Probe(job) => probe_deployment(ctx, &mut simulator, *job),
+            Work::Record(_) => {}
+        }
     }
 }
 
@@ -399,7 +431,108 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     let simulated_us = micros(tx.seen_at);
     let mut findings = detect(&outcome, &ctx.config.protected);
     findings.extend(ctx.cumulative.observe(&outcome, &ctx.config.protected));
+    // A deployment that itself did nothing wrong: what the new contract would do, called by its
+    // deployer, is judged on the probe queue, which workers read after every lane.
+    if findings.is_empty() && crate::probe::creates_contracts(&outcome) {
+        let hash = tx.hash;
+        let job = ProbeJob { tx, deploy: outcome, first_picked_us };
+        match ctx.ready.probes.try_send(job) {
+            Ok(()) => {
+                tracing::debug!(tx = %hash, "deployment queued for a probe");
+                return;
+            }
+            Err(e) => {
+                // Full: the block guard probes the deployment when a block holds it.
+                ctx.stats.probes_dropped.fetch_add(1, Ordering::Relaxed);
+                let ProbeJob { tx, deploy, .. } = e.into_inner();
+                let detected_us = micros(tx.seen_at);
+                finish(
+                    ctx,
+                    simulator,
+                    tx,
+                    deploy,
+                    findings,
+                    first_picked_us,
+                    [picked_us, simulated_us, detected_us],
+                );
+                return;
+            }
+        }
+    }
     let detected_us = micros(tx.seen_at);
+    finish(
+        ctx,
+        simulator,
+        tx,
+        outcome,
+        findings,
+        first_picked_us,
+        [picked_us, simulated_us, detected_us],
+    );
+}
+
+/// A pending deployment waiting for its probe.
+#[derive(Debug)]
+pub struct ProbeJob {
+    tx: PendingTx,
+    /// The deploy tx's own simulation (what it called while deploying).
+    deploy: SimOutcome,
+    first_picked_us: f64,
+}
+
+/// Probes what a pending deployment created, from its deployer; a finding leaves as a
+/// `Detection` on the deploy tx, like any other.
+fn probe_deployment(ctx: &WorkerContext, simulator: &mut Simulator, job: ProbeJob) {
+    let ProbeJob { tx, deploy, first_picked_us } = job;
+    let picked_us = micros(tx.seen_at);
+    simulator.set_defer_fetch(false);
+    let mut findings = Vec::new();
+    let mut outcome = deploy;
+    match crate::probe::probe_pending_deploy(
+        simulator,
+        tx.hash,
+        &tx.tx,
+        &outcome,
+        &ctx.config.protected,
+        crate::probe::ProbeBudget::default(),
+    ) {
+        Ok((report, probed)) => {
+            ctx.stats.probed.fetch_add(probed as u64, Ordering::Relaxed);
+            if let Some(report) = report {
+                ctx.stats.probe_findings.fetch_add(1, Ordering::Relaxed);
+                findings = report.findings;
+                if let Some(probed) = report.outcome {
+                    outcome = probed;
+                }
+            }
+        }
+        // Typically a sender with earlier pending txs, or a deployment mined meanwhile: the
+        // block guard probes it from its block.
+        Err(e) => tracing::debug!(tx = %tx.hash, error = %e, "deployment not probed"),
+    }
+    let detected_us = micros(tx.seen_at);
+    finish(
+        ctx,
+        simulator,
+        tx,
+        outcome,
+        findings,
+        first_picked_us,
+        [picked_us, picked_us, detected_us],
+    );
+}
+
+/// The end of every simulated tx: logged, counted, and with findings decided on and handed to
+/// the submit stage.
+fn finish(
+    ctx: &WorkerContext,
+    simulator: &Simulator,
+    tx: PendingTx,
+    outcome: SimOutcome,
+    findings: Vec<Finding>,
+    first_picked_us: f64,
+    [picked_us, simulated_us, detected_us]: [f64; 3],
+) {
     tracing::debug!(
         tx = %tx.hash,
         success = outcome.success,
@@ -475,4 +608,19 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
 
 fn micros(since: Instant) -> f64 {
     StageTimes::since(since, Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_queue_is_read_after_every_lane_and_its_retries() {
+        let (_, ready) = Ready::channel(3);
+        let lanes = (0..3).map(|_| crossbeam_channel::bounded::<PendingTx>(1).1).collect();
+        let skipped = Some(crossbeam_channel::bounded::<PendingTx>(1).1);
+        let order = WorkerQueues { ready, lanes, skipped }.order();
+        assert!(matches!(order.last(), Some(Source::Probe)), "{order:?}");
+        assert_eq!(order.iter().filter(|s| matches!(s, Source::Probe)).count(), 1);
+    }
 }

@@ -2,6 +2,7 @@
 //! attack of the same shape where it says so) and attacks, each a short async sequence of set-up
 //! txs (mined before the guard starts) and blocks of txs under test.
 
+mod deployments;
 mod erc20_vault;
 mod erc4626;
 mod eth_vault;
@@ -65,6 +66,7 @@ pub(crate) fn all() -> Vec<&'static ScenarioDef> {
         router::SCENARIOS,
         ledger::SCENARIOS,
         rewards::SCENARIOS,
+        deployments::SCENARIOS,
     ]
     .into_iter()
     .flatten()
