@@ -208,10 +208,11 @@ pub async fn run_soak(opts: &SoakOptions) -> Result<SoakReport, BenchError> {
     let wall = Instant::now();
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| BenchError::Write { path: opts.out.display().to_string(), source: e })?;
-    // anvil keeps every block's state in memory by default: ~8 MB a busy block, 6.5 GB after
-    // 800 blocks, and its own per-block time grows with it. The guard reads only the head and
-    // its parent, so the node keeps the last 256.
-    let anvil = AnvilProcess::start_with(&opts.anvil, &["--prune-history", "256"])?;
+    // anvil keeps every block's state, and every mined tx with its trace, in memory by
+    // default: ~10 MB a busy block, 6.5 GB after 800 blocks, and its per-block time grows with
+    // it. The guard reads only the head and its parent: the node keeps the last 256 of each.
+    let keep = ["--prune-history", "256", "--transaction-block-keeper", "256"];
+    let anvil = AnvilProcess::start_with(&opts.anvil, &keep)?;
     let deployment =
         deploy(&anvil.http_url()).await.map_err(|e| BenchError::Setup(e.to_string()))?;
     let http = ProviderBuilder::new()
