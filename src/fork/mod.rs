@@ -6,6 +6,7 @@ mod diff;
 mod evict;
 mod layer;
 mod node;
+mod prestate;
 mod source;
 mod view;
 mod ws;
@@ -32,6 +33,7 @@ pub use diff::{BlockDiff, ChangedKeys, DiffError};
 pub use evict::{EvictionReport, ForkLimits};
 pub use layer::StateLayer;
 pub use node::{NodeClient, NodeError, StateAnswer, StateRequest};
+pub use prestate::{ColdFill, ColdTx, call_object};
 pub use source::{PeerStatus, StateSource};
 pub use view::{FetchWait, ForkView, StateKey};
 pub use ws::{LowLatencyWs, connect_provider};
@@ -60,6 +62,8 @@ pub struct ForkStats {
     /// Entries fetched again after they had been evicted.
     pub refetched: AtomicU64,
     pub resets: AtomicU64,
+    /// Cold txs whose whole pre-state came from the node's `prestateTracer` in one request.
+    pub prestate_traces: AtomicU64,
 }
 
 impl ForkStats {
@@ -127,6 +131,8 @@ pub struct ForkCache {
     recently_evicted: evict::EvictedKeys,
     source: Option<StateSource>,
     stats: ForkStats,
+    /// Pre-state traces in flight, by tx: a tx's later fetch rounds wait on its one trace.
+    traces: DashMap<B256, prestate::TraceInFlight>,
 }
 
 /// The fork every simulation reads.
@@ -153,6 +159,7 @@ impl ForkCache {
             recently_evicted: evict::EvictedKeys::default(),
             source,
             stats: ForkStats::default(),
+            traces: DashMap::new(),
         }
     }
 

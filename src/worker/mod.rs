@@ -23,7 +23,7 @@ pub use chains::{ChainRun, ChainedOutcome, SenderChains};
 use crate::{
     config::Config,
     detect::detect,
-    fork::{LiveFork, StateKey},
+    fork::{ColdTx, LiveFork, StateKey},
     respond::{AttackFees, Decision, Responder, decide_all},
     simulate::{SimBlock, SimError, Simulator},
     types::{Finding, PendingTx, SimOutcome},
@@ -453,21 +453,15 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
             Some(limit) => limit.acquire().await.ok(),
             None => None,
         };
-        let (mut accounts, mut slots, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-        for key in keys {
-            match key {
-                StateKey::Account(a) => accounts.push(a),
-                StateKey::Slot(a, s) => slots.push((a, s)),
-                StateKey::BlockHash(n) => hashes.push(n),
-            }
-        }
-        // A failed fetch still re-queues the tx: its next run fetches on the worker and
-        // reports the error there.
-        if let Err(e) = fork.prefetch(&accounts, &slots).await {
+        // The first wait races the node's pre-state trace of the whole tx; later ones wait on
+        // that trace while it is in flight, else fetch their misses in one batch. A failed fetch
+        // still re-queues the tx: its next run fetches on the worker and reports the error there.
+        let cold = ColdTx {
+            hash: job.tx.hash,
+            call: (job.rounds == 1).then(|| crate::fork::call_object(&job.tx.tx)),
+        };
+        if let Err(e) = fork.fetch_cold(Some(cold), keys).await {
             tracing::debug!(tx = %job.tx.hash, error = %e, "deferred state fetch failed");
-        }
-        for n in hashes {
-            let _ = fork.prefetch_block_hash(n).await;
         }
         ready.send(job);
     });
