@@ -19,6 +19,7 @@ use alloy::{primitives::B256, transports::TransportError};
 use thiserror::Error;
 
 pub use accounts::{DevAccount, dev_accounts};
+pub(crate) use artifacts::Artifact;
 pub use config::config_toml;
 pub use deploy::{Deployment, deploy};
 pub use safe::{SafeDeployment, deploy_safe, safe_config_toml, send_vault_attack};

@@ -47,6 +47,8 @@ pub struct StageTimes {
     pub simulated_us: f64,
     pub detected_us: f64,
     pub signed_us: f64,
+    /// Times the tx waited for cold state from the nodes before its final run.
+    pub state_waits: u32,
 }
 
 impl StageTimes {
@@ -64,6 +66,7 @@ impl StageTimes {
             simulated_us,
             detected_us,
             signed_us,
+            state_waits: 0,
         }
     }
 
@@ -425,11 +428,12 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     let decisions =
         decide_all(&ctx.responder, &ctx.config, &findings, Some((tx.hash, fees)), base_fee);
     let signed_at = Instant::now();
-    let times = StageTimes::of(
+    let mut times = StageTimes::of(
         &tx,
         first_picked_us,
         [picked_us, simulated_us, detected_us, micros(tx.seen_at)],
     );
+    times.state_waits = u32::from(rounds);
     if let Some(done) = &ctx.completions {
         let _ = done.try_send((times, true));
     }

@@ -139,6 +139,7 @@ fn detection(
         sim_block: 12,
         sim_gas_used: 91_234,
         sim_time_us: 55.0,
+        seen_unix_us: None,
         findings,
         holdings: Vec::new(),
         ledgers: Vec::new(),
