@@ -737,6 +737,58 @@ pub fn table(report: &Value) -> String {
         f(&s["attack_to_pool_ms"]["p50"]),
         f(&s["attack_to_pool_ms"]["p99"])
     );
+    // The race split into shares, cold first: it decides whether a real attack is stopped.
+    if report["race_kinds"].is_object() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<24} {:>6} {:>13} {:>13} {:>13} {:>13} {:>13}",
+            "race (µs, p50 / p99)",
+            "wins",
+            "node intake",
+            "share p50",
+            "share p99",
+            "node accepts",
+            "to pool ms"
+        );
+        for key in [
+            "races_cold",
+            "naive_races_cold",
+            "races_steady",
+            "naive_races_steady",
+            "races_same_block",
+        ] {
+            let k = &report["race_kinds"][key];
+            if !k.is_object() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{:<24} {:>6} {:>13} {:>13} {:>13} {:>13} {:>13}",
+                key,
+                format!("{}/{}", k["wins"], k["runs"]),
+                f(&k["node_intake_us"]["p50"]),
+                f(&k["share_us"]["p50"]),
+                f(&k["share_us"]["p99"]),
+                f(&k["node_acceptance_us"]["p50"]),
+                f(&k["attack_to_pool_ms"]["p50"]),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "node's prestate trace round trip:  p50 {} µs, p99 {} µs (cold share / trace p50: {})",
+            f(&s["trace_rtt_us"]["p50"]),
+            f(&s["trace_rtt_us"]["p99"]),
+            f(&s["race_cold_share_vs_trace_rtt_p50"]),
+        );
+        let _ = writeln!(
+            out,
+            "naive bot share / preempt's, p50:  cold {}, steady {}",
+            f(&s["naive_vs_preempt_share_p50"]["cold"]),
+            f(&s["naive_vs_preempt_share_p50"]["steady"]),
+        );
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "same-block wins:                   {} ({} of {})",
@@ -765,6 +817,14 @@ pub fn table(report: &Value) -> String {
         f(&s["cold_p50_us"]),
         f(&s["cold_p99_us"]),
         f(&report["cold"]["round_trips_per_tx"]["p50"])
+    );
+    let _ = writeln!(
+        out,
+        "cold, batched misses alone:        p50 {} µs, p99 {} µs; waits per tx p50 {} (with the trace {})",
+        f(&s["cold_batched_only_p50_us"]),
+        f(&s["cold_batched_only_p99_us"]),
+        f(&report["cold"]["batched_only_waits_per_tx"]["p50"]),
+        f(&report["cold"]["waits_per_tx"]["p50"]),
     );
     let _ = writeln!(out, "receipt mismatches:                {}", s["receipt_mismatches"]);
     let _ = writeln!(out, "wall time:                         {} s", f(&s["wall_seconds"]));

@@ -135,6 +135,17 @@ pub struct ForkCache {
     traces: DashMap<B256, prestate::TraceInFlight>,
 }
 
+/// Storage slots of the protected contracts' likely `mapping(address => …)` roots.
+const MAPPING_BASES: u64 = 8;
+
+/// Solidity's slot for `mapping[key]` where the mapping sits at slot `base`.
+pub fn mapping_slot(key: Address, base: u64) -> U256 {
+    let mut preimage = [0u8; 64];
+    preimage[12..32].copy_from_slice(key.as_slice());
+    preimage[56..64].copy_from_slice(&base.to_be_bytes());
+    U256::from_be_bytes(alloy::primitives::keccak256(preimage).0)
+}
+
 /// The fork every simulation reads.
 pub type SharedFork = Arc<ForkCache>;
 
@@ -398,6 +409,30 @@ impl ForkCache {
                 block,
                 source,
             })
+    }
+
+    /// Warms, in one batch, the entries a new contract is most likely to meet in the protected
+    /// contracts' mappings (`mapping(address => …)` at the first `MAPPING_BASES` slots of each)
+    /// and its own first slots: a contract created one block, attacking the next, runs warm.
+    pub async fn warm_mapping_entries(
+        &self,
+        protected: &[Address],
+        accounts: &[Address],
+    ) -> Result<(), ForkError> {
+        let mut slots: Vec<(Address, U256)> = protected
+            .iter()
+            .flat_map(|p| {
+                accounts.iter().flat_map(move |a| {
+                    (0..MAPPING_BASES).map(move |base| (*p, mapping_slot(*a, base)))
+                })
+            })
+            .collect();
+        // And the new contracts' own first slots (a constructor that set only immutables left
+        // them zero, and the block's change set lists no zero).
+        slots.extend(
+            accounts.iter().flat_map(|a| (0..MAPPING_BASES).map(move |i| (*a, U256::from(i)))),
+        );
+        self.prefetch(&[], &slots).await
     }
 
     /// The hash of block `number`, fetched once.
