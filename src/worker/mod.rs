@@ -380,6 +380,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         Ok(o) => o,
         Err(SimError::NeedState { keys, .. }) => {
             ctx.stats.deferred.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(tx = %tx.hash, round = rounds, ?keys, "waiting for cold state");
             fetch_then_retry(
                 ctx,
                 Job { tx, rounds: rounds + 1, first_picked_us: Some(first_picked_us), lane },
