@@ -22,6 +22,9 @@ use serde_json::{Value, json};
 use super::{ForkCache, ForkError, NodeClient, NodeError, StateAnswer, StateKey, StateRequest};
 use alloy::consensus::transaction::Recovered;
 
+/// Pre-state traces in flight at once (per fork).
+const MAX_TRACES_IN_FLIGHT: usize = 4;
+
 /// A trace in flight for one tx; resolves to whether it filled the fork.
 pub(crate) type TraceInFlight = Shared<BoxFuture<'static, bool>>;
 
@@ -247,7 +250,11 @@ impl ForkCache {
             return Some(t.clone());
         }
         let call = cold.call?;
-        if self.source().is_none_or(|s| s.prestate_support().refused()) {
+        // A trace costs the node more than a batch of plain reads: under a burst of cold txs
+        // only a few race at once, the rest fetch their misses in batches.
+        if self.source().is_none_or(|s| s.prestate_support().refused())
+            || self.traces.len() >= MAX_TRACES_IN_FLIGHT
+        {
             return None;
         }
         let fork = Arc::clone(self);

@@ -239,10 +239,8 @@ pub async fn run_with(
     .alerting(alerts.clone())
     .on_deployed(DeployedHook({
         let router = Arc::clone(&router);
-        let (fork, protected) = (
-            Arc::clone(&fork),
-            config.protected.iter().map(|p| p.address).collect::<Vec<_>>(),
-        );
+        let (fork, protected) =
+            (Arc::clone(&fork), config.protected.iter().map(|p| p.address).collect::<Vec<_>>());
         Arc::new(move |deployed: &[Address]| {
             for a in deployed {
                 router.note_deployed(*a);
