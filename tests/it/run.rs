@@ -89,7 +89,15 @@ async fn each_fixture_attack_is_paused_ahead_of_it_in_the_same_block_and_fails()
 
         // The incident record names the attack, the findings, the pause and the outcome.
         guard.wait_log(|l| l.contains("pause landed"), Duration::from_secs(10), "pause landed");
-        let records = guard.incident_records();
+        // The log line comes just before the outcome record is written: wait for the record.
+        let started = std::time::Instant::now();
+        let mut records = guard.incident_records();
+        while !records.iter().any(|r| r["kind"] == "outcome")
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            records = guard.incident_records();
+        }
         let detection =
             records.iter().find(|r| r["kind"] == "detection").expect("detection record");
         assert_eq!(detection["source"], "mempool");
