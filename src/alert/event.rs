@@ -307,8 +307,11 @@ mod tests {
                     ok: *ok,
                     error: (!ok).then(|| "nonce too low".to_string()),
                     latency_us: 100,
+                    written_us: None,
                 })
                 .collect(),
+            started_at: std::time::Instant::now(),
+            first_written_at: None,
         }
     }
 

@@ -29,6 +29,11 @@ pub(super) struct TxSamples {
     pub(super) peer_http: Vec<f64>,
     pub(super) peer_ws: Vec<f64>,
     pub(super) cold: Vec<f64>,
+    /// The same cold runs with batched fetches of the misses alone (no pre-state trace).
+    pub(super) cold_batched: Vec<f64>,
+    /// Times a cold run waited on the node: with the pre-state trace, and batched alone.
+    pub(super) cold_waits: Vec<f64>,
+    pub(super) cold_batched_waits: Vec<f64>,
     pub(super) cold_round_trips: u64,
     pub(super) cold_rounds: u64,
     /// Simulated on the mined block's env: (success, gas).
@@ -44,6 +49,8 @@ pub(super) fn floor_and_preempt(
     let SimSetup { config, fork, env: block, chain_id } = setup;
     let (block, chain_id) = (*block, *chain_id);
     let mut simulator = Simulator::new(config, Arc::clone(fork), block, chain_id);
+    // Warm state is measured here: no trace races the warm-up's fetches (or lands after it).
+    simulator.set_race_prestate(false);
     simulator.warm().map_err(|e| BenchError::Sim(e.to_string()))?;
     for t in txs {
         simulator
@@ -101,16 +108,28 @@ pub(super) fn cold(
     let (block, chain_id) = (*block, *chain_id);
     for (t, s) in txs.iter().zip(out.iter_mut()) {
         for _ in 0..runs {
-            let fork = Arc::new(ForkCache::new(fork_block, Some(node.clone())));
-            let mut sim = Simulator::new(config, Arc::clone(&fork), block, chain_id);
-            let started = Instant::now();
-            let outcome = sim
-                .simulate(t.hash, &t.tx)
-                .map_err(|e| BenchError::Sim(format!("cold {}: {e}", t.name)))?;
-            std::hint::black_box(detect(&outcome, &config.protected));
-            s.cold.push(started.elapsed().as_secs_f64() * 1e6);
-            s.cold_round_trips = fork.stats().round_trips();
-            s.cold_rounds = fork.stats().fetch_rounds.load(Ordering::Relaxed);
+            // Batched misses alone (as before the trace), then raced with the trace.
+            for race in [false, true] {
+                let fork = Arc::new(ForkCache::new(fork_block, Some(node.clone())));
+                let mut sim = Simulator::new(config, Arc::clone(&fork), block, chain_id);
+                sim.set_race_prestate(race);
+                let started = Instant::now();
+                let outcome = sim
+                    .simulate(t.hash, &t.tx)
+                    .map_err(|e| BenchError::Sim(format!("cold {}: {e}", t.name)))?;
+                std::hint::black_box(detect(&outcome, &config.protected));
+                let us = started.elapsed().as_secs_f64() * 1e6;
+                let waits = sim.fork_view().waited().rounds as f64;
+                if race {
+                    s.cold.push(us);
+                    s.cold_waits.push(waits);
+                    s.cold_round_trips = fork.stats().round_trips();
+                    s.cold_rounds = fork.stats().fetch_rounds.load(Ordering::Relaxed);
+                } else {
+                    s.cold_batched.push(us);
+                    s.cold_batched_waits.push(waits);
+                }
+            }
         }
     }
     Ok(())

@@ -8,7 +8,9 @@ mod anvil;
 mod chart;
 mod fixtures;
 pub mod flood;
+mod kinds;
 mod measure;
+mod naive;
 mod race;
 pub mod soak;
 pub mod svg;
@@ -74,6 +76,10 @@ pub struct BenchOptions {
     /// Attack → pause races.
     #[arg(long, default_value_t = 50)]
     pub races: usize,
+    /// Races per kind (cold, steady, same block) for preempt, and for the naive bot (cold,
+    /// steady), each on a fresh attacker contract.
+    #[arg(long, default_value_t = 20)]
+    pub kind_races: usize,
     /// Pipeline replay: frames per second.
     #[arg(long, default_value_t = 2_000)]
     pub rate: u64,
@@ -313,6 +319,9 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
     )
     .await?;
 
+    let kinds =
+        race_kinds(opts, &http, &node_proc.ws_url(), &config_text, &deployment, chain_id).await?;
+
     eprintln!(
         "bench: flood (1,000 txs from {} senders, one attack in the middle)",
         opts.flood_senders
@@ -330,6 +339,7 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
     eprintln!("  {}", flood::line(&flood));
 
     let mut report = build_report(opts, &txs, &per_tx, &replay, &sweep, &races, started);
+    add_race_kinds(&mut report, &kinds);
     report["summary"]["flood_attack"] = flood::bench_summary(&flood);
     report["flood_attack_run"] = serde_json::to_value(&flood).unwrap_or_default();
     write_outputs(opts, &report, &txs, &per_tx, &replay)?;
@@ -342,6 +352,114 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
         });
     }
     Ok(report)
+}
+
+/// Every race kind for preempt, then the naive bot on the cold and steady ones.
+async fn race_kinds(
+    opts: &BenchOptions,
+    http: &alloy::providers::DynProvider,
+    ws_url: &str,
+    config_text: &str,
+    deployment: &crate::devnet::Deployment,
+    chain_id: u64,
+) -> Result<Vec<(kinds::RaceKind, kinds::Defender, kinds::KindResult)>, BenchError> {
+    use kinds::{Defender, RaceKind};
+    let ws = ProviderBuilder::new()
+        .connect_ws(WsConnect::new(ws_url))
+        .await
+        .map_err(|e| BenchError::Node(e.to_string()))?
+        .erased();
+    let guardian = &dev_accounts()[1];
+    let setup = kinds::KindSetup {
+        http,
+        ws: &ws,
+        ws_url,
+        config_text,
+        dir: &opts.out,
+        vault: deployment.address("EthVault").map_err(|e| BenchError::Setup(e.to_string()))?,
+        guardian,
+        chain_id,
+    };
+    let mut out = Vec::new();
+    for (kind, defender) in [
+        (RaceKind::Cold, Defender::Preempt),
+        (RaceKind::Steady, Defender::Preempt),
+        (RaceKind::SameBlock, Defender::Preempt),
+        (RaceKind::Cold, Defender::Naive),
+        (RaceKind::Steady, Defender::Naive),
+    ] {
+        eprintln!("bench: {} × {} against {defender:?}", opts.kind_races, kind.name());
+        let r = kinds::race_kind(&setup, kind, defender, opts.kind_races).await?;
+        let pct = |v: &[f64], q| percentile(v, q).map(|x| format!("{x:.0}")).unwrap_or("-".into());
+        eprintln!(
+            "  wins {}/{}; intake p50 {} µs; share p50 {} p99 {} µs; acceptance p50 {} µs",
+            r.wins,
+            r.runs,
+            pct(&r.intake_us, 0.5),
+            pct(&r.share_us, 0.5),
+            pct(&r.share_us, 0.99),
+            pct(&r.accept_us, 0.5)
+        );
+        out.push((kind, defender, r));
+    }
+    Ok(out)
+}
+
+/// The race kinds' shares under `race_kinds`, and their headline numbers under `summary`.
+fn add_race_kinds(
+    report: &mut Value,
+    kinds: &[(kinds::RaceKind, kinds::Defender, kinds::KindResult)],
+) {
+    use kinds::{Defender, RaceKind};
+    let find = |k: RaceKind, d: Defender| {
+        kinds.iter().find(|(kk, dd, _)| *kk == k && *dd == d).map(|(_, _, r)| r)
+    };
+    let pq = |v: &[f64]| json!({"p50": percentile(v, 0.5).map(round2), "p99": percentile(v, 0.99).map(round2)});
+    let mut detail = serde_json::Map::new();
+    for (kind, defender, r) in kinds {
+        let key = match defender {
+            Defender::Preempt => kind.name().to_string(),
+            Defender::Naive => format!("naive_{}", kind.name()),
+        };
+        detail.insert(
+            key,
+            json!({
+                "runs": r.runs,
+                "wins": r.wins,
+                "node_intake_us": p(&r.intake_us),
+                "share_us": p(&r.share_us),
+                "node_acceptance_us": p(&r.accept_us),
+                "attack_to_pool_ms": p(&r.to_pool_ms),
+                "trace_rtt_us": p(&r.trace_rtt_us),
+                "state_waits": p(&r.state_waits),
+                "failures": r.failures,
+            }),
+        );
+    }
+    report["race_kinds"] = Value::Object(detail);
+    let empty = kinds::KindResult::default();
+    let cold = find(RaceKind::Cold, Defender::Preempt).unwrap_or(&empty);
+    let steady = find(RaceKind::Steady, Defender::Preempt).unwrap_or(&empty);
+    let same = find(RaceKind::SameBlock, Defender::Preempt).unwrap_or(&empty);
+    let naive_cold = find(RaceKind::Cold, Defender::Naive).unwrap_or(&empty);
+    let naive_steady = find(RaceKind::Steady, Defender::Naive).unwrap_or(&empty);
+    let trace: Vec<f64> = cold.trace_rtt_us.iter().chain(&steady.trace_rtt_us).copied().collect();
+    let s = &mut report["summary"];
+    s["race_cold_share_us"] = pq(&cold.share_us);
+    s["race_steady_share_us"] = pq(&steady.share_us);
+    s["race_same_block_share_us"] = pq(&same.share_us);
+    s["naive_share_us"] =
+        json!({"cold": pq(&naive_cold.share_us), "steady": pq(&naive_steady.share_us)});
+    s["trace_rtt_us"] = pq(&trace);
+    s["race_cold_ms"] = pq(&cold.to_pool_ms);
+    s["race_steady_ms"] = pq(&steady.to_pool_ms);
+    s["race_same_block_wins"] = json!({"wins": same.wins, "runs": same.runs});
+    s["race_cold_share_vs_trace_rtt_p50"] =
+        json!(ratio(percentile(&cold.share_us, 0.5), percentile(&trace, 0.5)));
+    s["naive_vs_preempt_share_p50"] = json!({
+        "cold": ratio(percentile(&naive_cold.share_us, 0.5), percentile(&cold.share_us, 0.5)),
+        "steady": ratio(percentile(&naive_steady.share_us, 0.5), percentile(&steady.share_us, 0.5)),
+    });
 }
 
 /// Every sample of one kind from the txs of one class.
@@ -418,6 +536,9 @@ fn build_report(
             "peer_http_us": p(&s.peer_http),
             "peer_ws_us": p(&s.peer_ws),
             "cold_us": p(&s.cold),
+            "cold_batched_us": p(&s.cold_batched),
+            "cold_waits": p(&s.cold_waits),
+            "cold_batched_waits": p(&s.cold_batched_waits),
             "cold_round_trips": s.cold_round_trips,
             "cold_fetch_rounds": s.cold_rounds,
             "ratios": {
@@ -456,10 +577,15 @@ fn build_report(
     let best = sweep.iter().filter(|(_, pass)| *pass).map(|(s, _)| s).next_back();
     let cold_all: Vec<f64> = per_tx.iter().flat_map(|s| s.cold.iter().copied()).collect();
     let cold_trips: Vec<f64> = per_tx.iter().map(|s| s.cold_round_trips as f64).collect();
+    let cold_batched: Vec<f64> =
+        per_tx.iter().flat_map(|s| s.cold_batched.iter().copied()).collect();
+    let cold_waits: Vec<f64> = per_tx.iter().flat_map(|s| s.cold_waits.iter().copied()).collect();
+    let cold_batched_waits: Vec<f64> =
+        per_tx.iter().flat_map(|s| s.cold_batched_waits.iter().copied()).collect();
     json!({
         "machine": machine(),
         "options": {
-            "samples": opts.samples, "peer_samples": opts.peer_samples, "races": opts.races,
+            "samples": opts.samples, "peer_samples": opts.peer_samples, "races": opts.races, "kind_races": opts.kind_races,
             "rate": opts.rate, "count": opts.count, "workers": opts.workers, "cold_runs": opts.cold_runs,
         },
         "per_tx": rows,
@@ -485,7 +611,11 @@ fn build_report(
             "rate": s.rate, "achieved_rate": round2(s.achieved_rate), "total_us": p(&s.total_us),
             "dropped": s.dropped, "peak_rss_mb": round2(s.peak_rss_mb), "p99_under_1ms": pass,
         })).collect::<Vec<_>>(),
-        "cold": { "us": p(&cold_all), "round_trips_per_tx": p(&cold_trips) },
+        "cold": {
+            "us": p(&cold_all), "round_trips_per_tx": p(&cold_trips),
+            "batched_only_us": p(&cold_batched),
+            "waits_per_tx": p(&cold_waits), "batched_only_waits_per_tx": p(&cold_batched_waits),
+        },
         "races": { "runs": races.runs, "wins": races.wins, "failures": races.failures },
         "receipt_mismatch_details": mismatches,
         "summary": {
@@ -498,6 +628,8 @@ fn build_report(
             "receipt_mismatches": mismatches.len(),
             "cold_p50_us": percentile(&cold_all, 0.5).map(round2),
             "cold_p99_us": percentile(&cold_all, 0.99).map(round2),
+            "cold_batched_only_p50_us": percentile(&cold_batched, 0.5).map(round2),
+            "cold_batched_only_p99_us": percentile(&cold_batched, 0.99).map(round2),
             "wall_seconds": round2(started.elapsed().as_secs_f64()),
         },
     })
@@ -605,6 +737,58 @@ pub fn table(report: &Value) -> String {
         f(&s["attack_to_pool_ms"]["p50"]),
         f(&s["attack_to_pool_ms"]["p99"])
     );
+    // The race split into shares, cold first: it decides whether a real attack is stopped.
+    if report["race_kinds"].is_object() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<24} {:>6} {:>13} {:>13} {:>13} {:>13} {:>13}",
+            "race (µs, p50 / p99)",
+            "wins",
+            "node intake",
+            "share p50",
+            "share p99",
+            "node accepts",
+            "to pool ms"
+        );
+        for key in [
+            "races_cold",
+            "naive_races_cold",
+            "races_steady",
+            "naive_races_steady",
+            "races_same_block",
+        ] {
+            let k = &report["race_kinds"][key];
+            if !k.is_object() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{:<24} {:>6} {:>13} {:>13} {:>13} {:>13} {:>13}",
+                key,
+                format!("{}/{}", k["wins"], k["runs"]),
+                f(&k["node_intake_us"]["p50"]),
+                f(&k["share_us"]["p50"]),
+                f(&k["share_us"]["p99"]),
+                f(&k["node_acceptance_us"]["p50"]),
+                f(&k["attack_to_pool_ms"]["p50"]),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "node's prestate trace round trip:  p50 {} µs, p99 {} µs (cold share / trace p50: {})",
+            f(&s["trace_rtt_us"]["p50"]),
+            f(&s["trace_rtt_us"]["p99"]),
+            f(&s["race_cold_share_vs_trace_rtt_p50"]),
+        );
+        let _ = writeln!(
+            out,
+            "naive bot share / preempt's, p50:  cold {}, steady {}",
+            f(&s["naive_vs_preempt_share_p50"]["cold"]),
+            f(&s["naive_vs_preempt_share_p50"]["steady"]),
+        );
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "same-block wins:                   {} ({} of {})",
@@ -633,6 +817,14 @@ pub fn table(report: &Value) -> String {
         f(&s["cold_p50_us"]),
         f(&s["cold_p99_us"]),
         f(&report["cold"]["round_trips_per_tx"]["p50"])
+    );
+    let _ = writeln!(
+        out,
+        "cold, batched misses alone:        p50 {} µs, p99 {} µs; waits per tx p50 {} (with the trace {})",
+        f(&s["cold_batched_only_p50_us"]),
+        f(&s["cold_batched_only_p99_us"]),
+        f(&report["cold"]["batched_only_waits_per_tx"]["p50"]),
+        f(&report["cold"]["waits_per_tx"]["p50"]),
     );
     let _ = writeln!(out, "receipt mismatches:                {}", s["receipt_mismatches"]);
     let _ = writeln!(out, "wall time:                         {} s", f(&s["wall_seconds"]));

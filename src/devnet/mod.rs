@@ -19,7 +19,6 @@ use alloy::{primitives::B256, transports::TransportError};
 use thiserror::Error;
 
 pub use accounts::{DevAccount, dev_accounts};
-#[cfg(test)]
 pub(crate) use artifacts::Artifact;
 pub use config::config_toml;
 pub use deploy::{Deployment, deploy};

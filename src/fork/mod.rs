@@ -6,6 +6,7 @@ mod diff;
 mod evict;
 mod layer;
 mod node;
+mod prestate;
 mod source;
 mod view;
 mod ws;
@@ -32,6 +33,7 @@ pub use diff::{BlockDiff, ChangedKeys, DiffError};
 pub use evict::{EvictionReport, ForkLimits};
 pub use layer::StateLayer;
 pub use node::{NodeClient, NodeError, StateAnswer, StateRequest};
+pub use prestate::{ColdFill, ColdTx, call_object};
 pub use source::{PeerStatus, StateSource};
 pub use view::{FetchWait, ForkView, StateKey};
 pub use ws::{LowLatencyWs, connect_provider};
@@ -60,6 +62,8 @@ pub struct ForkStats {
     /// Entries fetched again after they had been evicted.
     pub refetched: AtomicU64,
     pub resets: AtomicU64,
+    /// Cold txs whose whole pre-state came from the node's `prestateTracer` in one request.
+    pub prestate_traces: AtomicU64,
 }
 
 impl ForkStats {
@@ -127,6 +131,19 @@ pub struct ForkCache {
     recently_evicted: evict::EvictedKeys,
     source: Option<StateSource>,
     stats: ForkStats,
+    /// Pre-state traces in flight, by tx: a tx's later fetch rounds wait on its one trace.
+    traces: DashMap<B256, prestate::TraceInFlight>,
+}
+
+/// Storage slots of the protected contracts' likely `mapping(address => …)` roots.
+const MAPPING_BASES: u64 = 8;
+
+/// Solidity's slot for `mapping[key]` where the mapping sits at slot `base`.
+pub fn mapping_slot(key: Address, base: u64) -> U256 {
+    let mut preimage = [0u8; 64];
+    preimage[12..32].copy_from_slice(key.as_slice());
+    preimage[56..64].copy_from_slice(&base.to_be_bytes());
+    U256::from_be_bytes(alloy::primitives::keccak256(preimage).0)
 }
 
 /// The fork every simulation reads.
@@ -153,6 +170,7 @@ impl ForkCache {
             recently_evicted: evict::EvictedKeys::default(),
             source,
             stats: ForkStats::default(),
+            traces: DashMap::new(),
         }
     }
 
@@ -391,6 +409,30 @@ impl ForkCache {
                 block,
                 source,
             })
+    }
+
+    /// Warms, in one batch, the entries a new contract is most likely to meet in the protected
+    /// contracts' mappings (`mapping(address => …)` at the first `MAPPING_BASES` slots of each)
+    /// and its own first slots: a contract created one block, attacking the next, runs warm.
+    pub async fn warm_mapping_entries(
+        &self,
+        protected: &[Address],
+        accounts: &[Address],
+    ) -> Result<(), ForkError> {
+        let mut slots: Vec<(Address, U256)> = protected
+            .iter()
+            .flat_map(|p| {
+                accounts.iter().flat_map(move |a| {
+                    (0..MAPPING_BASES).map(move |base| (*p, mapping_slot(*a, base)))
+                })
+            })
+            .collect();
+        // And the new contracts' own first slots (a constructor that set only immutables left
+        // them zero, and the block's change set lists no zero).
+        slots.extend(
+            accounts.iter().flat_map(|a| (0..MAPPING_BASES).map(move |i| (*a, U256::from(i)))),
+        );
+        self.prefetch(&[], &slots).await
     }
 
     /// The hash of block `number`, fetched once.

@@ -42,6 +42,8 @@ struct Peer {
 #[derive(Debug, Clone)]
 pub struct StateSource {
     peers: Arc<RwLock<Vec<Arc<Peer>>>>,
+    /// Off once a node refused `debug_traceCall` with the `prestateTracer`.
+    prestate: super::prestate::PrestateSupport,
 }
 
 /// One node's health as shown to a person.
@@ -61,7 +63,7 @@ impl StateSource {
             .into_iter()
             .map(|client| Arc::new(Peer { client, health: Health::default() }))
             .collect();
-        Self { peers: Arc::new(RwLock::new(peers)) }
+        Self { peers: Arc::new(RwLock::new(peers)), prestate: Default::default() }
     }
 
     /// Adds a node that became reachable after start.
@@ -74,6 +76,10 @@ impl StateSource {
 
     pub fn is_empty(&self) -> bool {
         read(&self.peers).is_empty()
+    }
+
+    pub(crate) fn prestate_support(&self) -> &super::prestate::PrestateSupport {
+        &self.prestate
     }
 
     /// The node to use for work that needs one connection (first in the current ranking).

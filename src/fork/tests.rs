@@ -133,3 +133,14 @@ fn entries_unused_for_longer_than_the_age_limit_go_at_the_periodic_sweep() {
     assert!(fork.cached_slot(&B, &U256::from(1)).is_none());
     assert!(fork.cached_slot(&A, &U256::from(1)).is_some());
 }
+
+#[test]
+fn mapping_slot_is_solidity_keccak_of_key_and_base() {
+    // keccak256(abi.encode(address(0x…01), uint256(0))), as solc lays out `mapping[key]` at slot 0.
+    let key = Address::with_last_byte(1);
+    let mut preimage = [0u8; 64];
+    preimage[31] = 1;
+    let expected = U256::from_be_bytes(alloy::primitives::keccak256(preimage).0);
+    assert_eq!(super::mapping_slot(key, 0), expected);
+    assert_ne!(super::mapping_slot(key, 1), expected);
+}

@@ -10,7 +10,7 @@ use std::{
 use alloy::primitives::{Address, B256, U256};
 use revm::{bytecode::Bytecode, database_interface::DatabaseRef, state::AccountInfo};
 
-use super::{ForkCache, ForkError, SharedFork, StateLayer};
+use super::{ColdTx, ForkCache, ForkError, SharedFork, StateLayer};
 
 /// A piece of state a speculative run needed and did not find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +34,8 @@ pub struct ForkView {
     speculative: Cell<bool>,
     misses: RefCell<Vec<StateKey>>,
     waited: Cell<FetchWait>,
+    /// The tx being run: its first miss also asks the node for its whole pre-state.
+    cold: RefCell<Option<ColdTx>>,
 }
 
 /// What this view waited on the nodes for.
@@ -55,6 +57,7 @@ impl ForkView {
             speculative: Cell::new(false),
             misses: Default::default(),
             waited: Cell::default(),
+            cold: RefCell::default(),
         }
     }
 
@@ -113,8 +116,22 @@ impl ForkView {
         self.waited.get()
     }
 
+    /// The tx the next misses are fetched for (`None`: no pre-state trace is raced).
+    pub fn set_cold_tx(&self, cold: Option<ColdTx>) {
+        *self.cold.borrow_mut() = cold;
+    }
+
     fn fetch_misses_now(&self, keys: &[StateKey]) -> Result<(), ForkError> {
         if self.settled_after.is_none() {
+            // The trace is launched once per tx; later rounds wait on it while it is in flight.
+            let cold = self
+                .cold
+                .borrow_mut()
+                .as_mut()
+                .map(|c| ColdTx { hash: c.hash, call: c.call.take() });
+            if cold.is_some() {
+                return self.fork.fetch_cold_blocking(cold, keys).map(|_| ());
+            }
             return Arc::clone(&self.fork).fetch_blocking(keys);
         }
         let mut request = super::StateRequest::default();

@@ -146,6 +146,15 @@ impl IncidentLog {
     }
 }
 
+/// Wall-clock microseconds since the epoch at `at` (an `Instant` in the past or now).
+pub fn unix_us_at(at: std::time::Instant) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default();
+    now.saturating_sub(at.elapsed().as_micros() as u64)
+}
+
 pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -179,6 +188,9 @@ pub struct DetectionRecord {
     pub sim_block: u64,
     pub sim_gas_used: u64,
     pub sim_time_us: f64,
+    /// Wall clock at first sight, µs since the epoch (lines the record up with a node's or a
+    /// benchmark's own clock; the stage times below are relative to it).
+    pub seen_unix_us: Option<u64>,
     pub findings: Vec<Finding>,
     pub holdings: Vec<HoldingChange>,
     /// The protected contracts' books for the tx: who took what, what accounts for it.

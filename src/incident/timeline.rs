@@ -175,8 +175,9 @@ fn detection(out: &mut String, r: &Value) {
             .collect();
         let _ = writeln!(
             out,
-            "  sent at +{} µs for block {}: {}",
+            "  bytes written at +{} µs, answered by +{} µs, for block {}: {}",
             r["sent_us"],
+            r["answered_us"],
             s["target_block"],
             dests.join("; ")
         );

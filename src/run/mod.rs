@@ -119,10 +119,20 @@ pub async fn run_with(
     .alerting(alerts.clone())
     .on_deployed(DeployedHook({
         let router = Arc::clone(&stages.router);
+        let (fork, protected) =
+            (Arc::clone(&at.fork), config.protected.iter().map(|p| p.address).collect::<Vec<_>>());
         Arc::new(move |deployed: &[Address]| {
             for a in deployed {
                 router.note_deployed(*a);
             }
+            // Off the hot path: a new contract's entries in the protected contracts' mappings.
+            let (fork, protected, deployed) =
+                (Arc::clone(&fork), protected.clone(), deployed.to_vec());
+            tokio::spawn(async move {
+                if let Err(e) = fork.warm_mapping_entries(&protected, &deployed).await {
+                    tracing::debug!(error = %e, "warming new contracts' mapping entries failed");
+                }
+            });
         })
     }));
     let dispatch_task = tokio::spawn(dispatcher.run(detections_rx, reports_rx, cancel.clone()));

@@ -38,7 +38,7 @@ use crate::{
     config::{
         Asset, Config, InvariantCheck, Operand, ProtectedContract, SimulationConfig, ViewCall,
     },
-    fork::{ForkError, ForkView, SharedFork, StateKey, StateLayer},
+    fork::{ColdTx, ForkError, ForkView, SharedFork, StateKey, StateLayer},
     types::{
         InvariantReading, InvariantValue, SimOutcome,
         abi::{IERC20, IPausable},
@@ -118,6 +118,8 @@ pub struct Simulator {
     token_holdings: HashMap<(Address, Address), U256>,
     /// Return `NeedState` instead of fetching cold state on this thread.
     defer_fetch: bool,
+    /// A cold tx's first miss also asks the node for its whole pre-state (`prestateTracer`).
+    race_prestate: bool,
     /// Who holds each protected contract's keys on the pristine fork.
     privileged: HashMap<Address, analysis::Privileged>,
     /// Tokens' symbol and decimals: they never change.
@@ -166,6 +168,7 @@ impl Simulator {
             baselines: HashMap::new(),
             token_holdings: HashMap::new(),
             defer_fetch: false,
+            race_prestate: true,
             privileged: HashMap::new(),
             token_meta: HashMap::new(),
         }
@@ -175,6 +178,11 @@ impl Simulator {
     /// missed, for the caller to fetch off this thread; without, it fetches and waits.
     pub fn set_defer_fetch(&mut self, on: bool) {
         self.defer_fetch = on;
+    }
+
+    /// Off: cold state comes from batched fetches of the misses alone (the bench compares).
+    pub fn set_race_prestate(&mut self, on: bool) {
+        self.race_prestate = on;
     }
 
     pub fn block(&self) -> SimBlock {
@@ -331,7 +339,9 @@ impl Simulator {
         keep_state: bool,
     ) -> Result<(SimOutcome, EvmState), SimError> {
         let env = tx_env(tx, self.settings.max_tx_gas);
-        self.simulate_env(hash, tx.signer(), tx.inner().to(), env, keep_state)
+        // A cold miss races the node's pre-state trace of this tx against the batched misses.
+        let cold = self.race_prestate.then(|| ColdTx::of(hash, tx));
+        self.simulate_env(hash, tx.signer(), tx.inner().to(), env, cold, keep_state)
     }
 
     /// Runs a call nobody signed (a probe of a new contract, from its deployer) through the
@@ -362,7 +372,7 @@ impl Simulator {
         let cfg = &mut self.evm.ctx.cfg;
         cfg.disable_nonce_check = true;
         cfg.disable_base_fee = true;
-        let run = self.simulate_env(hash, from, Some(to), env, false);
+        let run = self.simulate_env(hash, from, Some(to), env, None, false);
         let cfg = &mut self.evm.ctx.cfg;
         cfg.disable_nonce_check = false;
         cfg.disable_base_fee = false;
@@ -398,15 +408,19 @@ impl Simulator {
         from: Address,
         to: Option<Address>,
         env: revm::context::TxEnv,
+        cold: Option<ColdTx>,
         keep_state: bool,
     ) -> Result<(SimOutcome, EvmState), SimError> {
         let started = Instant::now();
         // Storage accesses, mapping keys and logs are recorded in the same run: the inspector's
         // per-opcode hook is paid anyway, and no rule then needs a second run.
+        self.fork_view().set_cold_tx(cold);
         let run = self.settle(hash, |evm| {
             evm.inspector.reset(true);
             evm.inspect_tx(env.clone())
-        })?;
+        });
+        self.fork_view().set_cold_tx(None);
+        let run = run?;
         let (result, state) = (run.result, run.state);
         let mut recorded = self.take_recorded();
         effective_success(&mut recorded.frames);

@@ -203,6 +203,7 @@ impl Dispatcher {
                 sim_block: d.outcome.block_number,
                 sim_gas_used: d.outcome.gas_used,
                 sim_time_us: d.outcome.sim_time.as_secs_f64() * 1e6,
+                seen_unix_us: Some(crate::incident::unix_us_at(d.tx.seen_at)),
                 findings: d.findings,
                 holdings: d.outcome.holdings,
                 ledgers: d.outcome.ledgers,
@@ -410,6 +411,7 @@ impl Dispatcher {
                     sim_block: number,
                     sim_gas_used: outcome.gas_used,
                     sim_time_us: outcome.sim_time.as_secs_f64() * 1e6,
+                    seen_unix_us: None,
                     findings,
                     holdings: outcome.holdings,
                     ledgers: outcome.ledgers,
@@ -524,8 +526,8 @@ fn plans_of(decisions: &[(Address, Decision)]) -> Vec<PausePlan> {
         .collect()
 }
 
-/// Every plan to every destination at once; with each report, when its first copy went out
-/// (µs after `since`).
+/// Every plan to every destination at once; with each report, when its first copy's bytes were
+/// written to a socket (µs after `since`).
 async fn submit_all(
     submitter: &Submitter,
     plans: &[PausePlan],
@@ -533,8 +535,11 @@ async fn submit_all(
     since: Option<Instant>,
 ) -> Vec<(SubmitReport, Option<f64>)> {
     let sends = plans.iter().map(|plan| async move {
-        let handed = since.map(micros);
         let report = submitter.submit(plan.raw.clone(), plan.tx_hash, target).await;
+        // The write to a socket where the transport tells it, else the hand-over to it.
+        let sent = since.map(|since| {
+            StageTimes::since(since, report.first_written_at.unwrap_or(report.started_at))
+        });
         tracing::warn!(
             attack = ?plan.attack_tx,
             contract = %plan.contract_name,
@@ -545,7 +550,7 @@ async fn submit_all(
             destinations = report.results.len(),
             "pause sent"
         );
-        (report, handed)
+        (report, sent)
     });
     futures::future::join_all(sends).await
 }

@@ -5,6 +5,7 @@ mod auth;
 mod dispatch;
 mod node;
 mod relay;
+mod socket;
 
 use std::{
     sync::{Arc, RwLock},
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 pub use auth::{FLASHBOTS_SIGNATURE_HEADER, flashbots_signature, verify_flashbots_signature};
 pub use dispatch::{DeployedFn, DeployedHook, Dispatcher};
+pub(crate) use socket::PauseSocket;
 
 use crate::{
     config::{NodeConfig, RelayConfig},
@@ -73,6 +75,9 @@ pub struct SendResult {
     pub error: Option<String>,
     /// From the moment `submit` was called to this destination's answer (or its failure).
     pub latency_us: u64,
+    /// From the moment `submit` was called to the request's bytes written to the socket;
+    /// `None` where the transport does not tell (HTTP / IPC nodes, relays) or nothing was written.
+    pub written_us: Option<u64>,
 }
 
 /// Every copy of one pause tx sent for one target block.
@@ -82,6 +87,12 @@ pub struct SubmitReport {
     pub target_block: u64,
     /// Nodes first, in config order, then relays in config order.
     pub results: Vec<SendResult>,
+    /// When `submit` was called.
+    #[serde(skip)]
+    pub started_at: Instant,
+    /// When the first copy's bytes were written to a socket, where that is known.
+    #[serde(skip)]
+    pub first_written_at: Option<Instant>,
 }
 
 impl SubmitReport {
@@ -94,7 +105,7 @@ impl SubmitReport {
 /// Holds a connection to every node and a keep-alive HTTP client per relay, ready to race.
 pub struct Submitter {
     /// Nodes reachable so far; one that was down at start joins when it comes up.
-    nodes: Arc<RwLock<Vec<NodeClient>>>,
+    nodes: Arc<RwLock<Vec<NodeLink>>>,
     relays: Vec<RelayEndpoint>,
     relay_auth: Option<PrivateKeySigner>,
 }
@@ -103,10 +114,30 @@ impl std::fmt::Debug for Submitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The relay-auth key is shown by its address only.
         f.debug_struct("Submitter")
-            .field("nodes", &self.nodes().iter().map(|n| n.name.clone()).collect::<Vec<_>>())
+            .field("nodes", &self.nodes().iter().map(|n| n.client.name.clone()).collect::<Vec<_>>())
             .field("relays", &self.relays.iter().map(|r| &r.name).collect::<Vec<_>>())
             .field("relay_auth", &self.relay_auth.as_ref().map(|s| s.address()))
             .finish()
+    }
+}
+
+/// A node's shared client, and its own connection for pauses where it speaks WebSocket.
+#[derive(Debug, Clone)]
+struct NodeLink {
+    client: NodeClient,
+    socket: Option<Arc<socket::PauseSocket>>,
+}
+
+impl NodeLink {
+    async fn new(client: NodeClient) -> Self {
+        let socket = socket::PauseSocket::for_url(&client.url).map(Arc::new);
+        if let Some(s) = &socket
+            && let Err(e) = s.warm().await
+        {
+            // Opened again on the first pause; the shared client stands in meanwhile.
+            tracing::warn!(node = %client.name, error = %e, "pause connection not open yet");
+        }
+        Self { client, socket }
     }
 }
 
@@ -129,7 +160,7 @@ impl Submitter {
         let mut down = Vec::new();
         for (n, attempt) in nodes.iter().zip(connected) {
             match attempt {
-                Ok(c) => up.push(c),
+                Ok(c) => up.push(NodeLink::new(c).await),
                 Err(source) => {
                     down.push(n.clone());
                     first_error.get_or_insert(SubmitError::NodeUnreachable {
@@ -151,7 +182,8 @@ impl Submitter {
                 loop {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     if let Ok(c) = NodeClient::connect(&n.name, &n.url).await {
-                        nodes.write().unwrap_or_else(|p| p.into_inner()).push(c);
+                        let link = NodeLink::new(c).await;
+                        nodes.write().unwrap_or_else(|p| p.into_inner()).push(link);
                         return;
                     }
                 }
@@ -160,7 +192,7 @@ impl Submitter {
         Ok(submitter)
     }
 
-    fn nodes(&self) -> Vec<NodeClient> {
+    fn nodes(&self) -> Vec<NodeLink> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -172,9 +204,13 @@ impl Submitter {
     pub async fn submit(&self, raw: Bytes, tx_hash: B256, target_block: u64) -> SubmitReport {
         let started = Instant::now();
         let nodes = self.nodes();
-        let to_nodes = join_all(nodes.iter().map(|n| {
-            let sent = node::send_raw(n, raw.clone(), tx_hash);
-            outcome(&n.name, DestinationKind::Node, started, sent)
+        let to_nodes = join_all(nodes.iter().map(|n| async {
+            let sent = node::send_raw(&n.client, n.socket.as_deref(), raw.clone(), tx_hash).await;
+            let mut result =
+                outcome(&n.client.name, DestinationKind::Node, started, async { sent.result })
+                    .await;
+            result.written_us = sent.written.map(|w| micros_between(started, w));
+            (result, sent.written)
         }));
         // The nodes' requests are polled first, so the relay signature (a secp256k1 signing)
         // is computed while they are already on their way.
@@ -198,9 +234,11 @@ impl Submitter {
             }))
             .await
         };
-        let (mut results, relay_results) = futures::join!(to_nodes, to_relays);
+        let (node_results, relay_results) = futures::join!(to_nodes, to_relays);
+        let first_written_at = node_results.iter().filter_map(|(_, w)| *w).min();
+        let mut results: Vec<SendResult> = node_results.into_iter().map(|(r, _)| r).collect();
         results.extend(relay_results);
-        SubmitReport { tx_hash, target_block, results }
+        SubmitReport { tx_hash, target_block, results, started_at: started, first_written_at }
     }
 }
 
@@ -211,12 +249,17 @@ async fn outcome(
     sent: impl Future<Output = Result<(), String>>,
 ) -> SendResult {
     let result = sent.await;
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let latency_us = micros_between(started, Instant::now());
     SendResult {
         destination: destination.to_string(),
         kind,
         ok: result.is_ok(),
         error: result.err(),
         latency_us,
+        written_us: None,
     }
+}
+
+fn micros_between(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
 }

@@ -23,7 +23,7 @@ pub use chains::{ChainRun, ChainedOutcome, SenderChains};
 use crate::{
     config::Config,
     detect::detect,
-    fork::{LiveFork, StateKey},
+    fork::{ColdTx, LiveFork, StateKey},
     respond::{AttackFees, Decision, Responder, decide_all},
     simulate::{SimBlock, SimError, Simulator},
     types::{Finding, PendingTx, SimOutcome},
@@ -47,6 +47,8 @@ pub struct StageTimes {
     pub simulated_us: f64,
     pub detected_us: f64,
     pub signed_us: f64,
+    /// Times the tx waited for cold state from the nodes before its final run.
+    pub state_waits: u32,
 }
 
 impl StageTimes {
@@ -64,6 +66,7 @@ impl StageTimes {
             simulated_us,
             detected_us,
             signed_us,
+            state_waits: 0,
         }
     }
 
@@ -409,6 +412,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         Ok(o) => o,
         Err(SimError::NeedState { keys, .. }) => {
             ctx.stats.deferred.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(tx = %tx.hash, round = rounds, ?keys, "waiting for cold state");
             fetch_then_retry(
                 ctx,
                 Job { tx, rounds: rounds + 1, first_picked_us: Some(first_picked_us), lane },
@@ -452,7 +456,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
                     tx,
                     deploy,
                     findings,
-                    first_picked_us,
+                    (first_picked_us, rounds),
                     [picked_us, simulated_us, detected_us],
                 );
                 return;
@@ -466,7 +470,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         tx,
         outcome,
         findings,
-        first_picked_us,
+        (first_picked_us, rounds),
         [picked_us, simulated_us, detected_us],
     );
 }
@@ -517,7 +521,7 @@ fn probe_deployment(ctx: &WorkerContext, simulator: &mut Simulator, job: ProbeJo
         tx,
         outcome,
         findings,
-        first_picked_us,
+        (first_picked_us, 0),
         [picked_us, picked_us, detected_us],
     );
 }
@@ -530,7 +534,8 @@ fn finish(
     tx: PendingTx,
     outcome: SimOutcome,
     findings: Vec<Finding>,
-    first_picked_us: f64,
+    // When a worker first took the tx, and how often it waited for cold state.
+    (first_picked_us, state_waits): (f64, u8),
     [picked_us, simulated_us, detected_us]: [f64; 3],
 ) {
     tracing::debug!(
@@ -558,11 +563,12 @@ fn finish(
     let decisions =
         decide_all(&ctx.responder, &ctx.config, &findings, Some((tx.hash, fees)), base_fee);
     let signed_at = Instant::now();
-    let times = StageTimes::of(
+    let mut times = StageTimes::of(
         &tx,
         first_picked_us,
         [picked_us, simulated_us, detected_us, micros(tx.seen_at)],
     );
+    times.state_waits = u32::from(state_waits);
     if let Some(done) = &ctx.completions {
         let _ = done.try_send((times, true));
     }
@@ -586,21 +592,15 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
             Some(limit) => limit.acquire().await.ok(),
             None => None,
         };
-        let (mut accounts, mut slots, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-        for key in keys {
-            match key {
-                StateKey::Account(a) => accounts.push(a),
-                StateKey::Slot(a, s) => slots.push((a, s)),
-                StateKey::BlockHash(n) => hashes.push(n),
-            }
-        }
-        // A failed fetch still re-queues the tx: its next run fetches on the worker and
-        // reports the error there.
-        if let Err(e) = fork.prefetch(&accounts, &slots).await {
+        // The first wait races the node's pre-state trace of the whole tx; later ones wait on
+        // that trace while it is in flight, else fetch their misses in one batch. A failed fetch
+        // still re-queues the tx: its next run fetches on the worker and reports the error there.
+        let cold = ColdTx {
+            hash: job.tx.hash,
+            call: (job.rounds == 1).then(|| crate::fork::call_object(&job.tx.tx)),
+        };
+        if let Err(e) = fork.fetch_cold(Some(cold), keys).await {
             tracing::debug!(tx = %job.tx.hash, error = %e, "deferred state fetch failed");
-        }
-        for n in hashes {
-            let _ = fork.prefetch_block_hash(n).await;
         }
         ready.send(job);
     });

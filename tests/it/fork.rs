@@ -134,6 +134,8 @@ async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm
         let fork = Arc::new(ForkCache::new(head, Some(node)));
         let block = SimBlock::pending_after(&header, header.timestamp + 1);
         let mut sim = Simulator::new(&config, Arc::clone(&fork), block, chain_id);
+        // The batched path alone (the pre-state trace races it otherwise; tested below).
+        sim.set_race_prestate(false);
         let cold = sim.simulate(hash, &tx).expect("cold");
         let rounds = fork.stats().fetch_rounds.load(std::sync::atomic::Ordering::Relaxed);
         let requests = fork.stats().round_trips();
@@ -151,5 +153,47 @@ async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm
     eprintln!(
         "cold: {rounds} rounds, {requests} requests, {:?}; warm {:?}",
         cold.sim_time, warm.sim_time
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_tx_prestate_trace_fills_the_fork_in_one_wait_and_matches_the_batched_fetch() {
+    let devnet = Devnet::start().await;
+    let node = NodeClient::connect("test", &devnet.anvil.ws_url()).await.expect("node");
+    let provider = node.provider();
+    let chain_id = provider.get_chain_id().await.expect("chain id");
+    let head = node.latest_block_number().await.expect("head");
+    let header =
+        provider.get_block_by_number(head.into()).await.expect("rpc").expect("head").header;
+    let hash = devnet.send(Scenario::VaultReentrancyAttack).await;
+    let tx = provider.get_transaction_by_hash(hash).await.expect("rpc").expect("pending").inner;
+    let config = devnet.config.clone();
+    let run = move |race: bool| {
+        let fork = Arc::new(ForkCache::new(head, Some(node.clone())));
+        let block = SimBlock::pending_after(&header, header.timestamp + 1);
+        let mut sim = Simulator::new(&config, Arc::clone(&fork), block, chain_id);
+        sim.set_race_prestate(race);
+        let outcome = sim.simulate(hash, &tx).expect("cold run");
+        let waits = sim.fork_view().waited().rounds;
+        let traces = fork.stats().prestate_traces.load(std::sync::atomic::Ordering::Relaxed);
+        (outcome, waits, traces)
+    };
+    let (traced, batched) =
+        tokio::task::spawn_blocking(move || (run(true), run(false))).await.expect("join");
+    let ((with_trace, trace_waits, traces), (batch_only, batch_waits, no_traces)) =
+        (traced, batched);
+    assert_eq!(traces, 1, "one pre-state trace for the cold tx");
+    assert_eq!(no_traces, 0);
+    // The trace lands with the first level of misses or soon after: the tx waits once (plus at
+    // most one follow-up for what the next block's env reads differently).
+    assert!(trace_waits <= 2, "waited {trace_waits} times with the trace");
+    assert!(batch_waits >= 3, "the batched path discovers misses level by level ({batch_waits})");
+    assert_eq!(with_trace.gas_used, batch_only.gas_used);
+    assert_eq!(with_trace.success, batch_only.success);
+    assert_eq!(with_trace.frames.len(), batch_only.frames.len());
+    assert_eq!(with_trace.reentries.len(), batch_only.reentries.len());
+    eprintln!(
+        "cold with trace: {trace_waits} waits, {:?}; batched: {batch_waits} waits, {:?}",
+        with_trace.sim_time, batch_only.sim_time
     );
 }

@@ -89,7 +89,15 @@ async fn each_fixture_attack_is_paused_ahead_of_it_in_the_same_block_and_fails()
 
         // The incident record names the attack, the findings, the pause and the outcome.
         guard.wait_log(|l| l.contains("pause landed"), Duration::from_secs(10), "pause landed");
-        let records = guard.incident_records();
+        // The log line comes just before the outcome record is written: wait for the record.
+        let started = std::time::Instant::now();
+        let mut records = guard.incident_records();
+        while !records.iter().any(|r| r["kind"] == "outcome")
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            records = guard.incident_records();
+        }
         let detection =
             records.iter().find(|r| r["kind"] == "detection").expect("detection record");
         assert_eq!(detection["source"], "mempool");
@@ -171,6 +179,48 @@ async fn pause_bundle_reaches_the_relay_signed_by_the_relay_auth_key() {
     let signer =
         alloy::consensus::transaction::SignerRecoverable::recover_signer(&tx).expect("signed");
     assert_eq!(signer, guardian());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_relay_does_not_hold_the_pause_and_its_record_has_bytes_written_before_answers() {
+    let devnet = Devnet::start().await;
+    // Bound, never accepting: the relay takes the connection and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let extra = format!(
+        "[[relay]]\nname = \"hung\"\nurl = \"http://{}\"\n\n[relay_auth]\nkey = \"env:PREEMPT_RELAY_AUTH_KEY\"\n",
+        hung.local_addr().expect("addr")
+    );
+    let guard = RunningGuard::start(&devnet, &devnet.anvil.ws_url(), &extra);
+    let started = std::time::Instant::now();
+    devnet.send(Scenario::VaultReentrancyAttack).await;
+    let pauses = wait_pending_from(&devnet, guardian(), 1, Duration::from_secs(20)).await;
+    let in_pool = started.elapsed();
+    assert_eq!(pauses.len(), 1, "pause in the pool:\n{}", guard.log().join("\n"));
+    assert!(
+        in_pool < preempt::submit::REQUEST_TIMEOUT,
+        "the pause waited on the relay: {in_pool:?}"
+    );
+    // The record is written once every destination answered: the relay's timeout ends it.
+    let mut detection = None;
+    while detection.is_none() && started.elapsed() < Duration::from_secs(15) {
+        detection = guard.incident_records().into_iter().find(|r| r["kind"] == "detection");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = detection.unwrap_or_else(|| panic!("no detection record:\n{}", guard.log().join("\n")));
+    let sent = d["sent_us"].as_f64().expect("sent_us");
+    let answered = d["answered_us"].as_f64().expect("answered_us");
+    let handed = d["submit_started_us"].as_f64().expect("submit_started_us");
+    assert!(handed <= sent && sent < answered, "handed {handed}, sent {sent}, answered {answered}");
+    assert!(sent < 1_000_000.0, "bytes written late: {sent} µs");
+    assert!(answered >= 2_000_000.0, "answered before the relay timed out: {answered} µs");
+    let results = d["submitted"][0]["results"].as_array().expect("results");
+    let node = results.iter().find(|r| r["kind"] == "node").expect("node result");
+    let relay = results.iter().find(|r| r["kind"] == "relay").expect("relay result");
+    assert_eq!(node["ok"], true, "{node}");
+    assert!(node["written_us"].as_u64().is_some(), "{node}");
+    assert_eq!(relay["ok"], false, "{relay}");
+    assert!(relay["error"].as_str().is_some_and(|e| e.contains("no answer within")), "{relay}");
+    drop(hung);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

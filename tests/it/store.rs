@@ -100,6 +100,7 @@ fn report(pause: B256, block: u64, relay_ok: bool) -> SubmitReport {
                 ok: true,
                 error: None,
                 latency_us: 310,
+                written_us: None,
             },
             SendResult {
                 destination: "flashbots".into(),
@@ -107,8 +108,11 @@ fn report(pause: B256, block: u64, relay_ok: bool) -> SubmitReport {
                 ok: relay_ok,
                 error: (!relay_ok).then(|| "HTTP 503: busy".into()),
                 latency_us: 2_000,
+                written_us: None,
             },
         ],
+        started_at: std::time::Instant::now(),
+        first_written_at: None,
     }
 }
 
@@ -135,6 +139,7 @@ fn detection(
         sim_block: 12,
         sim_gas_used: 91_234,
         sim_time_us: 55.0,
+        seen_unix_us: None,
         findings,
         holdings: Vec::new(),
         ledgers: Vec::new(),
@@ -327,7 +332,7 @@ fn records_in_are_listed_filtered_and_shown_by_the_binary() {
         format!("attack {:#x} from {ATTACKER:#x} to {VAULT:#x}", B256::repeat_byte(0xa1)),
         "attack fees: max 30 gwei / tip 2 gwei".into(),
         "simulated in 55 µs (block env #12, 91234 gas)".into(),
-        "µs after first sight: handed to submit 80, first byte sent 95, all answered 2100".into(),
+        "µs after first sight: handed to submit 80, pause bytes written 95, every destination answered 2100".into(),
         format!("finding [critical] reentrancy on EthVault ({VAULT:#x}): reentrancy on EthVault"),
         "\"invariant\": \"solvent()\"".into(),
         format!("decision EthVault: pause {pause1:#x}, nonce 0, max fee "),

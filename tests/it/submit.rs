@@ -196,6 +196,11 @@ async fn unreachable_or_silent_relay_fails_alone_and_the_node_copy_still_lands()
     let at_node = result(&report, "anvil");
     assert!(at_node.ok, "{at_node:?}");
     assert!(at_node.latency_us < 1_000_000, "node answer waited on the relays: {at_node:?}");
+    // The write time is the pause connection's own, before the node's answer.
+    let written = at_node.written_us.expect("a WebSocket node's write time is known");
+    assert!(written <= at_node.latency_us, "{at_node:?}");
+    let first = report.first_written_at.expect("first write");
+    assert!(first.duration_since(report.started_at) < Duration::from_millis(500), "{report:?}");
     let at_closed = result(&report, "closed");
     assert!(!at_closed.ok && at_closed.error.as_deref().is_some_and(|e| !e.is_empty()));
     assert!(at_closed.latency_us < 1_000_000, "{at_closed:?}");

@@ -146,8 +146,8 @@ pub fn render_detail(d: &IncidentDetail) -> String {
             .collect();
     for (k, v) in [
         ("handed to submit", d.submit_started_us),
-        ("first byte sent", d.sent_us),
-        ("all answered", d.answered_us),
+        ("pause bytes written", d.sent_us),
+        ("every destination answered", d.answered_us),
     ] {
         if let Some(v) = v.filter(|v| *v > 0.0) {
             stages.push(format!("{k} {v}"));

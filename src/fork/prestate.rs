@@ -1,0 +1,347 @@
+//! A cold tx's whole pre-state in one round trip: the node's own `debug_traceCall` with the
+//! `prestateTracer` returns every account, code and slot the tx reads. It races the batched
+//! fetch of what a speculative run missed; whichever lands first lets the tx run again, and the
+//! other still fills the fork when it lands.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use alloy::{
+    consensus::{Transaction as _, TxEnvelope},
+    primitives::{Address, B256, Bytes, U256},
+};
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
+use revm::{bytecode::Bytecode, state::AccountInfo};
+use serde_json::{Value, json};
+
+use super::{ForkCache, ForkError, NodeClient, NodeError, StateAnswer, StateKey, StateRequest};
+use alloy::consensus::transaction::Recovered;
+
+/// Pre-state traces in flight at once (per fork).
+const MAX_TRACES_IN_FLIGHT: usize = 4;
+
+/// A trace in flight for one tx; resolves to whether it filled the fork.
+pub(crate) type TraceInFlight = Shared<BoxFuture<'static, bool>>;
+
+/// How the fetch that released a cold tx went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColdFill {
+    /// The node's pre-state trace landed first.
+    Prestate,
+    /// The batch of the speculative run's misses landed first (or no trace was asked).
+    Batch,
+}
+
+/// The tx a view is fetching for, so its first miss can ask the node for its whole pre-state.
+#[derive(Debug, Clone)]
+pub struct ColdTx {
+    pub hash: B256,
+    /// `debug_traceCall`'s call object; `None` once the trace was launched.
+    pub call: Option<Value>,
+}
+
+impl ColdTx {
+    pub fn of(hash: B256, tx: &Recovered<TxEnvelope>) -> Self {
+        Self { hash, call: Some(call_object(tx)) }
+    }
+}
+
+/// The call object `debug_traceCall` takes for a pending tx. Fees are left out: the node would
+/// check the sender can pay them at the traced block, and they change no state the tx reads.
+pub fn call_object(tx: &Recovered<TxEnvelope>) -> Value {
+    let inner = tx.inner();
+    let mut call = json!({
+        "from": tx.signer(),
+        "gas": format!("{:#x}", inner.gas_limit()),
+        "value": format!("{:#x}", inner.value()),
+        "input": inner.input(),
+    });
+    if let Some(to) = inner.to() {
+        call["to"] = json!(to);
+    }
+    if let Some(list) = inner.access_list() {
+        call["accessList"] = json!(list);
+    }
+    call
+}
+
+/// Parses a `prestateTracer` answer (`{address: {balance, nonce, code, storage}}`; absent
+/// fields are zero or empty) into the request it answers and the answer, as a batch fetch would.
+pub(crate) fn parse(trace: &Value) -> Result<(StateRequest, StateAnswer), String> {
+    let accounts = trace.as_object().ok_or_else(|| format!("not an object: {}", excerpt(trace)))?;
+    let (mut request, mut answer) = (StateRequest::default(), StateAnswer::default());
+    for (address, entry) in accounts {
+        let address: Address =
+            address.parse().map_err(|e| format!("account key `{address}`: {e}"))?;
+        let balance = match entry.get("balance") {
+            Some(Value::String(s)) => {
+                s.parse::<U256>().map_err(|e| format!("{address} balance `{s}`: {e}"))?
+            }
+            None | Some(Value::Null) => U256::ZERO,
+            Some(other) => return Err(format!("{address} balance {other}")),
+        };
+        let nonce = match entry.get("nonce") {
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("{address} nonce {n}"))?,
+            Some(Value::String(s)) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
+                .map_err(|e| format!("{address} nonce `{s}`: {e}"))?,
+            None | Some(Value::Null) => 0,
+            Some(other) => return Err(format!("{address} nonce {other}")),
+        };
+        let code = match entry.get("code") {
+            Some(Value::String(s)) => {
+                s.parse::<Bytes>().map_err(|e| format!("{address} code: {e}"))?
+            }
+            None | Some(Value::Null) => Bytes::new(),
+            Some(other) => return Err(format!("{address} code {}", excerpt(other))),
+        };
+        request.accounts.push(address);
+        answer.accounts.push(if balance.is_zero() && nonce == 0 && code.is_empty() {
+            None
+        } else {
+            let bytecode = Bytecode::new_raw(code);
+            let hash = bytecode.hash_slow();
+            Some(
+                AccountInfo::default()
+                    .with_code_and_hash(bytecode, hash)
+                    .with_balance(balance)
+                    .with_nonce(nonce),
+            )
+        });
+        let Some(storage) = entry.get("storage").and_then(Value::as_object) else { continue };
+        for (slot, value) in storage {
+            let slot: U256 = slot.parse().map_err(|e| format!("{address} slot `{slot}`: {e}"))?;
+            let value: U256 = value
+                .as_str()
+                .ok_or_else(|| format!("{address} slot {slot:#x}: {value}"))?
+                .parse()
+                .map_err(|e| format!("{address} slot {slot:#x}: {e}"))?;
+            request.slots.push((address, slot));
+            answer.slots.push(value);
+        }
+    }
+    Ok((request, answer))
+}
+
+fn excerpt(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+impl NodeClient {
+    /// The tx's pre-state at `block`, as the node's `prestateTracer` reads it.
+    pub fn prestate(
+        &self,
+        call: Value,
+        block: u64,
+    ) -> impl Future<Output = Result<(StateRequest, StateAnswer), NodeError>> + Send + 'static {
+        let provider = self.provider();
+        async move {
+            use alloy::providers::Provider;
+            let params = json!([call, format!("{block:#x}"), {"tracer": "prestateTracer"}]);
+            let trace = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                provider.raw_request::<_, Value>("debug_traceCall".into(), params),
+            )
+            .await
+            .map_err(|_| NodeError::Timeout(std::time::Duration::from_secs(3)))?
+            .map_err(|e| NodeError::Rpc(e.to_string()))?;
+            parse(&trace).map_err(|e| NodeError::Rpc(format!("prestate trace: {e}")))
+        }
+    }
+}
+
+/// Whether the nodes answer `debug_traceCall` with the `prestateTracer` (off after a refusal).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PrestateSupport(Arc<AtomicBool>);
+
+impl PrestateSupport {
+    pub(crate) fn refused(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn refuse(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl ForkCache {
+    /// Asks the best node for the tx's pre-state and stores it; whether it did. A node without
+    /// the tracer (or the debug namespace) is not asked again.
+    async fn fill_from_prestate(&self, call: Value) -> bool {
+        let Some(source) = self.source() else { return false };
+        let Some(node) = source.nodes(self.block()).into_iter().next() else { return false };
+        let (epoch, block) = (self.epoch(), self.block());
+        match node.prestate(call, block).await {
+            Ok((request, answer)) => {
+                self.stats.prestate_traces.fetch_add(1, Ordering::Relaxed);
+                self.store_fetched(epoch, &request, &answer);
+                true
+            }
+            Err(e) => {
+                let text = e.to_string().to_lowercase();
+                if text.contains("not found")
+                    || text.contains("not supported")
+                    || text.contains("unsupported")
+                    || text.contains("does not exist")
+                {
+                    source.prestate_support().refuse();
+                }
+                tracing::debug!(node = %node.name, error = %e, "prestate trace failed; the batched fetch stands");
+                false
+            }
+        }
+    }
+
+    /// Fetches what a speculative run of `cold` missed, racing the node's pre-state trace of the
+    /// whole tx (launched on its first miss; later rounds wait on the same trace while it is in
+    /// flight). Returns when the first of them has filled the fork.
+    pub async fn fetch_cold(
+        self: &Arc<Self>,
+        cold: Option<ColdTx>,
+        keys: Vec<StateKey>,
+    ) -> Result<ColdFill, ForkError> {
+        let (mut accounts, mut slots, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+        for key in keys {
+            match key {
+                StateKey::Account(a) => accounts.push(a),
+                StateKey::Slot(a, s) => slots.push((a, s)),
+                StateKey::BlockHash(n) => hashes.push(n),
+            }
+        }
+        let trace = cold.and_then(|c| self.trace_for(c));
+        let fork = Arc::clone(self);
+        let batch = async move {
+            fork.prefetch(&accounts, &slots).await?;
+            for n in hashes {
+                fork.prefetch_block_hash(n).await.map_err(|source| ForkError::Fetch {
+                    what: format!("hash of block {n}"),
+                    block: n,
+                    source,
+                })?;
+            }
+            Ok::<_, ForkError>(())
+        };
+        let Some(trace) = trace else { return batch.await.map(|()| ColdFill::Batch) };
+        // Both run to the end on their own: the one that loses still fills the fork.
+        let mut batch = tokio::spawn(batch);
+        tokio::select! {
+            biased;
+            filled = trace => {
+                if filled {
+                    return Ok(ColdFill::Prestate);
+                }
+                flatten(batch.await).map(|()| ColdFill::Batch)
+            }
+            fetched = &mut batch => flatten(fetched).map(|()| ColdFill::Batch),
+        }
+    }
+
+    /// The trace in flight for `cold`, launched now if this is its first round.
+    fn trace_for(self: &Arc<Self>, cold: ColdTx) -> Option<TraceInFlight> {
+        if let Some(t) = self.traces.get(&cold.hash) {
+            return Some(t.clone());
+        }
+        let call = cold.call?;
+        // A trace costs the node more than a batch of plain reads: under a burst of cold txs
+        // only a few race at once, the rest fetch their misses in batches.
+        if self.source().is_none_or(|s| s.prestate_support().refused())
+            || self.traces.len() >= MAX_TRACES_IN_FLIGHT
+        {
+            return None;
+        }
+        let fork = Arc::clone(self);
+        let hash = cold.hash;
+        let task = tokio::spawn(async move {
+            let filled = fork.fill_from_prestate(call).await;
+            fork.traces.remove(&hash);
+            filled
+        });
+        let trace: TraceInFlight = async move { task.await.unwrap_or(false) }.boxed().shared();
+        self.traces.insert(hash, trace.clone());
+        Some(trace)
+    }
+
+    /// As `fetch_cold`, waiting on this (non-runtime) thread.
+    pub fn fetch_cold_blocking(
+        self: &Arc<Self>,
+        cold: Option<ColdTx>,
+        keys: &[StateKey],
+    ) -> Result<ColdFill, ForkError> {
+        let Some(source) = self.source().cloned() else { return Ok(ColdFill::Batch) };
+        let (fork, keys_owned, block) = (Arc::clone(self), keys.to_vec(), self.block());
+        source
+            .blocking(async move {
+                fork.fetch_cold(cold, keys_owned).await.map_err(|e| NodeError::Rpc(e.to_string()))
+            })
+            .map_err(|source| ForkError::Fetch {
+                what: format!("{} missing state item(s)", keys.len()),
+                block,
+                source,
+            })
+    }
+}
+
+fn flatten(joined: Result<Result<(), ForkError>, tokio::task::JoinError>) -> Result<(), ForkError> {
+    joined.map_err(|e| ForkError::Offline { what: format!("state fetch task: {e}") })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prestate_answer_parses_accounts_code_and_only_the_slots_listed() {
+        let trace = json!({
+            "0x0000000000000000000000000000000000000000": {"balance": "0x0"},
+            "0x5fbdb2315678afecb367f032d93f642f64180aa3": {
+                "balance": "0x10", "nonce": 1, "code": "0x6001",
+                "storage": {"0x0000000000000000000000000000000000000000000000000000000000000002": "0x05"}
+            },
+            "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266": {"balance": "0x21e19e0c9bab2400000", "nonce": 7}
+        });
+        let (request, answer) = parse(&trace).expect("parses");
+        assert_eq!(request.accounts.len(), 3);
+        let at = |a: &str| {
+            request
+                .accounts
+                .iter()
+                .position(|x| *x == a.parse::<Address>().expect("a"))
+                .expect("listed")
+        };
+        assert!(
+            answer.accounts[at("0x0000000000000000000000000000000000000000")].is_none(),
+            "empty: absent"
+        );
+        let c = answer.accounts[at("0x5fbdb2315678afecb367f032d93f642f64180aa3")]
+            .clone()
+            .expect("contract");
+        assert_eq!((c.balance, c.nonce), (U256::from(16), 1));
+        assert_eq!(c.code.expect("code").original_bytes().as_ref(), &[0x60, 0x01]);
+        let eoa =
+            answer.accounts[at("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")].clone().expect("eoa");
+        assert_eq!(eoa.nonce, 7);
+        assert_eq!(
+            request.slots,
+            vec![("0x5fbdb2315678afecb367f032d93f642f64180aa3".parse().expect("a"), U256::from(2))]
+        );
+        assert_eq!(answer.slots, vec![U256::from(5)]);
+    }
+
+    #[test]
+    fn malformed_prestate_answers_are_errors_naming_the_field() {
+        let bad = json!({"0x5fbdb2315678afecb367f032d93f642f64180aa3": {"balance": "zz"}});
+        assert!(parse(&bad).is_err_and(|e| e.contains("balance")));
+        assert!(parse(&json!("nope")).is_err_and(|e| e.contains("not an object")));
+        let bad_slot =
+            json!({"0x5fbdb2315678afecb367f032d93f642f64180aa3": {"storage": {"0x1": 5}}});
+        assert!(parse(&bad_slot).is_err_and(|e| e.contains("slot")));
+    }
+}
