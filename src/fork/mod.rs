@@ -33,7 +33,7 @@ pub use evict::{EvictionReport, ForkLimits};
 pub use layer::StateLayer;
 pub use node::{NodeClient, NodeError, StateAnswer, StateRequest};
 pub use source::{PeerStatus, StateSource};
-pub use view::{FetchWait, ForkView, StateKey};
+pub use view::{FetchWait, ForkView, ReadLog, StateKey};
 pub use ws::{LowLatencyWs, connect_provider};
 
 #[derive(Debug, Error)]

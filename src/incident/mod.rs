@@ -8,7 +8,8 @@ mod timeline;
 
 pub use store::{
     ContractFilter, DecisionRow, FindingRow, IncidentDetail, IncidentFilter, IncidentStore,
-    IncidentSummary, OutcomeRow, PreState, PreStateAccount, PreStateSlot, RearmRow, STORE_QUEUE,
+    IncidentSummary, OutcomeRow, PreState, PreStateAccount, PreStateSlot, RearmRow, ReplayRun,
+    STORE_QUEUE,
     SendRow, StoreCounters, StoreError, StoreReader, render_detail, render_list,
 };
 pub use time::{parse_time, rfc3339_ms};

@@ -198,6 +198,7 @@ pub async fn run_with(
         stop: Default::default(),
         runtime: Some(tokio::runtime::Handle::current()),
         completions: None,
+        prestate: incidents.store().is_some().then(|| Arc::clone(&incidents)),
     });
     let queues = WorkerQueues {
         ready: ready_rx,

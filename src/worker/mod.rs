@@ -3,6 +3,7 @@
 //! one thread, for latency; a tx with findings leaves as a `Detection` for the submit stage.
 //! Cold state is fetched off the worker: the tx waits for it while the worker runs others.
 
+mod capture;
 mod chains;
 
 use std::{
@@ -18,6 +19,7 @@ use alloy::primitives::Address;
 use crossbeam_channel::{Receiver, Select, Sender};
 use serde::Serialize;
 
+pub use capture::{Verdict, verdict};
 pub use chains::{ChainRun, ChainedOutcome, SenderChains};
 
 use crate::{
@@ -211,6 +213,9 @@ pub struct WorkerContext {
     pub runtime: Option<tokio::runtime::Handle>,
     /// Benchmarks: every handled tx's stage times, findings or not.
     pub completions: Option<Sender<(StageTimes, bool)>>,
+    /// Where a detection's pre-state goes (`[incidents] store` set): recorded by running the
+    /// tx again after its pause has left, so other txs pay nothing for it.
+    pub prestate: Option<Arc<crate::incident::IncidentLog>>,
 }
 
 /// The queues a worker reads: each lane after its retries, highest lane first; txs that only
@@ -433,12 +438,17 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     if let Some(done) = &ctx.completions {
         let _ = done.try_send((times, true));
     }
+    // Kept for the pre-state run below, after the detection has left.
+    let replay = ctx.prestate.is_some().then(|| (tx.clone(), verdict(&findings)));
     let detection =
         Detection { tx, attack_fees: fees, outcome, findings, decisions, times, signed_at };
     // The submit stage's queue is bounded; a detection is never dropped: wait for room.
     if let Err(tokio::sync::mpsc::error::TrySendError::Full(d)) = ctx.detections.try_send(detection)
     {
         let _ = ctx.detections.blocking_send(d);
+    }
+    if let Some((tx, live)) = replay {
+        capture::record_prestate(ctx, simulator, &tx, generation, lane, &live);
     }
 }
 

@@ -113,6 +113,20 @@ fn prestate_round_trips_for_replay() {
             PreStateSlot { address: vault, slot: U256::MAX, value: U256::MAX },
         ],
         code: vec![(code_hash, code)],
+        run: Some(crate::incident::ReplayRun {
+            chain_id: 31337,
+            sim_block: crate::simulate::SimBlock {
+                number: 12,
+                timestamp: 1_764_000_000,
+                base_fee: 875_000_000,
+                gas_limit: 30_000_000,
+                beneficiary: Address::with_last_byte(0xbe),
+                prevrandao: B256::repeat_byte(0x11),
+                excess_blob_gas: 0,
+            },
+            raw_tx: Bytes::from_static(&[0x02, 0xf8, 0x01]),
+            block_hashes: vec![(11, B256::repeat_byte(0x0b))],
+        }),
     };
     store.record_prestate(prestate.clone());
     assert!(store.flush(FLUSH));
