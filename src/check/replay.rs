@@ -2,7 +2,7 @@
 //! the live simulation read (accounts, code, slots, block hashes) fills a fork with no node,
 //! and the signed attack runs through the same simulate and detect in the same block env.
 
-use std::{path::Path, str::FromStr, sync::Arc};
+use std::{collections::BTreeSet, path::Path, str::FromStr, sync::Arc};
 
 use alloy::primitives::Address;
 use revm::{bytecode::Bytecode, state::AccountInfo};
@@ -19,19 +19,21 @@ use crate::{
 
 /// Re-runs incident `id` of the store at `store` under `config`'s rules, with no node.
 pub fn run_replay(config: &Config, store: &Path, id: i64) -> Result<CheckReport, CheckError> {
-    let replay_error = |reason: String| CheckError::Replay { id, store: store.to_path_buf(), reason };
+    let replay_error =
+        |reason: String| CheckError::Replay { id, store: store.to_path_buf(), reason };
     let reader = StoreReader::open(store).map_err(|e| replay_error(e.to_string()))?;
     let incident = reader
         .show(id)
         .map_err(|e| replay_error(e.to_string()))?
         .ok_or_else(|| replay_error("no such incident".into()))?;
-    let prestate = reader.prestate(id).map_err(|e| replay_error(e.to_string()))?.ok_or_else(|| {
-        replay_error(
+    let prestate =
+        reader.prestate(id).map_err(|e| replay_error(e.to_string()))?.ok_or_else(|| {
+            replay_error(
             "its pre-state was not recorded (only a pending-tx detection by `run` with a store \
              records one)"
                 .into(),
         )
-    })?;
+        })?;
     let Some(run) = prestate.run.clone() else {
         return Err(replay_error(
             "it was recorded without its signed tx and block env (an older store)".into(),
@@ -53,14 +55,15 @@ pub fn run_replay(config: &Config, store: &Path, id: i64) -> Result<CheckReport,
         }
         Err(e) => vec![TxVerdict::failed(hash, e.to_string())],
     };
-    let live: Vec<(String, Address)> = incident
+    // (rule, contract) pairs: a rule may find twice on one contract (ETH and a token).
+    let live: BTreeSet<(String, Address)> = incident
         .findings
         .iter()
         .filter_map(|f| Some((f.rule.clone(), Address::from_str(&f.contract).ok()?)))
         .collect();
-    let replayed = verdict(&verdicts[0].findings);
-    let agrees = live.len() == replayed.len()
-        && live.iter().all(|(rule, c)| replayed.contains(&(rule.as_str(), *c)));
+    let replayed: BTreeSet<(String, Address)> =
+        verdict(&verdicts[0].findings).into_iter().map(|(r, c)| (r.to_string(), c)).collect();
+    let agrees = live == replayed;
     let mut notes = vec![format!(
         "replay of incident {id} from {}: {} account(s), {} slot(s), {} code(s) recorded; no node",
         store.display(),
@@ -68,11 +71,8 @@ pub fn run_replay(config: &Config, store: &Path, id: i64) -> Result<CheckReport,
         prestate.storage.len(),
         prestate.code.len()
     )];
-    let names: Vec<String> = incident
-        .findings
-        .iter()
-        .map(|f| format!("{} on {}", f.rule, f.contract_name))
-        .collect();
+    let names: Vec<String> =
+        incident.findings.iter().map(|f| format!("{} on {}", f.rule, f.contract_name)).collect();
     notes.push(format!(
         "live verdict: {}; replay {}",
         if names.is_empty() { "clean".to_string() } else { names.join(", ") },

@@ -189,7 +189,8 @@ impl ForkView {
 
     fn remember_account(&self, address: Address, info: &Option<AccountInfo>) {
         if let Some(log) = self.recording.borrow_mut().as_mut() {
-            if let Some(code) = info.as_ref().and_then(|i| i.code.as_ref()).filter(|c| !c.is_empty())
+            if let Some(code) =
+                info.as_ref().and_then(|i| i.code.as_ref()).filter(|c| !c.is_empty())
                 && let Some(i) = info
             {
                 log.code.entry(i.code_hash).or_insert_with(|| code.clone());

@@ -9,8 +9,7 @@ mod timeline;
 pub use store::{
     ContractFilter, DecisionRow, FindingRow, IncidentDetail, IncidentFilter, IncidentStore,
     IncidentSummary, OutcomeRow, PreState, PreStateAccount, PreStateSlot, RearmRow, ReplayRun,
-    STORE_QUEUE,
-    SendRow, StoreCounters, StoreError, StoreReader, render_detail, render_list,
+    STORE_QUEUE, SendRow, StoreCounters, StoreError, StoreReader, render_detail, render_list,
 };
 pub use time::{parse_time, rfc3339_ms};
 pub use timeline::render as render_timeline;

@@ -112,7 +112,11 @@ fn prestate_of(
     let mut storage: Vec<PreStateSlot> = reads
         .slots
         .iter()
-        .map(|((address, slot), value)| PreStateSlot { address: *address, slot: *slot, value: *value })
+        .map(|((address, slot), value)| PreStateSlot {
+            address: *address,
+            slot: *slot,
+            value: *value,
+        })
         .collect();
     storage.sort_by_key(|s| (s.address, s.slot));
     PreState { attack_tx, block, accounts, storage, code, run: Some(run) }

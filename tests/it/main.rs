@@ -15,6 +15,7 @@ mod fuzz;
 mod guard;
 mod ingest_adversarial;
 mod ladder;
+mod replay;
 mod run;
 mod safe;
 mod shadow;
