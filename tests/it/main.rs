@@ -14,6 +14,7 @@ mod fork;
 mod fuzz;
 mod guard;
 mod ingest_adversarial;
+mod keys;
 mod ladder;
 mod replay;
 mod run;
