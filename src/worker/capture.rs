@@ -31,6 +31,7 @@ pub(super) fn record_prestate(
     live: &Verdict,
 ) {
     let Some(incidents) = &ctx.prestate else { return };
+    let started = std::time::Instant::now();
     simulator.set_defer_fetch(false);
     simulator.start_recording();
     let run = ctx.chains.simulate(simulator, tx, generation, lane);
@@ -63,6 +64,7 @@ pub(super) fn record_prestate(
         tx = %tx.hash,
         accounts = prestate.accounts.len(),
         slots = prestate.storage.len(),
+        record_us = started.elapsed().as_micros() as u64,
         "pre-state recorded"
     );
     incidents.record_prestate(prestate);
