@@ -29,10 +29,10 @@ pub fn run_replay(config: &Config, store: &Path, id: i64) -> Result<CheckReport,
     let prestate =
         reader.prestate(id).map_err(|e| replay_error(e.to_string()))?.ok_or_else(|| {
             replay_error(
-            "its pre-state was not recorded (only a pending-tx detection by `run` with a store \
+                "its pre-state was not recorded (a detection by `run` with `[incidents] store` \
              records one)"
-                .into(),
-        )
+                    .into(),
+            )
         })?;
     let Some(run) = prestate.run.clone() else {
         return Err(replay_error(

@@ -7,7 +7,8 @@ use std::{sync::Arc, time::Instant};
 
 use alloy::{
     consensus::{TxEnvelope, transaction::Recovered},
-    primitives::{Address, B256, U256},
+    eips::Encodable2718,
+    primitives::{Address, B256, Bytes, U256},
 };
 use revm::database_interface::DatabaseRef;
 
@@ -15,6 +16,7 @@ use crate::{
     config::{Asset, Config},
     detect::{CumulativeTracker, detect},
     fork::{BlockDiff, FetchWait, SharedFork, StateLayer},
+    incident::{PreState, ReplayRun},
     simulate::{SimBlock, Simulator},
     types::{Finding, SimOutcome},
 };
@@ -45,6 +47,8 @@ pub struct MinedFinding {
     pub tx: MinedTx,
     pub outcome: SimOutcome,
     pub findings: Vec<Finding>,
+    /// What the tx's run read, for `check --replay` (a second, recording run: findings only).
+    pub prestate: Option<Box<PreState>>,
 }
 
 /// Where the block's state change applied to the fork came from.
@@ -133,7 +137,14 @@ pub fn replay_block(
             found.extend(tracker.observe(&outcome, &config.protected));
         }
         if !found.is_empty() {
-            findings.push(MinedFinding { index, tx: mined.clone(), outcome, findings: found });
+            let prestate = record_prestate(&mut sim, mined, block, chain_id);
+            findings.push(MinedFinding {
+                index,
+                tx: mined.clone(),
+                outcome,
+                findings: found,
+                prestate,
+            });
         }
         deployed.extend(
             state
@@ -171,6 +182,30 @@ pub fn replay_block(
         replay_us: started.elapsed().as_micros() as u64,
         waited,
     }
+}
+
+/// Runs `mined` again on the state the block's earlier txs left, recording what it reads.
+fn record_prestate(
+    sim: &mut Simulator,
+    mined: &MinedTx,
+    block: SimBlock,
+    chain_id: u64,
+) -> Option<Box<PreState>> {
+    sim.start_recording();
+    let run = sim.simulate(mined.hash, &mined.tx);
+    let reads = sim.take_recording();
+    sim.invalidate_baselines();
+    if let Err(e) = run {
+        tracing::warn!(tx = %mined.hash, error = %e, "pre-state not recorded: the tx did not run again");
+        return None;
+    }
+    let run = ReplayRun {
+        chain_id,
+        sim_block: block,
+        raw_tx: Bytes::from(mined.tx.inner().encoded_2718()),
+        block_hashes: Vec::new(),
+    };
+    Some(Box::new(PreState::from_reads(mined.hash, block.number, reads?, sim.fork(), run)))
 }
 
 /// Every key the node says the block changed must read, after our replay, as the node says.

@@ -2,6 +2,7 @@
 //! what was seen, what the simulation showed, what was sent where and when, what happened —
 //! and, with `[incidents] store`, the same as rows in a SQLite store written off the hot path.
 
+mod prestate;
 mod store;
 mod time;
 mod timeline;

@@ -7,15 +7,13 @@ use std::collections::BTreeSet;
 
 use alloy::{
     eips::Encodable2718,
-    primitives::{Address, B256, Bytes},
+    primitives::{Address, Bytes},
 };
-use revm::{database_interface::DatabaseRef, primitives::KECCAK_EMPTY};
 
 use super::{WorkerContext, chains::ChainRun};
 use crate::{
     detect::detect,
-    fork::ReadLog,
-    incident::{PreState, PreStateAccount, PreStateSlot, ReplayRun},
+    incident::{PreState, ReplayRun},
     simulate::Simulator,
     types::{Finding, PendingTx},
 };
@@ -57,9 +55,10 @@ pub(super) fn record_prestate(
         chain_id: ctx.chain_id,
         sim_block: simulator.block(),
         raw_tx: Bytes::from(tx.tx.inner().encoded_2718()),
-        block_hashes: reads.block_hashes.iter().map(|(n, h)| (*n, *h)).collect(),
+        block_hashes: Vec::new(),
     };
-    let prestate = prestate_of(tx.hash, outcome.block_number, reads, simulator, run);
+    let prestate =
+        PreState::from_reads(tx.hash, outcome.block_number, reads, simulator.fork(), run);
     tracing::debug!(
         tx = %tx.hash,
         accounts = prestate.accounts.len(),
@@ -75,51 +74,4 @@ pub type Verdict = BTreeSet<(&'static str, Address)>;
 
 pub fn verdict(findings: &[Finding]) -> Verdict {
     findings.iter().map(|f| (f.rule, f.contract)).collect()
-}
-
-/// The store's form of what a run read: existing accounts with their code, and every slot.
-fn prestate_of(
-    attack_tx: B256,
-    block: u64,
-    mut reads: ReadLog,
-    simulator: &Simulator,
-    run: ReplayRun,
-) -> PreState {
-    let mut accounts = Vec::with_capacity(reads.accounts.len());
-    let mut code = Vec::new();
-    for (address, info) in &reads.accounts {
-        // Read as absent: a replay's empty state answers the same.
-        let Some(info) = info else { continue };
-        accounts.push(PreStateAccount {
-            address: *address,
-            balance: info.balance,
-            nonce: info.nonce,
-            code_hash: info.code_hash,
-        });
-        if info.code_hash == KECCAK_EMPTY || info.code_hash.is_zero() {
-            continue;
-        }
-        // Code the overlay already held was not read through the view: the fork has it.
-        let bytecode = match reads.code.remove(&info.code_hash) {
-            Some(c) => Some(c),
-            None => simulator.fork().code_by_hash_ref(info.code_hash).ok(),
-        };
-        if let Some(bytecode) = bytecode.filter(|c| !c.is_empty()) {
-            code.push((info.code_hash, bytecode.original_bytes()));
-        }
-    }
-    accounts.sort_by_key(|a| a.address);
-    code.sort_by_key(|(h, _)| *h);
-    code.dedup_by_key(|(h, _)| *h);
-    let mut storage: Vec<PreStateSlot> = reads
-        .slots
-        .iter()
-        .map(|((address, slot), value)| PreStateSlot {
-            address: *address,
-            slot: *slot,
-            value: *value,
-        })
-        .collect();
-    storage.sort_by_key(|s| (s.address, s.slot));
-    PreState { attack_tx, block, accounts, storage, code, run: Some(run) }
 }

@@ -180,3 +180,55 @@ async fn replay_of_an_unknown_incident_or_without_a_store_is_a_clear_error() {
     );
     assert!(!missing.exists());
 }
+
+/// An attack mined without the mempool (private order flow): the block guard's detection records
+/// the state the tx read inside its block (after the block's earlier txs), and the replay agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_of_a_block_guard_detection_agrees_with_the_node_stopped() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("incidents.sqlite");
+    let devnet = Devnet::start().await;
+    // Heads and state only: the attack is never seen pending.
+    let guard = RunningGuard::start_with(
+        &devnet,
+        &devnet.anvil.ws_url(),
+        &format!("store = \"{}\"", store.display()),
+        false,
+    );
+    // A benign tx first in the same block: the attack runs on the state it leaves.
+    devnet.send(Scenario::VaultDeposit).await;
+    let attack = devnet.send(Scenario::VaultReentrancyAttack).await;
+    devnet.mine().await;
+    let guardian = dev_accounts()[1].address;
+    let pauses = wait_pending_from(&devnet, guardian, 1, Duration::from_secs(20)).await;
+    assert_eq!(pauses.len(), 1, "{}", guard.log().join("\n"));
+    let (code, _, lines) = guard.stop_with_counters();
+    assert_eq!(code, Some(0), "{}", lines.join("\n"));
+    let config = dir.path().join("preempt.toml");
+    let text = preempt::devnet::config_toml(
+        &devnet.deployment,
+        &devnet.anvil.ws_url(),
+        "PREEMPT_GUARDIAN_KEY",
+    );
+    std::fs::write(&config, format!("{text}\n[incidents]\nstore = \"{}\"\n", store.display()))
+        .expect("write config");
+    drop(devnet);
+    let config = config.to_str().expect("utf-8");
+
+    let show = preempt(&["incidents", "show", "1", "--config", config, "--json"]);
+    let live: Value = serde_json::from_slice(&show.stdout).expect("show --json");
+    assert_eq!(live["source"], "block-guard");
+    assert_eq!(live["attack_tx"], format!("{attack:#x}"));
+    assert_eq!(live["prestate_recorded"], true, "{live}");
+    let out = preempt(&["check", "--config", config, "--replay", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["replay_agrees"], true, "{report}");
+    assert_eq!(
+        rules_and_contracts(&report["verdicts"][0]["findings"]),
+        rules_and_contracts(&live["findings"])
+    );
+    // The mined block's own env, and the gas the receipt showed (same state, same run).
+    assert_eq!(report["sim_block"]["number"], live["sim_block"]);
+    assert_eq!(report["verdicts"][0]["outcome"]["gas_used"], live["sim_gas_used"]);
+}
