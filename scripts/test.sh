@@ -19,3 +19,5 @@ scripts/build-fixtures.sh --check
 echo "== cargo test"
 # Integration tests start their own anvil (from .tools) on free loopback ports.
 PREEMPT_TOOLS="$ROOT/.tools" cargo test --lib --bins --tests --locked -- --test-threads 2
+echo "== precision corpus (a missed attack or a false pause fails the run)"
+scripts/corpus.sh --strict

@@ -73,16 +73,70 @@ const CALL_GAS: u64 = 300_000;
 pub async fn deploy(rpc_url: &str) -> Result<Deployment, DevnetError> {
     let node = DevNode::connect(rpc_url).await?;
     let mut setup = Setup::new(node).await?;
+
+    // Batch 1 (deployer only): Uniswap, tokens, ETH/stake/treasury protocols, mints.
+    let base = base_protocols(&mut setup)?;
+    setup.flush().await?;
+    let pair = setup.get_pair(base.factory, base.col, base.dusd).await?;
+    setup.contracts.insert("Pair".to_string(), pair);
+
+    // Batch 2: lending pools, attack contracts, vault deposits, stakes, liquidity.
+    let pools = lending_pools(&mut setup, &base, pair)?;
+    attack_contracts(&mut setup, &base, &pools, pair)?;
+    deposits_and_liquidity(&mut setup, &base, pair);
+    setup.flush().await?;
+
+    // Batch 3: lenders' deposits and the borrower's collateral (the pools exist now).
+    lend_and_post_collateral(&mut setup, &base, &pools);
+    setup.flush().await?;
+
+    // Batch 4: the borrower borrows (needs the lender's DUSD in the pool).
+    borrow(&mut setup, &pools);
+    let block = setup.flush().await?;
+
+    Ok(Deployment {
+        chain_id: setup.node.chain_id,
+        block,
+        accounts: setup.accounts.iter().map(|a| (a.name.to_string(), a.address)).collect(),
+        contracts: setup.contracts,
+    })
+}
+
+/// What batch 1 deployed, for the batches that build on it.
+#[derive(Clone, Copy)]
+struct BaseProtocols {
+    factory: Address,
+    router: Address,
+    col: Address,
+    dusd: Address,
+    oracle: Address,
+    vault: Address,
+    vault_fixed: Address,
+    stake_pool: Address,
+    stake_pool_fixed: Address,
+    share_lender: Address,
+    share_lender_fixed: Address,
+    treasury: Address,
+    treasury_fixed: Address,
+}
+
+/// The two lending pools: one priced from the pair's spot reserves, one from a fixed oracle.
+#[derive(Clone, Copy)]
+struct LendingPools {
+    lending_pool: Address,
+    lending_pool_fixed: Address,
+}
+
+/// Uniswap V2 (factory, WETH, router, the COL/DUSD pair), the demo tokens, the ETH vault,
+/// stake pool, share lender and treasury (each with its fixed twin), and the first mints.
+fn base_protocols(setup: &mut Setup) -> Result<BaseProtocols, DevnetError> {
     let guardian = setup.address_of(Role::Guardian);
     let user = setup.address_of(Role::User);
     let lp = setup.address_of(Role::LiquidityProvider);
     let lender = setup.address_of(Role::Lender);
     let borrower = setup.address_of(Role::Borrower);
     let deployer = Role::Deployer;
-    let attacker = Role::Attacker;
     let zero = U256::ZERO;
-
-    // ---- batch 1 (deployer only): Uniswap, tokens, ETH/stake/treasury protocols, mints ----
     let factory = setup.deploy(
         "UniswapV2Factory",
         deployer,
@@ -167,12 +221,32 @@ pub async fn deploy(rpc_url: &str) -> Result<Deployment, DevnetError> {
     setup.mint("DUSD.mint(user, 1,000,000)", dusd, user, whole(1_000_000));
     setup.mint("DUSD.mint(lender, 2,000,000)", dusd, lender, whole(4 * LENDER_DEPOSIT_DUSD));
     setup.mint("COL.mint(borrower, 1,000)", col, borrower, whole(10 * BORROWER_COLLATERAL_COL));
-    setup.flush().await?;
+    Ok(BaseProtocols {
+        factory,
+        router,
+        col,
+        dusd,
+        oracle,
+        vault,
+        vault_fixed,
+        stake_pool,
+        stake_pool_fixed,
+        share_lender,
+        share_lender_fixed,
+        treasury,
+        treasury_fixed,
+    })
+}
 
-    let pair = setup.get_pair(factory, col, dusd).await?;
-    setup.contracts.insert("Pair".to_string(), pair);
-
-    // ---- batch 2: lending pools, attack contracts, vault deposits, stakes, liquidity ----
+/// The lending pools and the benign flash borrower of the vulnerable one.
+fn lending_pools(
+    setup: &mut Setup,
+    base: &BaseProtocols,
+    pair: Address,
+) -> Result<LendingPools, DevnetError> {
+    let guardian = setup.address_of(Role::Guardian);
+    let deployer = Role::Deployer;
+    let BaseProtocols { col, dusd, oracle, .. } = *base;
     let lending_pool = setup.deploy(
         "LendingPool",
         deployer,
@@ -195,7 +269,32 @@ pub async fn deploy(rpc_url: &str) -> Result<Deployment, DevnetError> {
     setup.mint("COL.mint(FlashBorrowerSafe, 10)", col, flash_borrower, whole(10));
     setup.mint("DUSD.mint(FlashBorrowerSafe, 1,000)", dusd, flash_borrower, whole(1_000));
 
-    // Attack constructors only store addresses, so they may share a batch with their targets.
+    Ok(LendingPools { lending_pool, lending_pool_fixed })
+}
+
+/// One attack contract per protocol and per fixed twin, deployed by the attacker.
+fn attack_contracts(
+    setup: &mut Setup,
+    base: &BaseProtocols,
+    pools: &LendingPools,
+    pair: Address,
+) -> Result<(), DevnetError> {
+    let attacker = Role::Attacker;
+    let BaseProtocols {
+        col,
+        dusd,
+        vault,
+        vault_fixed,
+        stake_pool,
+        stake_pool_fixed,
+        share_lender,
+        share_lender_fixed,
+        treasury,
+        treasury_fixed,
+        ..
+    } = *base;
+    let LendingPools { lending_pool, lending_pool_fixed } = *pools;
+    // Their constructors only store addresses, so they may share a batch with their targets.
     setup.deploy(
         "VaultReentrancyAttack",
         attacker,
@@ -246,6 +345,16 @@ pub async fn deploy(rpc_url: &str) -> Result<Deployment, DevnetError> {
         treasury_fixed.abi_encode(),
     )?;
 
+    Ok(())
+}
+
+/// Vault deposits (a whale and a user), stakes, approvals and the pair's liquidity.
+fn deposits_and_liquidity(setup: &mut Setup, base: &BaseProtocols, pair: Address) {
+    let lp = setup.address_of(Role::LiquidityProvider);
+    let zero = U256::ZERO;
+    let BaseProtocols {
+        router, col, dusd, vault, vault_fixed, stake_pool, stake_pool_fixed, ..
+    } = *base;
     for (name, vault) in [("EthVault", vault), ("EthVaultFixed", vault_fixed)] {
         let deposit = IEthVault::depositCall {};
         setup.call(
@@ -295,9 +404,13 @@ pub async fn deploy(rpc_url: &str) -> Result<Deployment, DevnetError> {
     let step = "lp: UniswapV2Router02.addLiquidity(1,000 COL, 1,000,000 DUSD)";
     setup.call(step, liquidity_provider, router, add_liquidity, zero, 600_000);
     setup.approve("lp: Pair.approve(UniswapV2Router02)", liquidity_provider, pair, router);
-    setup.flush().await?;
+}
 
-    // ---- batch 3: lenders' deposits and the borrower's collateral (the pools exist now) ----
+/// Lenders' deposits and the borrower's collateral in both pools.
+fn lend_and_post_collateral(setup: &mut Setup, base: &BaseProtocols, pools: &LendingPools) {
+    let zero = U256::ZERO;
+    let BaseProtocols { col, dusd, .. } = *base;
+    let LendingPools { lending_pool, lending_pool_fixed } = *pools;
     for (name, pool) in [("LendingPool", lending_pool), ("LendingPoolFixed", lending_pool_fixed)] {
         setup.approve(format!("lender: DUSD.approve({name})"), Role::Lender, dusd, pool);
         let deposit = ILendingPool::depositCall { amount: whole(LENDER_DEPOSIT_DUSD) };
@@ -314,22 +427,17 @@ pub async fn deploy(rpc_url: &str) -> Result<Deployment, DevnetError> {
         let step = format!("borrower: {name}.depositCollateral(100 COL)");
         setup.call(step, Role::Borrower, pool, post, zero, CALL_GAS);
     }
-    setup.flush().await?;
+}
 
-    // ---- batch 4: the borrower borrows (needs the lender's DUSD in the pool) ----
+/// The borrower's debt in both pools.
+fn borrow(setup: &mut Setup, pools: &LendingPools) {
+    let zero = U256::ZERO;
+    let LendingPools { lending_pool, lending_pool_fixed } = *pools;
     for (name, pool) in [("LendingPool", lending_pool), ("LendingPoolFixed", lending_pool_fixed)] {
         let borrow = ILendingPool::borrowCall { amount: whole(BORROWER_DEBT_DUSD) };
         let step = format!("borrower: {name}.borrow(30,000 DUSD)");
         setup.call(step, Role::Borrower, pool, borrow, zero, CALL_GAS);
     }
-    let block = setup.flush().await?;
-
-    Ok(Deployment {
-        chain_id: setup.node.chain_id,
-        block,
-        accounts: setup.accounts.iter().map(|a| (a.name.to_string(), a.address)).collect(),
-        contracts: setup.contracts,
-    })
 }
 
 /// A set-up tx queued for the next batch, its nonce already assigned.
