@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # The demo: a local anvil devnet (no automine: a real mempool), the demo protocol deployed,
 # `preempt run` guarding it; benign traffic, then a reentrancy attack sent with the attacker's
-# own fees; one block mined; the timeline of what preempt saw, simulated, sent and achieved.
+# own fees; one block mined; the timeline of what preempt saw, simulated, sent and achieved;
+# then the forensics: the attack's receipt (reverted, in the block the pause landed in) beside
+# what the same tx would have done on the state without the pause.
+# PREEMPT_DEMO_PROFILE=debug builds the (faster to build, slower to run) debug binary instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 scripts/setup.sh >/dev/null
-echo "== building preempt (release)"
-cargo build --release --locked --quiet
-BIN="$ROOT/target/release/preempt"
+PROFILE="${PREEMPT_DEMO_PROFILE:-release}"
+echo "== building preempt ($PROFILE)"
+if [ "$PROFILE" = debug ]; then
+  cargo build --locked --quiet
+else
+  cargo build --release --locked --quiet
+fi
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/preempt"
 CAST="$ROOT/.tools/bin/cast"
 OUT="$ROOT/out/demo"
 rm -rf "$OUT"
@@ -33,7 +41,7 @@ done
 echo "== anvil on $RPC (--no-mining); deploying the demo protocol"
 "$BIN" devnet deploy --rpc "$RPC" --node-url "ws://127.0.0.1:$PORT" --out "$OUT"
 CONFIG="$OUT/preempt.toml"
-printf '\n[incidents]\npath = "%s"\n' "$OUT/incidents.jsonl" >> "$CONFIG"
+printf '\n[incidents]\npath = "%s"\nstore = "%s"\n' "$OUT/incidents.jsonl" "$OUT/incidents.sqlite" >> "$CONFIG"
 
 # anvil's dev account 1 is the demo guardian (a public test key).
 export PREEMPT_GUARDIAN_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
@@ -84,13 +92,28 @@ for i, tx in enumerate(json.load(sys.stdin)["transactions"]):
     tip = int(tx["maxPriorityFeePerGas"], 16) / 1e9
     print("  [%d] %s from %s  maxFee %.3f gwei  tip %.3f gwei" % (i, tx["hash"], tx["from"], fee, tip))'
 echo
-echo "== forensics: preempt check on the mined attack (state just before it)"
 ATTACK="$(python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["kind"] == "detection":
         print(r["attack_tx"]); break' "$OUT/incidents.jsonl")"
+
+echo "== forensics 1/2: the attack as mined (its receipt)"
+"$CAST" receipt "$ATTACK" --rpc-url "$RPC" --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+status = "succeeded" if int(r["status"], 16) == 1 else "REVERTED"
+print("  tx %s: %s in block %d at index %d, %d gas, %d log(s)" % (
+    r["transactionHash"], status, int(r["blockNumber"], 16), int(r["transactionIndex"], 16),
+    int(r["gasUsed"], 16), len(r["logs"])))'
+
+echo
+echo "== forensics 2/2: the exploit it would have been (same tx, state before block $BLOCK, the pause left out)"
 set +e
-"$BIN" check --config "$CONFIG" --rpc "$RPC" --tx "$ATTACK" | sed -n '1,12p'
+"$BIN" check --config "$CONFIG" --rpc "$RPC" --tx "$ATTACK" --without-pause > "$OUT/without-pause.txt"
+CHECK=$?
 set -e
+# Header, notes, the verdict with each finding's amounts; the per-frame evidence is in the file.
+grep -v -E '^\s+(frame|call|#)' "$OUT/without-pause.txt" | sed -n '1,24p'
+echo "(check exit $CHECK: 1 = findings; the full report is in $OUT/without-pause.txt)"

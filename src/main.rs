@@ -51,6 +51,17 @@ enum Command {
         /// Every tx now pending in the node's pool.
         #[arg(long, group = "target")]
         pending: bool,
+        /// A stored incident, re-derived offline from the pre-state its simulation read: no
+        /// node is asked. The store is `[incidents] store` of --config, or --store.
+        #[arg(long, group = "target", value_name = "ID")]
+        replay: Option<i64>,
+        /// The SQLite incident store for --replay (default: the config's `[incidents] store`).
+        #[arg(long, requires = "replay")]
+        store: Option<PathBuf>,
+        /// With --tx of a mined tx: leave out the earlier txs of its block that paused a
+        /// protected contract, to show what the tx would have done without the pause.
+        #[arg(long, requires = "tx")]
+        without_pause: bool,
         /// Print JSON instead of the human report.
         #[arg(long)]
         json: bool,
@@ -412,13 +423,27 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
-            Command::Check { config, rpc, tx, raw, pending, json } => {
-                let target = match (tx, raw, pending) {
-                    (Some(h), None, false) => CheckTarget::Hash(h),
-                    (None, Some(r), false) => CheckTarget::Raw(r),
-                    (None, None, true) => CheckTarget::Pending,
+            Command::Check {
+                config,
+                rpc,
+                tx,
+                raw,
+                pending,
+                replay,
+                store,
+                without_pause,
+                json,
+            } => {
+                let target = match (tx, raw, pending, replay) {
+                    (Some(h), None, false, None) if without_pause => {
+                        CheckTarget::HashWithoutPause(h)
+                    }
+                    (Some(h), None, false, None) => CheckTarget::Hash(h),
+                    (None, Some(r), false, None) => CheckTarget::Raw(r),
+                    (None, None, true, None) => CheckTarget::Pending,
+                    (None, None, false, Some(_)) => CheckTarget::Pending,
                     _ => {
-                        eprintln!("error: give exactly one of --tx, --raw, --pending");
+                        eprintln!("error: give exactly one of --tx, --raw, --pending, --replay");
                         return ExitCode::from(2);
                     }
                 };
@@ -429,7 +454,23 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-                match run_check(&config, rpc.as_deref(), target).await {
+                let checked = match replay {
+                    Some(id) => {
+                        let store = match store.or_else(|| config.incidents_store.clone()) {
+                            Some(s) => s,
+                            None => {
+                                eprintln!(
+                                    "error: {}: key `incidents.store`: not set; give --store FILE",
+                                    config.file.display()
+                                );
+                                return ExitCode::from(2);
+                            }
+                        };
+                        preempt::check::run_replay(&config, &store, id)
+                    }
+                    None => run_check(&config, rpc.as_deref(), target).await,
+                };
+                match checked {
                     Ok(report) => {
                         if json {
                             match serde_json::to_string_pretty(&report) {

@@ -88,6 +88,7 @@ pub(super) fn replay(
         stop: Default::default(),
         runtime: None,
         completions: Some(done_tx),
+        prestate: None,
     });
     let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, normal_rx], skipped: None };
     let Ok(threads) = spawn_workers(workers, Arc::clone(&ctx), queues) else {

@@ -1,6 +1,7 @@
 //! `preempt check`: the forensic entry point. Simulates one tx (raw, by hash, or every pending
 //! one) against the node's state and prints the verdict with its evidence.
 
+mod replay;
 mod report;
 
 use std::{collections::BTreeMap, sync::Arc, time::SystemTime};
@@ -17,6 +18,7 @@ use alloy::{
 };
 use thiserror::Error;
 
+pub use replay::run_replay;
 pub use report::{CheckReport, TxVerdict, print_human};
 
 use crate::{
@@ -42,6 +44,8 @@ pub enum CheckError {
     NoNode,
     #[error("simulation thread failed: {0}")]
     Join(String),
+    #[error("cannot replay incident {id} of {}: {reason}", store.display())]
+    Replay { id: i64, store: std::path::PathBuf, reason: String },
 }
 
 /// What to check.
@@ -49,6 +53,9 @@ pub enum CheckError {
 pub enum CheckTarget {
     Raw(Bytes),
     Hash(B256),
+    /// A mined tx on the state before it, with every earlier tx of its block applied except
+    /// those that paused a protected contract: what the tx would have done had no one paused.
+    HashWithoutPause(B256),
     Pending,
 }
 
@@ -57,6 +64,8 @@ struct Job {
     hash: B256,
     tx: Recovered<TxEnvelope>,
     before: Vec<Recovered<TxEnvelope>>,
+    /// Leave out of `before` the txs that paused a protected contract.
+    without_pause: bool,
 }
 
 /// Decodes a raw signed tx (any type) and recovers its sender.
@@ -106,10 +115,11 @@ pub async fn run_check(
             (
                 latest,
                 SimBlock::pending_after(&header, now),
-                vec![Job { hash, tx, before: Vec::new() }],
+                vec![Job { hash, tx, before: Vec::new(), without_pause: false }],
             )
         }
-        CheckTarget::Hash(hash) => {
+        CheckTarget::Hash(hash) | CheckTarget::HashWithoutPause(hash) => {
+            let without_pause = matches!(target, CheckTarget::HashWithoutPause(_));
             let found = provider
                 .get_transaction_by_hash(hash)
                 .await
@@ -134,7 +144,7 @@ pub async fn run_check(
                     (
                         number.saturating_sub(1),
                         sim_block,
-                        vec![Job { hash, tx: found.inner, before }],
+                        vec![Job { hash, tx: found.inner, before, without_pause }],
                     )
                 }
                 None => {
@@ -143,7 +153,7 @@ pub async fn run_check(
                     (
                         latest,
                         SimBlock::pending_after(&header, now),
-                        vec![Job { hash, tx: found.inner, before }],
+                        vec![Job { hash, tx: found.inner, before, without_pause: false }],
                     )
                 }
             }
@@ -161,6 +171,7 @@ pub async fn run_check(
                         hash: *txs[i].tx_hash(),
                         tx: txs[i].clone(),
                         before: txs[..i].to_vec(),
+                        without_pause: false,
                     });
                 }
             }
@@ -179,12 +190,20 @@ pub async fn run_check(
         .map_err(|e| SimError::State { tx: B256::ZERO, source: e })?;
 
     let config = config.clone();
-    let verdicts = tokio::task::spawn_blocking(move || {
+    let (verdicts, notes) = tokio::task::spawn_blocking(move || {
         simulate_jobs(&config, base, sim_block, chain_id, jobs)
     })
     .await
     .map_err(|e| CheckError::Join(e.to_string()))?;
-    Ok(CheckReport { node: url, chain_id, fork_block, sim_block, verdicts })
+    Ok(CheckReport {
+        node: url,
+        chain_id,
+        fork_block,
+        sim_block,
+        verdicts,
+        notes,
+        replay_agrees: None,
+    })
 }
 
 /// Simulates each job on its own thread-free path (the node is read through blocking fetches).
@@ -194,13 +213,22 @@ fn simulate_jobs(
     block: SimBlock,
     chain_id: u64,
     jobs: Vec<Job>,
-) -> Vec<TxVerdict> {
+) -> (Vec<TxVerdict>, Vec<String>) {
     let mut simulator = Simulator::new(config, Arc::clone(&base), block, chain_id);
     if let Err(e) = simulator.warm() {
         tracing::warn!(error = %e, "warming protected state failed");
     }
     let mut out = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    let mut notes = Vec::new();
+    for mut job in jobs {
+        if job.without_pause {
+            let (kept, left_out) = leave_out_pauses(&mut simulator, config, job.before);
+            job.before = kept;
+            if left_out.is_empty() {
+                notes.push("no earlier tx in its block paused a protected contract".to_string());
+            }
+            notes.extend(left_out);
+        }
         // Earlier txs of the same sender (or of the block) run first, on a fork of their own.
         let simulated = if job.before.is_empty() {
             simulator.simulate(job.hash, &job.tx)
@@ -219,7 +247,56 @@ fn simulate_jobs(
             Err(e) => TxVerdict::failed(job.hash, e.to_string()),
         });
     }
-    out
+    (out, notes)
+}
+
+/// `before` without the txs that turned a protected contract's `paused()` from false to true
+/// (a direct `pause()`, or one through a Safe), and a line for each one left out.
+fn leave_out_pauses(
+    simulator: &mut Simulator,
+    config: &Config,
+    before: Vec<Recovered<TxEnvelope>>,
+) -> (Vec<Recovered<TxEnvelope>>, Vec<String>) {
+    let saved = std::mem::take(simulator.fork_view_mut().local_mut());
+    let paused_now = |sim: &mut Simulator| -> Vec<bool> {
+        config
+            .protected
+            .iter()
+            .map(|p| sim.read_paused(p.address).ok().flatten().unwrap_or(false))
+            .collect()
+    };
+    let mut was = paused_now(simulator);
+    let (mut kept, mut notes) = (Vec::with_capacity(before.len()), Vec::new());
+    for (index, tx) in before.into_iter().enumerate() {
+        let hash = *tx.tx_hash();
+        let Ok((_, state)) = simulator.execute(hash, &tx) else {
+            // Not runnable here: it changes nothing either way.
+            kept.push(tx);
+            continue;
+        };
+        let previous = simulator.fork_view().local().clone();
+        simulator.fork_view_mut().local_mut().apply_evm_state(&state);
+        let now = paused_now(simulator);
+        let paused: Vec<&str> = config
+            .protected
+            .iter()
+            .zip(was.iter().zip(&now))
+            .filter(|(_, (before, after))| !**before && **after)
+            .map(|(p, _)| p.name.as_str())
+            .collect();
+        if paused.is_empty() {
+            was = now;
+            kept.push(tx);
+        } else {
+            *simulator.fork_view_mut().local_mut() = previous;
+            notes.push(format!(
+                "left out tx {hash} (index {index} of the block): it paused {}",
+                paused.join(", ")
+            ));
+        }
+    }
+    *simulator.fork_view_mut().local_mut() = saved;
+    (kept, notes)
 }
 
 async fn header_of(

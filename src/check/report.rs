@@ -20,6 +20,12 @@ pub struct CheckReport {
     /// The block environment the txs ran in.
     pub sim_block: SimBlock,
     pub verdicts: Vec<TxVerdict>,
+    /// What the run left out or compared against, one line each (printed under the header).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// `--replay`: whether the replayed findings (rule, contract) are the live ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_agrees: Option<bool>,
 }
 
 impl CheckReport {
@@ -81,6 +87,9 @@ pub fn print_human(report: &CheckReport) -> String {
         report.sim_block.timestamp,
         report.sim_block.base_fee
     );
+    for note in &report.notes {
+        let _ = writeln!(out, "{note}");
+    }
     if report.verdicts.is_empty() {
         let _ = writeln!(out, "no transaction to check");
     }

@@ -35,7 +35,7 @@ pub use layer::StateLayer;
 pub use node::{NodeClient, NodeError, StateAnswer, StateRequest};
 pub use prestate::{ColdFill, ColdTx, call_object};
 pub use source::{PeerStatus, StateSource};
-pub use view::{FetchWait, ForkView, StateKey};
+pub use view::{FetchWait, ForkView, ReadLog, StateKey};
 pub use ws::{LowLatencyWs, connect_provider};
 
 #[derive(Debug, Error)]

@@ -4,6 +4,7 @@
 
 use std::{
     cell::{Cell, RefCell},
+    collections::HashMap,
     sync::Arc,
 };
 
@@ -18,6 +19,17 @@ pub enum StateKey {
     Account(Address),
     Slot(Address, U256),
     BlockHash(u64),
+}
+
+/// Every value a view handed out while recording: the state a run read, as it read it (with
+/// the view's layers applied), so the run can be repeated on this alone with no node.
+#[derive(Debug, Clone, Default)]
+pub struct ReadLog {
+    /// `None`: read as not existing.
+    pub accounts: HashMap<Address, Option<AccountInfo>>,
+    pub slots: HashMap<(Address, U256), U256>,
+    pub code: HashMap<B256, Bytecode>,
+    pub block_hashes: HashMap<u64, B256>,
 }
 
 /// Reads, top first: `local`, then `layers` (newest last), then values read afresh for this
@@ -36,6 +48,8 @@ pub struct ForkView {
     waited: Cell<FetchWait>,
     /// The tx being run: its first miss also asks the node for its whole pre-state.
     cold: RefCell<Option<ColdTx>>,
+    /// Off (`None`) on the hot path; on only while a detection's pre-state is captured.
+    recording: RefCell<Option<ReadLog>>,
 }
 
 /// What this view waited on the nodes for.
@@ -58,6 +72,7 @@ impl ForkView {
             misses: Default::default(),
             waited: Cell::default(),
             cold: RefCell::default(),
+            recording: RefCell::new(None),
         }
     }
 
@@ -178,6 +193,35 @@ impl ForkView {
         }
     }
 
+    /// Starts noting every value this view hands out (the last value of a key wins: a run's
+    /// reads come after any earlier txs it was stacked on).
+    pub fn start_recording(&self) {
+        *self.recording.borrow_mut() = Some(ReadLog::default());
+    }
+
+    /// Stops recording and returns what was read.
+    pub fn take_recording(&self) -> Option<ReadLog> {
+        self.recording.borrow_mut().take()
+    }
+
+    fn remember_account(&self, address: Address, info: &Option<AccountInfo>) {
+        if let Some(log) = self.recording.borrow_mut().as_mut() {
+            if let Some(code) =
+                info.as_ref().and_then(|i| i.code.as_ref()).filter(|c| !c.is_empty())
+                && let Some(i) = info
+            {
+                log.code.entry(i.code_hash).or_insert_with(|| code.clone());
+            }
+            log.accounts.insert(address, info.clone());
+        }
+    }
+
+    fn remember_slot(&self, address: Address, slot: U256, value: U256) {
+        if let Some(log) = self.recording.borrow_mut().as_mut() {
+            log.slots.insert((address, slot), value);
+        }
+    }
+
     pub fn set_speculative(&self, on: bool) {
         self.speculative.set(on);
     }
@@ -216,43 +260,50 @@ impl DatabaseRef for ForkView {
     type Error = ForkError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, ForkError> {
-        if let Some(hit) = self.layered_account(&address) {
-            return Ok(hit);
-        }
-        if let Some(hit) = self.fork_account(&address) {
-            return Ok(hit);
-        }
-        if self.speculating() {
+        let info = if let Some(hit) = self.layered_account(&address) {
+            hit
+        } else if let Some(hit) = self.fork_account(&address) {
+            hit
+        } else if self.speculating() {
+            // A guess, not state: never recorded.
             self.note(StateKey::Account(address));
             return Ok(None);
-        }
-        if self.settled_after.is_some() && self.fork.source().is_some() {
+        } else if self.settled_after.is_some() && self.fork.source().is_some() {
             self.fetch_misses(&[StateKey::Account(address)])?;
-            return Ok(self.fresh.borrow().account(&address).flatten());
-        }
-        self.fork.basic_ref(address)
+            self.fresh.borrow().account(&address).flatten()
+        } else {
+            self.fork.basic_ref(address)?
+        };
+        self.remember_account(address, &info);
+        Ok(info)
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, ForkError> {
-        self.fork.code_by_hash_ref(code_hash)
+        let code = self.fork.code_by_hash_ref(code_hash)?;
+        if let Some(log) = self.recording.borrow_mut().as_mut()
+            && !code.is_empty()
+        {
+            log.code.entry(code_hash).or_insert_with(|| code.clone());
+        }
+        Ok(code)
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, ForkError> {
-        if let Some(hit) = self.layered_slot(&address, &index) {
-            return Ok(hit);
-        }
-        if let Some(hit) = self.fork_slot(&address, &index) {
-            return Ok(hit);
-        }
-        if self.speculating() {
+        let value = if let Some(hit) = self.layered_slot(&address, &index) {
+            hit
+        } else if let Some(hit) = self.fork_slot(&address, &index) {
+            hit
+        } else if self.speculating() {
             self.note(StateKey::Slot(address, index));
             return Ok(U256::ZERO);
-        }
-        if self.settled_after.is_some() && self.fork.source().is_some() {
+        } else if self.settled_after.is_some() && self.fork.source().is_some() {
             self.fetch_misses(&[StateKey::Slot(address, index)])?;
-            return Ok(self.fresh.borrow().slot(&address, &index).unwrap_or_default());
-        }
-        self.fork.storage_ref(address, index)
+            self.fresh.borrow().slot(&address, &index).unwrap_or_default()
+        } else {
+            self.fork.storage_ref(address, index)?
+        };
+        self.remember_slot(address, index, value);
+        Ok(value)
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, ForkError> {
@@ -260,7 +311,11 @@ impl DatabaseRef for ForkView {
             self.note(StateKey::BlockHash(number));
             return Ok(B256::ZERO);
         }
-        self.fork.block_hash_ref(number)
+        let hash = self.fork.block_hash_ref(number)?;
+        if let Some(log) = self.recording.borrow_mut().as_mut() {
+            log.block_hashes.insert(number, hash);
+        }
+        Ok(hash)
     }
 }
 

@@ -7,7 +7,8 @@ use std::{sync::Arc, time::Instant};
 
 use alloy::{
     consensus::{TxEnvelope, transaction::Recovered},
-    primitives::{Address, B256, U256},
+    eips::Encodable2718,
+    primitives::{Address, B256, Bytes, U256},
 };
 use revm::database_interface::DatabaseRef;
 
@@ -15,6 +16,7 @@ use crate::{
     config::{Asset, Config},
     detect::{CumulativeTracker, detect},
     fork::{BlockDiff, FetchWait, SharedFork, StateLayer},
+    incident::{PreState, ReplayRun},
     simulate::{SimBlock, Simulator},
     types::{Finding, SimOutcome},
 };
@@ -45,6 +47,8 @@ pub struct MinedFinding {
     pub tx: MinedTx,
     pub outcome: SimOutcome,
     pub findings: Vec<Finding>,
+    /// What the tx's run read, for `check --replay` (a second, recording run: findings only).
+    pub prestate: Option<Box<PreState>>,
 }
 
 /// Where the block's state change applied to the fork came from.
@@ -137,6 +141,9 @@ pub fn replay_block(
         } else {
             Vec::new()
         };
+        // What the tx read, recorded on the state before it (findings only, for `check --replay`).
+        let prestate =
+            if found.is_empty() { None } else { record_prestate(&mut sim, mined, block, chain_id) };
         deployed.extend(
             state
                 .iter()
@@ -162,12 +169,19 @@ pub fn replay_block(
                     tx: mined.clone(),
                     outcome: probed,
                     findings: report.findings,
+                    prestate: None,
                 });
                 continue;
             }
         }
         if !found.is_empty() {
-            findings.push(MinedFinding { index, tx: mined.clone(), outcome, findings: found });
+            findings.push(MinedFinding {
+                index,
+                tx: mined.clone(),
+                outcome,
+                findings: found,
+                prestate,
+            });
         }
     }
     if divergence.is_none()
@@ -198,6 +212,30 @@ pub fn replay_block(
         replay_us: started.elapsed().as_micros() as u64,
         waited,
     }
+}
+
+/// Runs `mined` again on the state the block's earlier txs left, recording what it reads.
+fn record_prestate(
+    sim: &mut Simulator,
+    mined: &MinedTx,
+    block: SimBlock,
+    chain_id: u64,
+) -> Option<Box<PreState>> {
+    sim.start_recording();
+    let run = sim.simulate(mined.hash, &mined.tx);
+    let reads = sim.take_recording();
+    sim.invalidate_baselines();
+    if let Err(e) = run {
+        tracing::warn!(tx = %mined.hash, error = %e, "pre-state not recorded: the tx did not run again");
+        return None;
+    }
+    let run = ReplayRun {
+        chain_id,
+        sim_block: block,
+        raw_tx: Bytes::from(mined.tx.inner().encoded_2718()),
+        block_hashes: Vec::new(),
+    };
+    Some(Box::new(PreState::from_reads(mined.hash, block.number, reads?, sim.fork(), run)))
 }
 
 /// Every key the node says the block changed must read, after our replay, as the node says.

@@ -2,14 +2,15 @@
 //! what was seen, what the simulation showed, what was sent where and when, what happened —
 //! and, with `[incidents] store`, the same as rows in a SQLite store written off the hot path.
 
+mod prestate;
 mod store;
 mod time;
 mod timeline;
 
 pub use store::{
     ContractFilter, DecisionRow, FindingRow, IncidentDetail, IncidentFilter, IncidentStore,
-    IncidentSummary, OutcomeRow, PreState, PreStateAccount, PreStateSlot, RearmRow, STORE_QUEUE,
-    SendRow, StoreCounters, StoreError, StoreReader, render_detail, render_list,
+    IncidentSummary, OutcomeRow, PreState, PreStateAccount, PreStateSlot, RearmRow, ReplayRun,
+    STORE_QUEUE, SendRow, StoreCounters, StoreError, StoreReader, render_detail, render_list,
 };
 pub use time::{parse_time, rfc3339_ms};
 pub use timeline::render as render_timeline;

@@ -86,6 +86,20 @@ pub struct PreState {
     pub storage: Vec<PreStateSlot>,
     /// Code by hash (shared across incidents).
     pub code: Vec<(B256, Bytes)>,
+    /// The run itself (the signed tx, the block env, the chain); `None` in a store written
+    /// before these were kept.
+    pub run: Option<ReplayRun>,
+}
+
+/// What a replay runs besides the state: the signed attack as it was seen, in the block env
+/// and on the chain the live simulation used, with the block hashes it read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayRun {
+    pub chain_id: u64,
+    pub sim_block: crate::simulate::SimBlock,
+    /// EIP-2718 bytes.
+    pub raw_tx: Bytes,
+    pub block_hashes: Vec<(u64, B256)>,
 }
 
 enum StoreMsg {

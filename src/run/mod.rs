@@ -104,7 +104,8 @@ pub async fn run_with(
     let alerts = AlertHub::start(&config)?;
 
     let (detections_tx, detections_rx) = mpsc::channel::<Detection>(1_024);
-    let stages = start::workers(&config, &at, &responder, detections_tx, cancel.clone())?;
+    let stages =
+        start::workers(&config, &at, &responder, detections_tx, &incidents, cancel.clone())?;
 
     // Submit stage: the one owner of sending, re-sending and recording.
     let (reports_tx, reports_rx) = mpsc::channel::<GuardReport>(64);

@@ -14,6 +14,7 @@ use crate::{
     detect::CumulativeTracker,
     fork::{ForkCache, NodeError, SharedFork, StateSource},
     guard::{BlockData, fetch_block_data},
+    incident::IncidentLog,
     ingest::{IngestStats, Lanes, SeenSet, TxRouter},
     respond::{HeadNonces, Pauser, Responder},
     simulate::{SimBlock, Simulator},
@@ -134,6 +135,7 @@ pub(super) fn workers(
     at: &AtHead,
     responder: &Arc<Mutex<Responder>>,
     detections: mpsc::Sender<Detection>,
+    incidents: &Arc<IncidentLog>,
     cancel: CancellationToken,
 ) -> Result<Stages, RunError> {
     let live = Arc::new(LiveState::new(Arc::clone(&at.fork), at.block.header_env));
@@ -157,6 +159,7 @@ pub(super) fn workers(
         stop: Default::default(),
         runtime: Some(tokio::runtime::Handle::current()),
         completions: None,
+        prestate: incidents.store().is_some().then(|| Arc::clone(incidents)),
     });
     let queues = WorkerQueues {
         ready: ready_rx,

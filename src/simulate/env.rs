@@ -10,10 +10,10 @@ use revm::{
     context::{BlockEnv, TxEnv},
     context_interface::block::BlobExcessGasAndPrice,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The block environment a simulation runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimBlock {
     pub number: u64,
     pub timestamp: u64,

@@ -38,7 +38,7 @@ use crate::{
     config::{
         Asset, Config, InvariantCheck, Operand, ProtectedContract, SimulationConfig, ViewCall,
     },
-    fork::{ColdTx, ForkError, ForkView, SharedFork, StateKey, StateLayer},
+    fork::{ColdTx, ForkError, ForkView, ReadLog, SharedFork, StateKey, StateLayer},
     types::{
         InvariantReading, InvariantValue, SimOutcome,
         abi::{IERC20, IPausable},
@@ -241,6 +241,20 @@ impl Simulator {
         self.baselines.clear();
         self.token_holdings.clear();
         self.privileged.clear();
+    }
+
+    /// Starts recording every state value the next runs read, for a detection's pre-state
+    /// (off the hot path). The per-fork caches (invariant baselines, holdings, key holders,
+    /// token metadata) are dropped first, so the reads behind them are recorded too.
+    pub fn start_recording(&mut self) {
+        self.invalidate_baselines();
+        self.token_meta.clear();
+        self.fork_view().start_recording();
+    }
+
+    /// Stops recording; what was read since `start_recording`.
+    pub fn take_recording(&mut self) -> Option<ReadLog> {
+        self.fork_view().take_recording()
     }
 
     /// Forgets cached invariant values (after the fork's state was changed in place).

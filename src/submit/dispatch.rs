@@ -424,6 +424,10 @@ impl Dispatcher {
                 };
                 let _ = finished.send(Finished::Detection(Box::new(record)));
             });
+            // After the pause has left: what the tx read, for `check --replay`.
+            if let Some(prestate) = &found.prestate {
+                self.incidents.record_prestate((**prestate).clone());
+            }
         }
     }
 

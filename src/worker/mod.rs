@@ -3,6 +3,7 @@
 //! one thread, for latency; a tx with findings leaves as a `Detection` for the submit stage.
 //! Cold state is fetched off the worker: the tx waits for it while the worker runs others.
 
+mod capture;
 mod chains;
 
 use std::{
@@ -18,6 +19,7 @@ use alloy::primitives::Address;
 use crossbeam_channel::{Receiver, Select, Sender};
 use serde::Serialize;
 
+pub use capture::{Verdict, verdict};
 pub use chains::{ChainRun, ChainedOutcome, SenderChains};
 
 use crate::{
@@ -236,6 +238,9 @@ pub struct WorkerContext {
     pub runtime: Option<tokio::runtime::Handle>,
     /// Benchmarks: every handled tx's stage times, findings or not.
     pub completions: Option<Sender<(StageTimes, bool)>>,
+    /// Where a detection's pre-state goes (`[incidents] store` set): recorded by running the
+    /// tx again after its pause has left, so other txs pay nothing for it.
+    pub prestate: Option<Arc<crate::incident::IncidentLog>>,
 }
 
 /// The queues a worker reads: each lane after its retries, highest lane first; txs that only
@@ -456,7 +461,11 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
                     tx,
                     deploy,
                     findings,
-                    (first_picked_us, rounds),
+                    RunInfo {
+                        first_picked_us,
+                        state_waits: rounds,
+                        chain: Some((generation, lane)),
+                    },
                     [picked_us, simulated_us, detected_us],
                 );
                 return;
@@ -470,7 +479,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         tx,
         outcome,
         findings,
-        (first_picked_us, rounds),
+        RunInfo { first_picked_us, state_waits: rounds, chain: Some((generation, lane)) },
         [picked_us, simulated_us, detected_us],
     );
 }
@@ -521,7 +530,7 @@ fn probe_deployment(ctx: &WorkerContext, simulator: &mut Simulator, job: ProbeJo
         tx,
         outcome,
         findings,
-        (first_picked_us, 0),
+        RunInfo { first_picked_us, state_waits: 0, chain: None },
         [picked_us, picked_us, detected_us],
     );
 }
@@ -530,14 +539,14 @@ fn probe_deployment(ctx: &WorkerContext, simulator: &mut Simulator, job: ProbeJo
 /// the submit stage.
 fn finish(
     ctx: &WorkerContext,
-    simulator: &Simulator,
+    simulator: &mut Simulator,
     tx: PendingTx,
     outcome: SimOutcome,
     findings: Vec<Finding>,
-    // When a worker first took the tx, and how often it waited for cold state.
-    (first_picked_us, state_waits): (f64, u8),
+    run: RunInfo,
     [picked_us, simulated_us, detected_us]: [f64; 3],
 ) {
+    let RunInfo { first_picked_us, state_waits, chain } = run;
     tracing::debug!(
         tx = %tx.hash,
         success = outcome.success,
@@ -572,6 +581,8 @@ fn finish(
     if let Some(done) = &ctx.completions {
         let _ = done.try_send((times, true));
     }
+    // Kept for the pre-state run below, after the detection has left.
+    let replay = ctx.prestate.is_some().then(|| (tx.clone(), verdict(&findings)));
     let detection =
         Detection { tx, attack_fees: fees, outcome, findings, decisions, times, signed_at };
     // The submit stage's queue is bounded; a detection is never dropped: wait for room.
@@ -579,6 +590,20 @@ fn finish(
     {
         let _ = ctx.detections.blocking_send(d);
     }
+    if let (Some((tx, live)), Some((generation, lane))) = (replay, chain) {
+        capture::record_prestate(ctx, simulator, &tx, generation, lane, &live);
+    }
+}
+
+/// How a tx was run, for its record.
+struct RunInfo {
+    /// When a worker first took it.
+    first_picked_us: f64,
+    /// How often it waited for cold state.
+    state_waits: u8,
+    /// The fork generation and lane it ran on, so its pre-state can be recorded by running it
+    /// again; `None` for a probe (its findings come from calls no tx made).
+    chain: Option<(u64, usize)>,
 }
 
 /// Fetches what the tx missed on the nodes' runtime, then puts it back at the front.

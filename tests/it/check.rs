@@ -118,3 +118,52 @@ async fn unknown_hash_is_a_clear_error() {
     .expect_err("no such tx");
     assert!(err.to_string().contains("not found"), "{err}");
 }
+
+/// A mined attack that a pause stopped: checked as mined it reverts on the paused vault;
+/// `--without-pause` leaves the pause (same block, earlier) out and shows the drain it would
+/// have been, with a note naming the tx left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pause_shows_the_exploit_a_paused_attack_would_have_been() {
+    use std::time::Duration;
+
+    use crate::support::guard::{RunningGuard, wait_pending_from};
+
+    let devnet = Devnet::start().await;
+    let url = devnet.anvil.http_url();
+    let guard = RunningGuard::start(&devnet, &devnet.anvil.ws_url(), "");
+    let attack = devnet.send(Scenario::VaultReentrancyAttack).await;
+    let guardian = preempt::devnet::dev_accounts()[1].address;
+    let pauses = wait_pending_from(&devnet, guardian, 1, Duration::from_secs(20)).await;
+    assert_eq!(pauses.len(), 1, "{}", guard.log().join("\n"));
+    devnet.mine().await;
+    assert_eq!(guard.stop(), Some(0));
+    let receipt: serde_json::Value =
+        devnet.rpc("eth_getTransactionReceipt", serde_json::json!([attack])).await;
+    assert_eq!(receipt["status"], "0x0", "the pause made the attack revert");
+
+    let as_mined = run_check(&devnet.config, Some(&url), CheckTarget::Hash(attack))
+        .await
+        .expect("check as mined");
+    let v = &as_mined.verdicts[0];
+    assert!(v.findings.is_empty(), "on the paused vault: {:?}", v.findings);
+    assert!(v.outcome.as_ref().is_some_and(|o| !o.success), "it reverts as it did");
+    assert!(as_mined.notes.is_empty());
+
+    let without = run_check(&devnet.config, Some(&url), CheckTarget::HashWithoutPause(attack))
+        .await
+        .expect("check without the pause");
+    let v = &without.verdicts[0];
+    assert!(v.outcome.as_ref().is_some_and(|o| o.success), "it succeeds unpaused");
+    let rules = rules_of(v);
+    assert!(rules.contains(&("EthVault".into(), "drain".into())), "{rules:?}");
+    assert!(rules.contains(&("EthVault".into(), "reentrancy".into())), "{rules:?}");
+    assert_eq!(
+        without.notes,
+        [format!("left out tx {} (index 0 of the block): it paused EthVault", pauses[0])]
+    );
+    let text = preempt::check::print_human(&without);
+    assert!(
+        text.contains("EthVault lost 100 of 100 ETH"),
+        "the amount it would have taken: {text}"
+    );
+}

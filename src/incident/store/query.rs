@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{PreState, PreStateAccount, PreStateSlot, StoreError, schema};
+use super::{PreState, PreStateAccount, PreStateSlot, ReplayRun, StoreError, schema};
 use crate::incident::rfc3339_ms;
 
 /// A contract as `--contract` names it: its address, or its name from the config.
@@ -482,9 +482,45 @@ impl StoreReader {
                 Ok((parse_b256(r.get(0)?), Bytes::from(r.get::<_, Vec<u8>>(1)?)))
             })?
             .collect::<Result<_, _>>()?;
+        let run = self.replay_run(&attack, block)?;
         let attack_tx = B256::from_str(&attack).unwrap_or_default();
         let block = u64::try_from(block).unwrap_or_default();
-        Ok(Some(PreState { attack_tx, block, accounts, storage, code }))
+        Ok(Some(PreState { attack_tx, block, accounts, storage, code, run }))
+    }
+
+    /// The signed attack and block env of a recorded pre-state (none in a schema-1 store).
+    fn replay_run(&self, attack: &str, block: i64) -> Result<Option<ReplayRun>, StoreError> {
+        let has_table: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'
+                            AND name = 'prestate_runs')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_table {
+            return Ok(None);
+        }
+        let row: Option<(i64, String, String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT chain_id, sim_block_json, block_hashes_json, raw_tx FROM prestate_runs
+                 WHERE attack_tx = ?1 AND block = ?2",
+                params![attack, block],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((chain_id, sim_block, hashes, raw_tx)) = row else { return Ok(None) };
+        // A row this preempt cannot read is as good as none: the replay says what is missing.
+        let (Ok(sim_block), Ok(block_hashes)) =
+            (serde_json::from_str(&sim_block), serde_json::from_str(&hashes))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ReplayRun {
+            chain_id: u64::try_from(chain_id).unwrap_or_default(),
+            sim_block,
+            raw_tx: Bytes::from(raw_tx),
+            block_hashes,
+        }))
     }
 }
 

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Bumped with every change below; a store written by a newer preempt is refused, not guessed at.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 const TABLES: &str = r#"
 CREATE TABLE incidents (
@@ -140,6 +140,20 @@ CREATE TABLE prestate_code (
 );
 "#;
 
+/// Schema 1 → 2.
+const RUNS: &str = r#"
+-- The rest of a replay's input (schema 2): the signed attack, the block env and chain it ran in.
+CREATE TABLE prestate_runs (
+    attack_tx           TEXT NOT NULL,
+    block               INTEGER NOT NULL,
+    chain_id            INTEGER NOT NULL,
+    sim_block_json      TEXT NOT NULL,
+    block_hashes_json   TEXT NOT NULL,
+    raw_tx              BLOB NOT NULL,
+    PRIMARY KEY (attack_tx, block)
+);
+"#;
+
 /// Sets the connection up (WAL: `incidents list` reads while the guard writes) and creates or
 /// checks the tables.
 pub(super) fn prepare(conn: &Connection, writable: bool) -> Result<(), StoreError> {
@@ -153,12 +167,17 @@ pub(super) fn prepare(conn: &Connection, writable: bool) -> Result<(), StoreErro
     match version {
         0 if writable => {
             conn.execute_batch(&format!(
-                "BEGIN; {TABLES} PRAGMA user_version = {VERSION}; COMMIT;"
+                "BEGIN; {TABLES} {RUNS} PRAGMA user_version = {VERSION}; COMMIT;"
             ))?;
             Ok(())
         }
         0 => Err(StoreError::NotAStore),
-        VERSION => Ok(()),
+        1 if writable => {
+            conn.execute_batch(&format!("BEGIN; {RUNS} PRAGMA user_version = {VERSION}; COMMIT;"))?;
+            Ok(())
+        }
+        // A schema-1 store reads as it is (its incidents have no replay inputs).
+        1 | VERSION => Ok(()),
         found => Err(StoreError::Version { found, supported: VERSION }),
     }
 }

@@ -113,6 +113,20 @@ fn prestate_round_trips_for_replay() {
             PreStateSlot { address: vault, slot: U256::MAX, value: U256::MAX },
         ],
         code: vec![(code_hash, code)],
+        run: Some(crate::incident::ReplayRun {
+            chain_id: 31337,
+            sim_block: crate::simulate::SimBlock {
+                number: 12,
+                timestamp: 1_764_000_000,
+                base_fee: 875_000_000,
+                gas_limit: 30_000_000,
+                beneficiary: Address::with_last_byte(0xbe),
+                prevrandao: B256::repeat_byte(0x11),
+                excess_blob_gas: 0,
+            },
+            raw_tx: Bytes::from_static(&[0x02, 0xf8, 0x01]),
+            block_hashes: vec![(11, B256::repeat_byte(0x0b))],
+        }),
     };
     store.record_prestate(prestate.clone());
     assert!(store.flush(FLUSH));
@@ -146,7 +160,32 @@ fn a_reader_never_creates_a_store_and_refuses_a_newer_schema() {
         .pragma_update(None, "user_version", 99)
         .expect("bump");
     let e = IncidentStore::open(&newer).expect_err("newer").to_string();
-    assert_eq!(e, "written by a newer preempt (schema 99; this one reads up to 1)");
+    assert_eq!(e, "written by a newer preempt (schema 99; this one reads up to 2)");
+}
+
+#[test]
+fn a_schema_1_store_is_read_as_it_is_and_upgraded_by_the_writer() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("v1.sqlite");
+    let store = IncidentStore::open(&path).expect("create");
+    store.submit(detection(1_000, 0xa7, 0x9a));
+    assert!(store.flush(FLUSH));
+    drop(store);
+    // What a schema-1 preempt left: no replay inputs.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch("DROP TABLE prestate_runs; PRAGMA user_version = 1;").expect("downgrade");
+    drop(conn);
+    let reader = StoreReader::open(&path).expect("a reader takes schema 1");
+    assert!(reader.show(1).expect("query").is_some());
+    assert_eq!(reader.prestate(1).expect("query"), None);
+    drop(reader);
+    drop(IncidentStore::open(&path).expect("the writer upgrades it"));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+    assert_eq!(version, 2);
+    let runs: i64 =
+        conn.query_row("SELECT count(*) FROM prestate_runs", [], |r| r.get(0)).expect("table");
+    assert_eq!(runs, 0);
 }
 
 #[test]

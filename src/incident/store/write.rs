@@ -279,5 +279,20 @@ pub(super) fn prestate_in(tx: &mut Transaction<'_>, p: &PreState) -> Result<(), 
             params![format!("{code_hash:#x}"), code.as_ref()],
         )?;
     }
+    if let Some(run) = &p.run {
+        sp.execute(
+            "INSERT OR REPLACE INTO prestate_runs (attack_tx, block, chain_id, sim_block_json,
+                 block_hashes_json, raw_tx)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                attack,
+                block,
+                i64::try_from(run.chain_id).unwrap_or(i64::MAX),
+                serde_json::to_string(&run.sim_block).unwrap_or_default(),
+                serde_json::to_string(&run.block_hashes).unwrap_or_default(),
+                run.raw_tx.as_ref(),
+            ],
+        )?;
+    }
     sp.commit()
 }
