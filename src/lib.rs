@@ -2,10 +2,12 @@
 //! contract when a simulation shows it being drained or re-entered.
 
 pub mod alert;
+#[cfg(feature = "dev")]
 pub mod bench;
 pub mod check;
 pub mod config;
 pub mod detect;
+#[cfg(feature = "dev")]
 pub mod devnet;
 pub mod fork;
 pub mod guard;

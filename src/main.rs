@@ -78,10 +78,12 @@ enum Command {
     Shadow(preempt::shadow::ShadowArgs),
     /// The latency benchmark: starts its own anvil with the fixtures, measures every stage against
     /// the floor (bare revm) and the peer (debug_traceCall), writes bench.json, bench.svg, bench.txt.
+    #[cfg(feature = "dev")]
     Bench(preempt::bench::BenchOptions),
     /// Incidents: `list` and `show ID` from the store, or a JSON-lines file as a timeline.
     Incidents(IncidentsArgs),
     /// Demo and benchmark helpers on a local anvil: deploy the demo protocol, send its scenarios.
+    #[cfg(feature = "dev")]
     #[command(subcommand)]
     Devnet(DevnetCommand),
 }
@@ -198,6 +200,7 @@ fn incidents_command(command: IncidentsCommand) -> Result<String, String> {
     }
 }
 
+#[cfg(feature = "dev")]
 #[derive(Debug, Subcommand)]
 enum DevnetCommand {
     /// Deploy the demo protocol; write deployment.json and preempt.toml into --out.
@@ -226,6 +229,7 @@ enum DevnetCommand {
     CorpusChain(preempt::devnet::corpus::ChainArgs),
 }
 
+#[cfg(feature = "dev")]
 async fn devnet_command(command: DevnetCommand) -> eyre::Result<()> {
     use preempt::devnet::{Deployment, Scenario, config_toml, deploy, send_scenario};
     match command {
@@ -330,6 +334,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Shadow(args) => preempt::shadow::command(args, shutdown_signal()).await,
+            #[cfg(feature = "dev")]
             Command::Bench(opts) if opts.soak.is_some() => {
                 let soak = preempt::bench::soak::SoakOptions {
                     anvil: opts.anvil.clone(),
@@ -359,6 +364,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            #[cfg(feature = "dev")]
             Command::Bench(opts) if opts.flood => {
                 match preempt::bench::flood::run_flood_bench(&opts.flood_options()).await {
                     Ok(_) => {
@@ -371,6 +377,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            #[cfg(feature = "dev")]
             Command::Bench(opts) => match preempt::bench::run_bench(&opts).await {
                 Ok(report) => {
                     print!("{}", preempt::bench::table(&report));
@@ -410,12 +417,15 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            #[cfg(feature = "dev")]
             Command::Devnet(DevnetCommand::Corpus(args)) => {
                 preempt::devnet::corpus::command(args).await
             }
+            #[cfg(feature = "dev")]
             Command::Devnet(DevnetCommand::CorpusChain(args)) => {
                 preempt::devnet::corpus::chain_command(args).await
             }
+            #[cfg(feature = "dev")]
             Command::Devnet(command) => match devnet_command(command).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -388,5 +388,5 @@ pub fn probe_pending_deploy(
     result
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "dev"))]
 mod tests;

@@ -22,6 +22,7 @@ use thiserror::Error;
 
 pub use auth::{FLASHBOTS_SIGNATURE_HEADER, flashbots_signature, verify_flashbots_signature};
 pub use dispatch::{DeployedFn, DeployedHook, Dispatcher};
+#[cfg(feature = "dev")]
 pub(crate) use socket::PauseSocket;
 
 use crate::{
