@@ -76,6 +76,9 @@ pub struct FloodOptions {
     pub senders: usize,
     /// How long after the attack the block is mined whether the pause is there or not.
     pub block_time: Duration,
+    /// Mine only when `block_time` is over, as a chain with fixed slots does, instead of as
+    /// soon as the pause is in the pool: what else the guard simulates within the slot.
+    pub full_slot: bool,
 }
 
 /// What one run measured (one entry of `flood.json`).
@@ -190,6 +193,9 @@ pub async fn run_flood(opts: &FloodOptions) -> Result<FloodRun, BenchError> {
         Some(d) => Some(d),
         None => wait_pause(&node, guardian, guardian_nonce, sent_at, opts.block_time).await,
     };
+    if opts.full_slot {
+        tokio::time::sleep_until((sent_at + opts.block_time).into()).await;
+    }
     tokio::time::sleep(SETTLE).await;
 
     let status = node.call("txpool_status", json!([])).await?;
@@ -282,6 +288,7 @@ pub async fn run_flood_bench(opts: &FloodBenchOptions) -> Result<Value, BenchErr
                     workers,
                     senders: opts.senders,
                     block_time: SLOT,
+                    full_slot: false,
                 })
                 .await?;
                 eprintln!("flood {txs} txs, {workers} worker(s), run {}: {}", i + 1, line(&run));

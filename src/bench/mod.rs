@@ -334,6 +334,7 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<Value, BenchError> {
         workers: opts.workers,
         senders: opts.flood_senders,
         block_time: flood::SLOT,
+        full_slot: false,
     })
     .await?;
     eprintln!("  {}", flood::line(&flood));
