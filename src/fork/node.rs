@@ -237,18 +237,7 @@ async fn fetch_accounts(
     let mut out = Vec::with_capacity(accounts.len());
     for (balance, nonce, code) in waiters {
         let (balance, nonce, code) = (balance.await?, nonce.await?.to::<u64>(), code.await?);
-        out.push(if balance.is_zero() && nonce == 0 && code.is_empty() {
-            None
-        } else {
-            let bytecode = Bytecode::new_raw(code);
-            let hash = bytecode.hash_slow();
-            Some(
-                AccountInfo::default()
-                    .with_code_and_hash(bytecode, hash)
-                    .with_balance(balance)
-                    .with_nonce(nonce),
-            )
-        });
+        out.push(account_of(balance, nonce, code));
     }
     Ok(out)
 }
@@ -269,4 +258,19 @@ async fn fetch_slots(
         out.push(w.await?);
     }
     Ok(out)
+}
+
+/// An account as a node reports it; `None` for one with no balance, nonce or code (absent).
+pub(crate) fn account_of(balance: U256, nonce: u64, code: Bytes) -> Option<AccountInfo> {
+    if balance.is_zero() && nonce == 0 && code.is_empty() {
+        return None;
+    }
+    let bytecode = Bytecode::new_raw(code);
+    let hash = bytecode.hash_slow();
+    Some(
+        AccountInfo::default()
+            .with_code_and_hash(bytecode, hash)
+            .with_balance(balance)
+            .with_nonce(nonce),
+    )
 }

@@ -16,7 +16,6 @@ use futures::{
     FutureExt,
     future::{BoxFuture, Shared},
 };
-use revm::{bytecode::Bytecode, state::AccountInfo};
 use serde_json::{Value, json};
 
 use super::{ForkCache, ForkError, NodeClient, NodeError, StateAnswer, StateKey, StateRequest};
@@ -100,18 +99,7 @@ pub(crate) fn parse(trace: &Value) -> Result<(StateRequest, StateAnswer), String
             Some(other) => return Err(format!("{address} code {}", excerpt(other))),
         };
         request.accounts.push(address);
-        answer.accounts.push(if balance.is_zero() && nonce == 0 && code.is_empty() {
-            None
-        } else {
-            let bytecode = Bytecode::new_raw(code);
-            let hash = bytecode.hash_slow();
-            Some(
-                AccountInfo::default()
-                    .with_code_and_hash(bytecode, hash)
-                    .with_balance(balance)
-                    .with_nonce(nonce),
-            )
-        });
+        answer.accounts.push(super::node::account_of(balance, nonce, code));
         let Some(storage) = entry.get("storage").and_then(Value::as_object) else { continue };
         for (slot, value) in storage {
             let slot: U256 = slot.parse().map_err(|e| format!("{address} slot `{slot}`: {e}"))?;
