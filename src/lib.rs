@@ -19,5 +19,6 @@ pub mod run;
 pub mod shadow;
 pub mod simulate;
 pub mod submit;
+pub mod telemetry;
 pub mod types;
 pub mod worker;

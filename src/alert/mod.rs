@@ -12,7 +12,6 @@ use std::{
     path::PathBuf,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -29,7 +28,10 @@ pub use sign::{
 };
 pub use sink::SinkCounters;
 
-use crate::config::{Config, ConfigError};
+use crate::{
+    config::{Config, ConfigError},
+    telemetry::Telemetry,
+};
 use router::Router;
 use sink::{Endpoint, Jitter, SinkHandle, SinkStats, SinkTask};
 
@@ -50,12 +52,25 @@ pub enum AlertError {
     NoRuntime,
 }
 
-/// The hub's own counters.
-#[derive(Debug, Default)]
+/// The hub's own metrics (`preempt_alerts_{queued,dropped,suppressed}_total`).
+#[derive(Debug)]
 pub(crate) struct HubStats {
-    queued: AtomicU64,
-    dropped_full: AtomicU64,
-    suppressed: AtomicU64,
+    queued: metrics::Counter,
+    dropped_full: metrics::Counter,
+    pub(crate) suppressed: metrics::Counter,
+    telemetry: Telemetry,
+}
+
+impl HubStats {
+    fn new(t: &Telemetry) -> Self {
+        let hub = || [("sink", "hub".to_string())];
+        Self {
+            queued: t.counter("preempt_alerts_queued_total", &[]),
+            dropped_full: t.counter("preempt_alerts_dropped_total", &hub()),
+            suppressed: t.counter("preempt_alerts_suppressed_total", &[]),
+            telemetry: t.clone(),
+        }
+    }
 }
 
 /// Every alert counter at one moment.
@@ -99,7 +114,7 @@ impl AlertHub {
         Self {
             inner: Arc::new(HubInner {
                 tx: None,
-                stats: Arc::default(),
+                stats: Arc::new(HubStats::new(&Telemetry::new())),
                 sinks: Vec::new(),
                 stop: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),
@@ -115,6 +130,15 @@ impl AlertHub {
 
     /// As `start`, with the hub's queue holding `capacity` events.
     pub fn start_with_queue(config: &Config, capacity: usize) -> Result<Self, AlertError> {
+        Self::start_metered(config, capacity, &Telemetry::new())
+    }
+
+    /// As `start_with_queue`, counting on the guard's metrics.
+    pub fn start_metered(
+        config: &Config,
+        capacity: usize,
+        telemetry: &Telemetry,
+    ) -> Result<Self, AlertError> {
         if config.alerts.is_empty() {
             return Ok(Self::disabled());
         }
@@ -129,7 +153,7 @@ impl AlertHub {
                 .pool_idle_timeout(Duration::from_secs(60))
                 .build()
                 .map_err(|e| AlertError::Client { name: a.name.clone(), reason: e.to_string() })?;
-            let stats = Arc::new(SinkStats::default());
+            let stats = Arc::new(SinkStats::new(&a.name, telemetry));
             let (queue, rx) = mpsc::channel(a.queue_capacity);
             let seed = crate::incident::unix_ms() ^ ((i as u64 + 1) << 32);
             let task = SinkTask {
@@ -151,7 +175,7 @@ impl AlertHub {
             });
             sinks.push((a.name.clone(), stats));
         }
-        let stats = Arc::new(HubStats::default());
+        let stats = Arc::new(HubStats::new(telemetry));
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stop = CancellationToken::new();
         let router = Router::new(handles, Arc::clone(&stats));
@@ -183,15 +207,15 @@ impl AlertHub {
             Ok(()) => &self.inner.stats.queued,
             Err(_) => &self.inner.stats.dropped_full,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.increment(1);
     }
 
     pub fn counters(&self) -> AlertCounters {
-        let s = &self.inner.stats;
+        let s = self.inner.stats.telemetry.snapshot();
         AlertCounters {
-            queued: s.queued.load(Ordering::Relaxed),
-            dropped_full: s.dropped_full.load(Ordering::Relaxed),
-            suppressed: s.suppressed.load(Ordering::Relaxed),
+            queued: s.count("preempt_alerts_queued_total", &[]),
+            dropped_full: s.count("preempt_alerts_dropped_total", &[("sink", "hub")]),
+            suppressed: s.count("preempt_alerts_suppressed_total", &[]),
             sinks: self.inner.sinks.iter().map(|(n, st)| (n.clone(), st.snapshot())).collect(),
         }
     }

@@ -6,7 +6,7 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     hash::Hash,
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
 };
 
 use alloy::primitives::{Address, B256, U256};
@@ -117,7 +117,7 @@ impl Router {
     }
 
     fn suppressed(&self) {
-        self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
+        self.stats.suppressed.increment(1);
     }
 
     fn offer_all(&self, mut alert: Alert, event: &AlertEvent) {

@@ -3,10 +3,7 @@
 //! other 4xx: the request itself is wrong). Its URL and keys never reach a log.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
@@ -28,13 +25,15 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// How much of an error answer is logged.
 const ANSWER_EXCERPT: usize = 160;
 
-/// A sink's counters.
-#[derive(Debug, Default)]
+/// A sink's metrics (`preempt_alerts_*_total{sink}`).
+#[derive(Debug)]
 pub(crate) struct SinkStats {
-    pub(crate) sent: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) dropped_full: AtomicU64,
+    pub(crate) sent: metrics::Counter,
+    pub(crate) retried: metrics::Counter,
+    pub(crate) failed: metrics::Counter,
+    pub(crate) dropped_full: metrics::Counter,
+    name: String,
+    telemetry: crate::telemetry::Telemetry,
 }
 
 /// What a sink's counters read at one moment.
@@ -51,12 +50,26 @@ pub struct SinkCounters {
 }
 
 impl SinkStats {
+    pub(crate) fn new(name: &str, t: &crate::telemetry::Telemetry) -> Self {
+        let c = |metric| t.counter(metric, &[("sink", name.to_string())]);
+        Self {
+            sent: c("preempt_alerts_sent_total"),
+            retried: c("preempt_alerts_retried_total"),
+            failed: c("preempt_alerts_failed_total"),
+            dropped_full: c("preempt_alerts_dropped_total"),
+            name: name.to_string(),
+            telemetry: t.clone(),
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> SinkCounters {
+        let s = self.telemetry.snapshot();
+        let c = |metric| s.count(metric, &[("sink", self.name.as_str())]);
         SinkCounters {
-            sent: self.sent.load(Ordering::Relaxed),
-            retried: self.retried.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            dropped_full: self.dropped_full.load(Ordering::Relaxed),
+            sent: c("preempt_alerts_sent_total"),
+            retried: c("preempt_alerts_retried_total"),
+            failed: c("preempt_alerts_failed_total"),
+            dropped_full: c("preempt_alerts_dropped_total"),
         }
     }
 }
@@ -125,7 +138,7 @@ impl SinkHandle {
             return;
         }
         if self.queue.try_send(alert).is_err() {
-            self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped_full.increment(1);
         }
     }
 }
@@ -169,7 +182,7 @@ impl SinkTask {
         let body = match self.body(alert) {
             Some(b) => b,
             None => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed.increment(1);
                 tracing::error!(sink = %self.name, kind = alert.kind, "alert could not be encoded");
                 return;
             }
@@ -178,16 +191,16 @@ impl SinkTask {
             let result = self.attempt(alert, &body).await;
             match result {
                 Attempt::Delivered => {
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    self.stats.sent.increment(1);
                     return;
                 }
                 Attempt::GiveUp { why } => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failed.increment(1);
                     tracing::warn!(sink = %self.name, kind = alert.kind, id = %alert.id, %why, "alert refused; not retried");
                     return;
                 }
                 Attempt::Retry { why, after } if attempt < self.max_attempts => {
-                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    self.stats.retried.increment(1);
                     let wait = self.jitter.backoff(self.backoff, attempt);
                     let wait =
                         after.filter(|a| *a <= MAX_RETRY_AFTER).map_or(wait, |a| a.max(wait));
@@ -195,7 +208,7 @@ impl SinkTask {
                     tokio::time::sleep(wait).await;
                 }
                 Attempt::Retry { why, .. } => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failed.increment(1);
                     tracing::warn!(sink = %self.name, kind = alert.kind, id = %alert.id, attempts = attempt, %why, "alert not delivered; given up");
                     return;
                 }

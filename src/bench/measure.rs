@@ -3,7 +3,7 @@
 //! (the peer); and the same txs on a cold fork.
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::Instant,
 };
 
@@ -124,7 +124,7 @@ pub(super) fn cold(
                     s.cold.push(us);
                     s.cold_waits.push(waits);
                     s.cold_round_trips = fork.stats().round_trips();
-                    s.cold_rounds = fork.stats().fetch_rounds.load(Ordering::Relaxed);
+                    s.cold_rounds = fork.stats().counts().fetch_rounds;
                 } else {
                     s.cold_batched.push(us);
                     s.cold_batched_waits.push(waits);

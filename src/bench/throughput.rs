@@ -139,15 +139,14 @@ pub(super) fn replay(
         }
     }
     let send_secs = started.elapsed().as_secs_f64();
-    let expected = count as u64
-        - stats.deferred.load(Ordering::Relaxed)
-        - stats.filtered.load(Ordering::Relaxed);
+    let counts = stats.snapshot();
+    let expected = count as u64 - counts.deferred - counts.filtered;
     let mut result = ReplayResult {
         rate,
         sent: count,
         achieved_rate: count as f64 / send_secs.max(1e-9),
-        dropped: stats.deferred.load(Ordering::Relaxed),
-        filtered: stats.filtered.load(Ordering::Relaxed),
+        dropped: counts.deferred,
+        filtered: counts.filtered,
         ..Default::default()
     };
     let deadline = Instant::now() + Duration::from_secs(30);

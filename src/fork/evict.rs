@@ -86,7 +86,7 @@ pub(super) fn run(fork: &ForkCache) -> EvictionReport {
             .collect();
         fork.code.retain(|hash, _| live.contains(hash));
     }
-    fork.stats.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+    fork.stats.evicted.increment(evicted as u64);
     EvictionReport { before, after: fork.len(), evicted, cutoff_age: cutoff }
 }
 
@@ -160,7 +160,7 @@ impl EvictedKeys {
     pub(super) fn note_fetch(&self, stats: &ForkStats, bytes: &[u8]) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if !keys.is_empty() && keys.remove(&Self::hash(bytes)) {
-            stats.refetched.fetch_add(1, Ordering::Relaxed);
+            stats.refetched.increment(1);
         }
     }
 }

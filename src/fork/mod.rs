@@ -27,7 +27,11 @@ use revm::{
     primitives::KECCAK_EMPTY,
     state::AccountInfo,
 };
+use metrics::Counter;
+use serde::Serialize;
 use thiserror::Error;
+
+use crate::telemetry::Telemetry;
 
 pub use diff::{BlockDiff, ChangedKeys, DiffError};
 pub use evict::{EvictionReport, ForkLimits};
@@ -48,29 +52,84 @@ pub enum ForkError {
 
 impl DBErrorMarker for ForkError {}
 
-/// Counters for the slow path and the cache's size.
-#[derive(Debug, Default)]
+/// Metrics of the slow path and the cache's churn (`preempt_fork_*`).
+#[derive(Debug)]
 pub struct ForkStats {
     /// Batches of misses fetched together (each costs about one round trip).
-    pub fetch_rounds: AtomicU64,
-    pub account_fetches: AtomicU64,
-    pub storage_fetches: AtomicU64,
-    pub block_hash_fetches: AtomicU64,
+    pub fetch_rounds: Counter,
+    pub account_fetches: Counter,
+    pub storage_fetches: Counter,
+    pub block_hash_fetches: Counter,
     /// Fetched values dropped because the fork was rewound or reset while they were in flight.
-    pub stale_fetches: AtomicU64,
-    pub evicted: AtomicU64,
+    pub stale_fetches: Counter,
+    pub evicted: Counter,
     /// Entries fetched again after they had been evicted.
-    pub refetched: AtomicU64,
-    pub resets: AtomicU64,
+    pub refetched: Counter,
+    pub resets: Counter,
     /// Cold txs whose whole pre-state came from the node's `prestateTracer` in one request.
-    pub prestate_traces: AtomicU64,
+    pub prestate_traces: Counter,
+    telemetry: Telemetry,
+}
+
+impl Default for ForkStats {
+    /// On a recorder of its own; the guard's fork is `metered` on its `Telemetry`.
+    fn default() -> Self {
+        Self::new(&Telemetry::new())
+    }
+}
+
+/// The fork's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ForkCounts {
+    pub fetch_rounds: u64,
+    pub account_fetches: u64,
+    pub storage_fetches: u64,
+    pub block_hash_fetches: u64,
+    pub stale_fetches: u64,
+    pub evicted: u64,
+    pub refetched: u64,
+    pub resets: u64,
+    pub prestate_traces: u64,
 }
 
 impl ForkStats {
+    pub fn new(t: &Telemetry) -> Self {
+        let fetches = |what: &str| t.counter("preempt_fork_fetches_total", &[("what", what.into())]);
+        Self {
+            fetch_rounds: t.counter("preempt_fork_fetch_rounds_total", &[]),
+            account_fetches: fetches("account"),
+            storage_fetches: fetches("storage"),
+            block_hash_fetches: fetches("block_hash"),
+            stale_fetches: t.counter("preempt_fork_stale_fetches_total", &[]),
+            evicted: t.counter("preempt_fork_cache_evictions_total", &[]),
+            refetched: t.counter("preempt_fork_cache_refetches_total", &[]),
+            resets: t.counter("preempt_fork_cache_resets_total", &[]),
+            prestate_traces: t.counter("preempt_fork_prestate_traces_total", &[]),
+            telemetry: t.clone(),
+        }
+    }
+
+    pub fn counts(&self) -> ForkCounts {
+        let s = self.telemetry.snapshot();
+        let c = |name| s.count(name, &[]);
+        let fetches = |what| s.count("preempt_fork_fetches_total", &[("what", what)]);
+        ForkCounts {
+            fetch_rounds: c("preempt_fork_fetch_rounds_total"),
+            account_fetches: fetches("account"),
+            storage_fetches: fetches("storage"),
+            block_hash_fetches: fetches("block_hash"),
+            stale_fetches: c("preempt_fork_stale_fetches_total"),
+            evicted: c("preempt_fork_cache_evictions_total"),
+            refetched: c("preempt_fork_cache_refetches_total"),
+            resets: c("preempt_fork_cache_resets_total"),
+            prestate_traces: c("preempt_fork_prestate_traces_total"),
+        }
+    }
+
+    /// Requests made to the nodes for state (accounts, slots, block hashes).
     pub fn round_trips(&self) -> u64 {
-        self.account_fetches.load(Ordering::Relaxed)
-            + self.storage_fetches.load(Ordering::Relaxed)
-            + self.block_hash_fetches.load(Ordering::Relaxed)
+        let c = self.counts();
+        c.account_fetches + c.storage_fetches + c.block_hash_fetches
     }
 }
 
@@ -180,6 +239,12 @@ impl ForkCache {
 
     pub fn stats(&self) -> &ForkStats {
         &self.stats
+    }
+
+    /// Counts on `telemetry` (the guard's) instead of a recorder of its own; before sharing.
+    pub fn metered(mut self, telemetry: &Telemetry) -> Self {
+        self.stats = ForkStats::new(telemetry);
+        self
     }
 
     pub fn source(&self) -> Option<&StateSource> {
@@ -315,7 +380,7 @@ impl ForkCache {
         self.storage.clear();
         self.block_hashes.clear();
         self.block.store(number, Ordering::Release);
-        self.stats.resets.fetch_add(1, Ordering::Relaxed);
+        self.stats.resets.increment(1);
     }
 
     fn epoch(&self) -> u64 {
@@ -327,7 +392,7 @@ impl ForkCache {
     fn store_fetched(&self, epoch: u64, request: &StateRequest, answer: &StateAnswer) {
         let _guard = self.rewinding.read().unwrap_or_else(|p| p.into_inner());
         if self.epoch() != epoch {
-            self.stats.stale_fetches.fetch_add(1, Ordering::Relaxed);
+            self.stats.stale_fetches.increment(1);
             return;
         }
         let block = self.block();
@@ -340,8 +405,8 @@ impl ForkCache {
             self.recently_evicted.note_fetch(&self.stats, &evict::slot_key_bytes(key));
             self.storage.entry(*key).or_insert_with(|| Stamped::fetched(*value, block));
         }
-        self.stats.account_fetches.fetch_add(request.accounts.len() as u64, Ordering::Relaxed);
-        self.stats.storage_fetches.fetch_add(request.slots.len() as u64, Ordering::Relaxed);
+        self.stats.account_fetches.increment(request.accounts.len() as u64);
+        self.stats.storage_fetches.increment(request.slots.len() as u64);
     }
 
     /// Fetches accounts and slots not cached yet, all in one batch from the best node.
@@ -366,7 +431,7 @@ impl ForkCache {
             return Ok(());
         }
         let (epoch, block) = (self.epoch(), self.block());
-        self.stats.fetch_rounds.fetch_add(1, Ordering::Relaxed);
+        self.stats.fetch_rounds.increment(1);
         let answer =
             source.fetch(request.clone(), block).await.map_err(|source| ForkError::Fetch {
                 what: format!(
@@ -445,7 +510,7 @@ impl ForkCache {
         };
         let hash =
             source.with_failover(number, |n| async move { n.block_hash(number).await }).await?;
-        self.stats.block_hash_fetches.fetch_add(1, Ordering::Relaxed);
+        self.stats.block_hash_fetches.increment(1);
         self.block_hashes.insert(number, hash);
         Ok(hash)
     }
@@ -491,7 +556,7 @@ impl ForkCache {
     pub fn fetch_fresh_blocking(&self, request: StateRequest) -> Result<StateAnswer, ForkError> {
         let what =
             format!("{} account(s) and {} slot(s)", request.accounts.len(), request.slots.len());
-        self.stats.fetch_rounds.fetch_add(1, Ordering::Relaxed);
+        self.stats.fetch_rounds.increment(1);
         self.fetch_now(request, what)
     }
 
@@ -569,7 +634,7 @@ impl DatabaseRef for ForkCache {
             block: number,
             source,
         })?;
-        self.stats.block_hash_fetches.fetch_add(1, Ordering::Relaxed);
+        self.stats.block_hash_fetches.increment(1);
         self.block_hashes.insert(number, hash);
         Ok(hash)
     }

@@ -169,7 +169,7 @@ impl ForkCache {
         let (epoch, block) = (self.epoch(), self.block());
         match node.prestate(call, block).await {
             Ok((request, answer)) => {
-                self.stats.prestate_traces.fetch_add(1, Ordering::Relaxed);
+                self.stats.prestate_traces.increment(1);
                 self.store_fetched(epoch, &request, &answer);
                 true
             }

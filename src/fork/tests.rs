@@ -57,7 +57,7 @@ fn a_rewind_forgets_what_the_dropped_blocks_changed_and_drops_fetches_from_befor
     let answer = StateAnswer { accounts: vec![Some(eth(2))], slots: vec![] };
     fork.store_fetched(epoch, &request, &answer);
     assert_eq!(fork.cached_account(&A), None);
-    assert_eq!(fork.stats().stale_fetches.load(Ordering::Relaxed), 1);
+    assert_eq!(fork.stats().counts().stale_fetches, 1);
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn eviction_keeps_pinned_and_recent_entries_and_brings_the_size_under_the_cap() 
     assert!((0..50u64).all(|s| fork.cached_slot(&A, &U256::from(s)).is_some()), "pinned stay");
     assert!(fork.cached_slot(&B, &U256::from(199)).is_some(), "the newest stay");
     assert!(fork.cached_slot(&B, &U256::from(0)).is_none(), "the oldest go");
-    assert_eq!(fork.stats().evicted.load(Ordering::Relaxed), report.evicted as u64);
+    assert_eq!(fork.stats().counts().evicted, report.evicted as u64);
 }
 
 #[test]

@@ -8,14 +8,12 @@ mod replay;
 
 use std::{
     collections::VecDeque,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
 use alloy::primitives::{Address, B256, U256};
+use metrics::{Counter, Gauge, Histogram};
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -32,6 +30,7 @@ use crate::{
     detect::CumulativeTracker,
     fork::{ChangedKeys, NodeError, SharedFork, StateSource},
     simulate::{SimBlock, Simulator},
+    telemetry::{Telemetry, seconds_of_us},
     worker::LiveState,
 };
 
@@ -77,18 +76,30 @@ pub struct GuardReport {
     pub divergence: Option<String>,
 }
 
-/// Counters a person reads to see that the fork follows the chain.
-#[derive(Debug, Default)]
+/// Metrics a person reads to see that the fork follows the chain.
+#[derive(Debug)]
 pub struct GuardStats {
-    pub blocks: AtomicU64,
-    pub divergences: AtomicU64,
-    pub diff_unavailable: AtomicU64,
-    pub reorgs: AtomicU64,
-    pub resets: AtomicU64,
-    pub last_replay_us: AtomicU64,
-    /// Head announced → fork at that head, ms, for the last block.
-    pub last_head_lag_ms: AtomicU64,
-    pub head: AtomicU64,
+    pub blocks: Counter,
+    pub divergences: Counter,
+    pub diff_unavailable: Counter,
+    pub reorgs: Counter,
+    pub resets: Counter,
+    /// Replaying each block's txs on the fork, seconds.
+    pub replay_seconds: Histogram,
+    /// Head announced → fork at that head, seconds.
+    pub head_apply_seconds: Histogram,
+    /// The block the fork sits at (`preempt_fork_block`).
+    pub head: Gauge,
+    /// Accounts and slots the fork holds, after each block's eviction.
+    pub cache_entries: Gauge,
+    telemetry: Telemetry,
+}
+
+impl Default for GuardStats {
+    /// On a recorder of its own (tests); the guard registers on its `Telemetry`.
+    fn default() -> Self {
+        Self::new(&Telemetry::new())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,15 +113,31 @@ pub struct GuardCounts {
 }
 
 impl GuardStats {
+    pub fn new(t: &Telemetry) -> Self {
+        Self {
+            blocks: t.counter("preempt_guard_blocks_total", &[]),
+            divergences: t.counter("preempt_guard_divergences_total", &[]),
+            diff_unavailable: t.counter("preempt_guard_diff_unavailable_total", &[]),
+            reorgs: t.counter("preempt_guard_reorgs_total", &[]),
+            resets: t.counter("preempt_fork_resets_total", &[]),
+            replay_seconds: t.histogram("preempt_guard_replay_seconds", &[]),
+            head_apply_seconds: t.histogram("preempt_guard_head_apply_seconds", &[]),
+            head: t.gauge("preempt_fork_block", &[]),
+            cache_entries: t.gauge("preempt_fork_cache_entries", &[]),
+            telemetry: t.clone(),
+        }
+    }
+
     pub fn snapshot(&self) -> GuardCounts {
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let s = self.telemetry.snapshot();
+        let c = |name| s.count(name, &[]);
         GuardCounts {
-            blocks: l(&self.blocks),
-            divergences: l(&self.divergences),
-            diff_unavailable: l(&self.diff_unavailable),
-            reorgs: l(&self.reorgs),
-            resets: l(&self.resets),
-            head: l(&self.head),
+            blocks: c("preempt_guard_blocks_total"),
+            divergences: c("preempt_guard_divergences_total"),
+            diff_unavailable: c("preempt_guard_diff_unavailable_total"),
+            reorgs: c("preempt_guard_reorgs_total"),
+            resets: c("preempt_fork_resets_total"),
+            head: c("preempt_fork_block"),
         }
     }
 }
@@ -164,7 +191,8 @@ impl BlockGuard {
             hash: head_hash,
             keys: Default::default(),
         });
-        stats.head.store(fork.block(), Ordering::Relaxed);
+        stats.head.set(fork.block() as f64);
+        stats.cache_entries.set(fork.len() as f64);
         let cumulative = Arc::new(config.cumulative.tracker());
         Self {
             config,
@@ -268,9 +296,7 @@ impl BlockGuard {
                 Err(e) => return Err(e),
             };
             if let Some(seen) = signal.seen_at.filter(|_| number == signal.number) {
-                self.stats
-                    .last_head_lag_ms
-                    .store(seen.elapsed().as_millis() as u64, Ordering::Relaxed);
+                self.stats.head_apply_seconds.record(seen.elapsed().as_secs_f64());
             }
             if self.reports.send(report).await.is_err() {
                 return Ok(());
@@ -294,7 +320,7 @@ impl BlockGuard {
 
     async fn reset_at(&mut self, number: u64, hash: B256) {
         self.fork.reset(number);
-        self.stats.resets.fetch_add(1, Ordering::Relaxed);
+        self.stats.resets.increment(1);
         self.history.clear();
         self.history.push_back(Applied { number, hash, keys: Default::default() });
         self.fork.pin(self.warm.iter().copied());
@@ -353,7 +379,7 @@ impl BlockGuard {
         if dropped.is_empty() {
             return Ok(dropped);
         }
-        self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
+        self.stats.reorgs.increment(1);
         match self.history.back() {
             Some(ancestor) => {
                 let ancestor = ancestor.number;
@@ -385,7 +411,7 @@ impl BlockGuard {
             // Repair from the node's own diff of the block, where a node gives one (on anvil
             // it costs a re-execution per tx, so it is the repair path, not the default).
             tracing::warn!(block = number, %reason, "replay diverged from the chain; asking the node for its diff");
-            self.stats.divergences.fetch_add(1, Ordering::Relaxed);
+            self.stats.divergences.increment(1);
             let started = Instant::now();
             let hashes: Vec<B256> = txs.iter().map(|t| t.hash).collect();
             match fetch_block_diff(&self.source, number, hash, &hashes).await {
@@ -395,14 +421,14 @@ impl BlockGuard {
                     replay.divergence = replay.divergence.or(first);
                 }
                 Err(e) => {
-                    self.stats.diff_unavailable.fetch_add(1, Ordering::Relaxed);
+                    self.stats.diff_unavailable.increment(1);
                     tracing::warn!(block = number, error = %e, "no node gave the block's diff; fork re-fetched");
                 }
             }
             diff_us = started.elapsed().as_micros() as u64;
         }
         let fetch_us = [fetch_us[0], fetch_us[1], diff_us];
-        self.stats.last_replay_us.store(replay.replay_us, Ordering::Relaxed);
+        self.stats.replay_seconds.record(seconds_of_us(replay.replay_us as f64));
         let keys = ChangedKeys::of_layer(&replay.layer);
         let layer_source = replay.layer_source;
         match replay.layer_source {
@@ -423,8 +449,9 @@ impl BlockGuard {
         if evicted.evicted > 0 {
             tracing::debug!(block = number, ?evicted, "fork entries evicted");
         }
-        self.stats.blocks.fetch_add(1, Ordering::Relaxed);
-        self.stats.head.store(number, Ordering::Relaxed);
+        self.stats.blocks.increment(1);
+        self.stats.head.set(number as f64);
+        self.stats.cache_entries.set(self.fork.len() as f64);
         tracing::debug!(
             block = number,
             txs = txs.len(),

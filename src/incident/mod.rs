@@ -79,17 +79,40 @@ impl IncidentLog {
         path: Option<&Path>,
         store: Option<&Path>,
     ) -> Result<Self, IncidentError> {
+        Self::open_metered(path, store, &crate::telemetry::Telemetry::new())
+    }
+
+    /// As `open_with_store`, the store counting on the guard's metrics.
+    pub fn open_metered(
+        path: Option<&Path>,
+        store: Option<&Path>,
+        telemetry: &crate::telemetry::Telemetry,
+    ) -> Result<Self, IncidentError> {
         let mut log = Self::open(path).map_err(|source| IncidentError::Log {
             path: path.map(Path::to_path_buf).unwrap_or_default(),
             source,
         })?;
-        log.store = store.map(IncidentStore::open).transpose()?;
+        log.store = store
+            .map(|s| IncidentStore::open_metered(s, store::STORE_QUEUE, telemetry))
+            .transpose()?;
         Ok(log)
     }
 
     /// What `[incidents]` configures: `path` (JSON lines) and `store` (SQLite).
     pub fn from_config(config: &Config) -> Result<Self, IncidentError> {
-        Self::open_with_store(config.incidents_path.as_deref(), config.incidents_store.as_deref())
+        Self::from_config_metered(config, &crate::telemetry::Telemetry::new())
+    }
+
+    /// As `from_config`, the store counting on the guard's metrics.
+    pub fn from_config_metered(
+        config: &Config,
+        telemetry: &crate::telemetry::Telemetry,
+    ) -> Result<Self, IncidentError> {
+        Self::open_metered(
+            config.incidents_path.as_deref(),
+            config.incidents_store.as_deref(),
+            telemetry,
+        )
     }
 
     pub fn path(&self) -> Option<&Path> {

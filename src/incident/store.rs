@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
     time::Duration,
@@ -22,6 +22,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rusqlite::Connection;
 use serde::Serialize;
 use thiserror::Error;
+
+use crate::telemetry::Telemetry;
 
 pub use query::{
     ContractFilter, DecisionRow, FindingRow, IncidentDetail, IncidentFilter, IncidentSummary,
@@ -111,11 +113,24 @@ enum StoreMsg {
     Stop,
 }
 
-#[derive(Debug, Default)]
+/// The store's metrics (`preempt_incident_store_*_total`).
+#[derive(Debug)]
 struct StoreStats {
-    written: AtomicU64,
-    dropped: AtomicU64,
-    errors: AtomicU64,
+    written: metrics::Counter,
+    dropped: metrics::Counter,
+    errors: metrics::Counter,
+    telemetry: Telemetry,
+}
+
+impl StoreStats {
+    fn new(t: &Telemetry) -> Self {
+        Self {
+            written: t.counter("preempt_incident_store_written_total", &[]),
+            dropped: t.counter("preempt_incident_store_dropped_total", &[]),
+            errors: t.counter("preempt_incident_store_errors_total", &[]),
+            telemetry: t.clone(),
+        }
+    }
 }
 
 /// The store's counters at one moment.
@@ -160,6 +175,15 @@ impl IncidentStore {
 
     /// As `open`, with a channel of `capacity` records.
     pub fn open_with_capacity(path: &Path, capacity: usize) -> Result<Self, StoreError> {
+        Self::open_metered(path, capacity, &Telemetry::new())
+    }
+
+    /// As `open_with_capacity`, counting on the guard's metrics.
+    pub fn open_metered(
+        path: &Path,
+        capacity: usize,
+        telemetry: &Telemetry,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::Folder { path: path.to_path_buf(), source })?;
@@ -175,7 +199,7 @@ impl IncidentStore {
         })?;
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
         let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
-        let stats = Arc::new(StoreStats::default());
+        let stats = Arc::new(StoreStats::new(telemetry));
         let writer_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("incident-store".into())
@@ -212,7 +236,7 @@ impl IncidentStore {
         match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped.increment(1);
             }
         }
     }
@@ -223,10 +247,11 @@ impl IncidentStore {
     }
 
     pub fn counters(&self) -> StoreCounters {
+        let s = self.stats.telemetry.snapshot();
         StoreCounters {
-            written: self.stats.written.load(Ordering::Relaxed),
-            store_dropped: self.stats.dropped.load(Ordering::Relaxed),
-            errors: self.stats.errors.load(Ordering::Relaxed),
+            written: s.count("preempt_incident_store_written_total", &[]),
+            store_dropped: s.count("preempt_incident_store_dropped_total", &[]),
+            errors: s.count("preempt_incident_store_errors_total", &[]),
         }
     }
 
@@ -285,11 +310,11 @@ fn writer(mut conn: Connection, rx: Receiver<StoreMsg>, stats: &StoreStats) {
             .count() as u64;
         match write_batch(&mut conn, batch, &mut acks, &mut stop) {
             Ok((written, bad)) => {
-                stats.written.fetch_add(written, Ordering::Relaxed);
-                stats.errors.fetch_add(bad, Ordering::Relaxed);
+                stats.written.increment(written);
+                stats.errors.increment(bad);
             }
             Err(e) => {
-                stats.errors.fetch_add(records, Ordering::Relaxed);
+                stats.errors.increment(records);
                 tracing::error!(error = %e, records, "incident store: a batch could not be committed");
             }
         }

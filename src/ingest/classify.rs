@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -166,13 +166,13 @@ async fn lookup<T>(lookups: &Lookups<T>, rpc: &RpcClient, addresses: Vec<Address
                         router.code_index().insert_code(router.protected(), *address, &code);
                     }
                     Err(_) => {
-                        lookups.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                        lookups.stats.fetch_failures.increment(1);
                     }
                 }
             }
         }
         Err(e) => {
-            lookups.stats.fetch_failures.fetch_add(addresses.len() as u64, Ordering::Relaxed);
+            lookups.stats.fetch_failures.increment(addresses.len() as u64);
             tracing::debug!(node = %lookups.stats.node, error = %e, accounts = addresses.len(), "code lookup failed");
         }
     }
@@ -195,11 +195,11 @@ async fn classify<T>(lookups: &Lookups<T>, mut jobs: Vec<ClassifyJob>) {
             let Some(tx) = &job.tx else { continue };
             match router.rank(tx) {
                 Rank::Lane(lane, _) => {
-                    router.stats().classified.fetch_add(1, Ordering::Relaxed);
+                    router.stats().classified.increment(1);
                     job.dispatch(router, lane);
                 }
                 Rank::Skip => {
-                    router.stats().classified.fetch_add(1, Ordering::Relaxed);
+                    router.stats().classified.increment(1);
                     job.skip(router);
                 }
                 Rank::NeedsCode(need) => {
@@ -219,7 +219,7 @@ async fn classify<T>(lookups: &Lookups<T>, mut jobs: Vec<ClassifyJob>) {
     }
     // Not learned in time: simulated anyway, in the lowest lane its target's crowd allows.
     for job in jobs {
-        router.stats().classify_timeouts.fetch_add(1, Ordering::Relaxed);
+        router.stats().classify_timeouts.increment(1);
         let lane = job.tx.as_ref().map_or(Lane::Other, |tx| router.unclassified_lane(tx));
         job.dispatch(router, lane);
     }

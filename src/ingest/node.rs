@@ -119,6 +119,8 @@ pub fn spawn_node<T: Send + Sync + 'static>(
             return cancel.cancelled().await;
         }
         let mut backoff = FIRST_BACKOFF;
+        // For the log line; the metrics count the same.
+        let (mut reconnects, mut connect_failures) = (0u64, 0u64);
         loop {
             let started = Instant::now();
             let intake = Intake {
@@ -128,7 +130,9 @@ pub fn spawn_node<T: Send + Sync + 'static>(
                 events: events.clone(),
                 classify: None,
             };
-            let error = match session(&node, intake, &cancel).await {
+            let ended = session(&node, intake, &cancel).await;
+            stats.connected.set(0.0);
+            let error = match ended {
                 End::Shutdown => return,
                 End::Lost(e) => e,
             };
@@ -137,9 +141,11 @@ pub fn spawn_node<T: Send + Sync + 'static>(
             }
             // A lost session is a reconnect; a failed attempt to open one is not.
             if matches!(error, SessionError::Connect { .. }) {
-                stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                stats.connect_failures.increment(1);
+                connect_failures += 1;
             } else {
-                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                stats.reconnects.increment(1);
+                reconnects += 1;
             }
             if started.elapsed() > STABLE_AFTER {
                 backoff = FIRST_BACKOFF;
@@ -147,8 +153,8 @@ pub fn spawn_node<T: Send + Sync + 'static>(
             tracing::warn!(
                 node = %name,
                 error = %error,
-                reconnects = stats.reconnects.load(Ordering::Relaxed),
-                connect_failures = stats.connect_failures.load(Ordering::Relaxed),
+                reconnects,
+                connect_failures,
                 retry_in_ms = backoff.as_millis() as u64,
                 "node session ended; reconnecting, then re-syncing the pool"
             );
@@ -328,6 +334,7 @@ async fn session<T: Send + Sync + 'static>(
         wants_pending: node.pending,
         up: false,
         warned_bad_frame: false,
+        bad_frames: 0,
         to_send: Vec::new(),
     };
     // Resolves when any request connection is gone.
@@ -378,6 +385,7 @@ async fn session<T: Send + Sync + 'static>(
                         }
                         if feed.subscribed() && !feed.up {
                             feed.up = true;
+                            feed.intake.stats.connected.set(1.0);
                             let _ = feed.intake.events.send(NodeEvent::Up { node: Arc::clone(&feed.intake.name) });
                         }
                     }
@@ -414,6 +422,8 @@ struct Feed<T> {
     wants_pending: bool,
     up: bool,
     warned_bad_frame: bool,
+    /// This session's bad frames, for the log (the metric counts every session's).
+    bad_frames: u64,
     /// Requests to write on the feed (a fallback subscribe).
     to_send: Vec<String>,
 }
@@ -424,7 +434,9 @@ impl<T: Send + Sync + 'static> Feed<T> {
     }
 
     fn bad_frame(&mut self, what: &str) {
-        let total = self.intake.stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+        self.intake.stats.bad_frames.increment(1);
+        self.bad_frames += 1;
+        let total = self.bad_frames;
         if !self.warned_bad_frame {
             self.warned_bad_frame = true;
             tracing::warn!(node = %self.intake.name, bad_frames = total, frame = what, "bad frame from node skipped");
@@ -491,7 +503,7 @@ impl<T: Send + Sync + 'static> Feed<T> {
 
     fn on_pending(&mut self, body: &RawValue, seen_at: Instant) {
         let stats = &self.intake.stats;
-        stats.received.fetch_add(1, Ordering::Relaxed);
+        stats.received.increment(1);
         let text = body.get();
         if text.starts_with('"') {
             match serde_json::from_str::<B256>(text) {
@@ -500,7 +512,7 @@ impl<T: Send + Sync + 'static> Feed<T> {
                     let job = FetchJob { hash, seen_at, origin: Origin::Subscription };
                     // Full: a node flooding hashes; what is real comes back by reconciliation.
                     if self.fetch.try_send(job).is_err() {
-                        stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                        stats.fetch_failures.increment(1);
                     }
                 }
                 Err(_) => self.bad_frame("pending tx hash of the wrong shape"),
@@ -551,10 +563,10 @@ impl<T: Send + Sync + 'static> Intake<T> {
     }
 
     pub(super) fn duplicate(&self) {
-        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        self.stats.duplicates.increment(1);
         let totals = self.router.stats();
-        totals.received.fetch_add(1, Ordering::Relaxed);
-        totals.duplicates.fetch_add(1, Ordering::Relaxed);
+        totals.received.increment(1);
+        totals.duplicates.increment(1);
     }
 
     /// A body as JSON text: verified, deduped on its computed hash, routed. `asked`: the hash
@@ -597,28 +609,28 @@ impl<T: Send + Sync + 'static> Intake<T> {
                     recovered: signer,
                 });
             }
-            self.stats.verified.fetch_add(1, Ordering::Relaxed);
+            self.stats.verified.increment(1);
             return self.duplicate();
         }
         let tx = match self.router.verifier().recover(decoded) {
             Ok(tx) => tx,
             Err(f) => return self.forged(f),
         };
-        self.stats.verified.fetch_add(1, Ordering::Relaxed);
+        self.stats.verified.increment(1);
         self.admit(pending_tx(tx, &self.name, seen_at), origin);
     }
 
     fn admit(&self, tx: PendingTx, origin: Origin) {
         let admitted = self.router.admit(tx);
         if matches!(admitted, Admission::Duplicate) {
-            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            self.stats.duplicates.increment(1);
             return;
         }
         match origin {
             Origin::Subscription => &self.stats.from_subscription,
             Origin::Reconcile => &self.stats.recovered,
         }
-        .fetch_add(1, Ordering::Relaxed);
+        .increment(1);
         if let Admission::NeedsCode(tx, need) = admitted {
             // `need` is found again by the classifier's own rank, as code lands.
             drop(need);
@@ -640,7 +652,8 @@ impl<T: Send + Sync + 'static> Intake<T> {
     }
 
     fn forged(&self, forgery: Forgery) {
-        let total = self.stats.forged.fetch_add(1, Ordering::Relaxed) + 1;
+        self.stats.forged.increment(1);
+        let total = self.stats.forged_seen.fetch_add(1, Ordering::Relaxed) + 1;
         if total == 1 {
             tracing::warn!(
                 node = %self.name,

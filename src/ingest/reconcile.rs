@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -82,7 +82,7 @@ pub(super) async fn fetcher<T: Send + Sync + 'static>(
             None => return,
             Some(Ok(answers)) => answers,
             Some(Err(e)) => {
-                intake.stats.fetch_failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                intake.stats.fetch_failures.increment(batch.len() as u64);
                 tracing::debug!(node = %intake.name, error = %e, txs = batch.len(), "tx fetch failed");
                 continue;
             }
@@ -94,12 +94,12 @@ pub(super) async fn fetcher<T: Send + Sync + 'static>(
                     if let Err(Some(_)) =
                         intake.body(body.get(), job.seen_at, job.origin, Some(job.hash))
                     {
-                        intake.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                        intake.stats.fetch_failures.increment(1);
                     }
                 }
                 // Gone (mined or dropped) before it was asked for, or an error.
                 Ok(None) | Err(_) => {
-                    intake.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                    intake.stats.fetch_failures.increment(1);
                 }
             }
             if (i + 1).is_multiple_of(YIELD_EVERY) {
@@ -286,7 +286,7 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
                     );
                 }
                 Err(e) => {
-                    self.intake.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                    self.intake.stats.fetch_failures.increment(1);
                     tracing::debug!(node = %self.intake.name, error = %e, "pool listing failed");
                     return;
                 }
@@ -303,7 +303,7 @@ impl<T: Send + Sync + 'static> Reconciler<T> {
                 continue;
             }
             if let Err(Some(_)) = self.intake.body(body.get(), now, Origin::Reconcile, None) {
-                self.intake.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                self.intake.stats.fetch_failures.increment(1);
             }
             if (i + 1).is_multiple_of(YIELD_EVERY) {
                 tokio::task::yield_now().await;

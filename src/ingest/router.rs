@@ -175,9 +175,9 @@ impl<T> TxRouter<T> {
 
     /// First sight (by computed hash) → rank → queue; a tx whose rank needs code comes back.
     pub fn admit(&self, tx: PendingTx) -> Admission {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.stats.received.increment(1);
         if !self.seen.first_sight(tx.hash, tx.tx.signer()) {
-            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            self.stats.duplicates.increment(1);
             return Admission::Duplicate;
         }
         let inner = tx.tx.inner();
@@ -218,13 +218,13 @@ impl<T> TxRouter<T> {
     /// Not simulated (it runs no code), but handed to the workers to record: a later tx of
     /// the same sender runs on top of it.
     pub fn skip(&self, tx: PendingTx) -> Admission {
-        self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+        self.stats.filtered.increment(1);
         if let Some(skipped) = &self.lanes.skipped
             && let Err(TrySendError::Full(tx)) = skipped.try_send(tx)
         {
             // Forgotten, so the next reconciliation offers it again.
             self.seen.forget(&tx.hash);
-            self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+            self.stats.deferred.increment(1);
             return Admission::Deferred;
         }
         Admission::Skipped
@@ -248,12 +248,12 @@ impl<T> TxRouter<T> {
             }
             Err(TrySendError::Full(_)) => {
                 self.seen.forget(&hash);
-                self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                self.stats.deferred.increment(1);
                 return Admission::Deferred;
             }
             Err(TrySendError::Disconnected(_)) => return Admission::Closed,
         }
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.increment(1);
         tracing::trace!(tx = %hash, ?lane, "queued");
         Admission::Queued(lane)
     }

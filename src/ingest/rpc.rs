@@ -145,11 +145,11 @@ impl RpcClient {
                 match frame {
                     Ok(Some(Incoming::Text(text))) => {
                         if !s.deliver(text.as_str()) {
-                            stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                            stats.bad_frames.increment(1);
                         }
                     }
                     Ok(Some(Incoming::NotText(_))) => {
-                        stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                        stats.bad_frames.increment(1);
                     }
                     Ok(Some(Incoming::Control)) => {}
                     Ok(None) => return s.die("node closed the connection".into()),

@@ -17,6 +17,7 @@ use std::{
 
 use alloy::primitives::Address;
 use crossbeam_channel::{Receiver, Select, Sender};
+use metrics::{Counter, Gauge, Histogram};
 use serde::Serialize;
 
 pub use capture::{Verdict, verdict};
@@ -28,6 +29,7 @@ use crate::{
     fork::{ColdTx, LiveFork, StateKey},
     respond::{AttackFees, Decision, Responder, decide_all},
     simulate::{SimBlock, SimError, Simulator},
+    telemetry::{Telemetry, seconds_of_us},
     types::{Finding, PendingTx, SimOutcome},
 };
 
@@ -90,26 +92,58 @@ pub struct Detection {
     pub signed_at: Instant,
 }
 
-#[derive(Debug, Default)]
+/// The workers' metrics: what became of each tx, and how long each stage took since its frame
+/// arrived (`preempt_stage_latency_seconds{stage}`), registered once.
+#[derive(Debug)]
 pub struct WorkerStats {
-    /// Workers whose EVM and protected state are warm.
+    /// Workers whose EVM and protected state are warm (not a metric: the bench waits on it).
     pub warmed: AtomicU64,
-    pub simulated: AtomicU64,
-    pub clean: AtomicU64,
-    pub with_findings: AtomicU64,
-    pub invalid: AtomicU64,
-    pub state_errors: AtomicU64,
-    pub chained: AtomicU64,
-    pub parked: AtomicU64,
+    warm: Gauge,
+    pub simulated: Counter,
+    pub clean: Counter,
+    pub with_findings: Counter,
+    pub invalid: Counter,
+    pub state_errors: Counter,
+    pub chained: Counter,
+    pub parked: Counter,
     /// Runs that met cold state and handed the tx to the fetcher instead of waiting.
-    pub deferred: AtomicU64,
+    pub deferred: Counter,
     /// New contracts that could reach a protected one, probed from their deployer.
-    pub probed: AtomicU64,
+    pub probed: Counter,
     /// Deployments whose probe found something to act on.
-    pub probe_findings: AtomicU64,
+    pub probe_findings: Counter,
     /// Deployments not queued for a probe (the queue was full).
-    pub probes_dropped: AtomicU64,
-    pub sim_ns_total: AtomicU64,
+    pub probes_dropped: Counter,
+    /// Each run's time on the worker (EVM and inspection), seconds.
+    pub sim_seconds: Histogram,
+    stages: StageHistograms,
+    telemetry: Telemetry,
+}
+
+/// One latency histogram per stage, seconds since the tx's frame arrived.
+#[derive(Debug)]
+struct StageHistograms {
+    decoded: Histogram,
+    queued: Histogram,
+    picked: Histogram,
+    simulated: Histogram,
+    detected: Histogram,
+    signed: Histogram,
+}
+
+/// The stage latency histogram's name; the submit stage adds `stage="sent"` to it.
+pub const STAGE_LATENCY: &str = "preempt_stage_latency_seconds";
+
+/// Stage `stage`'s latency histogram on `t`.
+pub fn stage_histogram(t: &Telemetry, stage: &'static str) -> Histogram {
+    t.histogram(STAGE_LATENCY, &[("stage", stage.to_string())])
+}
+
+impl Default for WorkerStats {
+    /// On a recorder of its own (tests, the bench); the guard registers on its `Telemetry`.
+    fn default() -> Self {
+        Self::new(&Telemetry::new())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,20 +162,69 @@ pub struct WorkerCounts {
 }
 
 impl WorkerStats {
+    pub fn new(t: &Telemetry) -> Self {
+        let h = |stage| stage_histogram(t, stage);
+        Self {
+            warmed: AtomicU64::new(0),
+            warm: t.gauge("preempt_workers_warm", &[]),
+            simulated: t.counter("preempt_simulations_total", &[]),
+            clean: t.counter("preempt_simulations_clean_total", &[]),
+            with_findings: t.counter("preempt_simulations_with_findings_total", &[]),
+            invalid: t.counter("preempt_simulations_invalid_total", &[]),
+            state_errors: t.counter("preempt_simulation_state_errors_total", &[]),
+            chained: t.counter("preempt_worker_chained_total", &[]),
+            parked: t.counter("preempt_worker_parked_total", &[]),
+            deferred: t.counter("preempt_worker_state_waits_total", &[]),
+            probed: t.counter("preempt_probes_total", &[]),
+            probe_findings: t.counter("preempt_probe_findings_total", &[]),
+            probes_dropped: t.counter("preempt_probes_dropped_total", &[]),
+            sim_seconds: t.histogram("preempt_simulation_seconds", &[]),
+            stages: StageHistograms {
+                decoded: h("decoded"),
+                queued: h("queued"),
+                picked: h("picked"),
+                simulated: h("simulated"),
+                detected: h("detected"),
+                signed: h("signed"),
+            },
+            telemetry: t.clone(),
+        }
+    }
+
+    fn note_warm(&self) {
+        let warm = self.warmed.fetch_add(1, Ordering::AcqRel) + 1;
+        self.warm.set(warm as f64);
+    }
+
+    /// A handled tx's stage times; `signed`: whether it got to the responder.
+    fn record_stages(&self, t: &StageTimes, signed: bool) {
+        let s = &self.stages;
+        let sec = seconds_of_us;
+        s.decoded.record(sec(t.decoded_us));
+        s.queued.record(sec(t.queued_us));
+        s.picked.record(sec(t.picked_us));
+        s.simulated.record(sec(t.simulated_us));
+        s.detected.record(sec(t.detected_us));
+        if signed {
+            s.signed.record(sec(t.signed_us));
+        }
+    }
+
     pub fn snapshot(&self) -> WorkerCounts {
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let s = self.telemetry.snapshot();
+        let c = |name| s.count(name, &[]);
         WorkerCounts {
-            simulated: l(&self.simulated),
-            clean: l(&self.clean),
-            with_findings: l(&self.with_findings),
-            invalid: l(&self.invalid),
-            state_errors: l(&self.state_errors),
-            chained: l(&self.chained),
-            parked: l(&self.parked),
-            deferred: l(&self.deferred),
-            probed: l(&self.probed),
-            probe_findings: l(&self.probe_findings),
-            probes_dropped: l(&self.probes_dropped),
+            simulated: c("preempt_simulations_total"),
+            clean: c("preempt_simulations_clean_total"),
+            with_findings: c("preempt_simulations_with_findings_total"),
+            invalid: c("preempt_simulations_invalid_total"),
+            state_errors: c("preempt_simulation_state_errors_total"),
+            chained: c("preempt_worker_chained_total"),
+            parked: c("preempt_worker_parked_total"),
+            deferred: c("preempt_worker_state_waits_total"),
+            probed: c("preempt_probes_total"),
+            probe_findings: c("preempt_probe_findings_total"),
+            probes_dropped: c("preempt_probes_dropped_total"),
         }
     }
 }
@@ -346,7 +429,7 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
     let mut simulator =
         Simulator::new(&ctx.config, Arc::clone(&current.0), current.1, ctx.chain_id);
     let _ = simulator.warm();
-    ctx.stats.warmed.fetch_add(1, Ordering::AcqRel);
+    ctx.stats.note_warm();
     let order = queues.order();
     while !ctx.stop.load(Ordering::Acquire) {
         // Shutdown sets `stop` before the queues close, so an idle wait ends within 100 ms.
@@ -389,13 +472,13 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     let result = match ctx.chains.simulate(simulator, &tx, generation, lane) {
         Ok(chains::ChainRun::Done(outcome)) => {
             if outcome.chained {
-                ctx.stats.chained.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.chained.increment(1);
             }
             Ok(outcome.outcome)
         }
         Ok(chains::ChainRun::Parked { state_nonce, missing }) => {
             // Runs once its predecessors arrive.
-            ctx.stats.parked.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.parked.increment(1);
             tracing::debug!(
                 tx = %tx.hash,
                 nonce = alloy::consensus::Transaction::nonce(tx.tx.inner()),
@@ -408,7 +491,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         Err(e) => Err(e),
     };
     simulator.set_defer_fetch(false);
-    ctx.stats.sim_ns_total.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    ctx.stats.sim_seconds.record(started.elapsed().as_secs_f64());
     // Any tx parked behind this one may run now.
     for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
         ctx.ready.send(Job::new(waiting, lane));
@@ -416,7 +499,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     let outcome = match result {
         Ok(o) => o,
         Err(SimError::NeedState { keys, .. }) => {
-            ctx.stats.deferred.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.deferred.increment(1);
             tracing::debug!(tx = %tx.hash, round = rounds, ?keys, "waiting for cold state");
             fetch_then_retry(
                 ctx,
@@ -426,17 +509,17 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
             return;
         }
         Err(SimError::State { source, .. }) => {
-            ctx.stats.state_errors.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.state_errors.increment(1);
             tracing::warn!(tx = %tx.hash, error = %source, "state unavailable; tx skipped");
             return;
         }
         Err(e) => {
-            ctx.stats.invalid.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.invalid.increment(1);
             tracing::debug!(tx = %tx.hash, error = %e, "tx not simulated");
             return;
         }
     };
-    ctx.stats.simulated.fetch_add(1, Ordering::Relaxed);
+    ctx.stats.simulated.increment(1);
     let simulated_us = micros(tx.seen_at);
     let mut findings = detect(&outcome, &ctx.config.protected);
     findings.extend(ctx.cumulative.observe(&outcome, &ctx.config.protected));
@@ -452,7 +535,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
             }
             Err(e) => {
                 // Full: the block guard probes the deployment when a block holds it.
-                ctx.stats.probes_dropped.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.probes_dropped.increment(1);
                 let ProbeJob { tx, deploy, .. } = e.into_inner();
                 let detected_us = micros(tx.seen_at);
                 finish(
@@ -510,9 +593,9 @@ fn probe_deployment(ctx: &WorkerContext, simulator: &mut Simulator, job: ProbeJo
         crate::probe::ProbeBudget::default(),
     ) {
         Ok((report, probed)) => {
-            ctx.stats.probed.fetch_add(probed as u64, Ordering::Relaxed);
+            ctx.stats.probed.increment(probed as u64);
             if let Some(report) = report {
-                ctx.stats.probe_findings.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.probe_findings.increment(1);
                 findings = report.findings;
                 if let Some(probed) = report.outcome {
                     outcome = probed;
@@ -555,7 +638,7 @@ fn finish(
         "simulated"
     );
     if findings.is_empty() {
-        ctx.stats.clean.fetch_add(1, Ordering::Relaxed);
+        ctx.stats.clean.increment(1);
         if let Some(done) = &ctx.completions {
             let times = StageTimes::of(
                 &tx,
@@ -564,9 +647,11 @@ fn finish(
             );
             let _ = done.try_send((times, false));
         }
+        let times = StageTimes::of(&tx, first_picked_us, [picked_us, simulated_us, detected_us, 0.0]);
+        ctx.stats.record_stages(&times, false);
         return;
     }
-    ctx.stats.with_findings.fetch_add(1, Ordering::Relaxed);
+    ctx.stats.with_findings.increment(1);
     let base_fee = simulator.block().base_fee;
     let fees = AttackFees::of(tx.tx.inner(), base_fee);
     let decisions =
@@ -578,6 +663,7 @@ fn finish(
         [picked_us, simulated_us, detected_us, micros(tx.seen_at)],
     );
     times.state_waits = u32::from(state_waits);
+    ctx.stats.record_stages(&times, true);
     if let Some(done) = &ctx.completions {
         let _ = done.try_send((times, true));
     }

@@ -137,7 +137,7 @@ async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm
         // The batched path alone (the pre-state trace races it otherwise; tested below).
         sim.set_race_prestate(false);
         let cold = sim.simulate(hash, &tx).expect("cold");
-        let rounds = fork.stats().fetch_rounds.load(std::sync::atomic::Ordering::Relaxed);
+        let rounds = fork.stats().counts().fetch_rounds;
         let requests = fork.stats().round_trips();
         let warm = sim.simulate(hash, &tx).expect("warm");
         (cold, warm, rounds, requests)
@@ -175,7 +175,7 @@ async fn cold_tx_prestate_trace_fills_the_fork_in_one_wait_and_matches_the_batch
         sim.set_race_prestate(race);
         let outcome = sim.simulate(hash, &tx).expect("cold run");
         let waits = sim.fork_view().waited().rounds;
-        let traces = fork.stats().prestate_traces.load(std::sync::atomic::Ordering::Relaxed);
+        let traces = fork.stats().counts().prestate_traces;
         (outcome, waits, traces)
     };
     let (traced, batched) =

@@ -84,7 +84,7 @@ impl Ingest {
     }
 
     fn counts(&self) -> NodeCounts {
-        self.stats.node(&self.name).snapshot()
+        self.stats.node_counts(&self.name)
     }
 
     fn drain(&mut self) {
