@@ -18,6 +18,7 @@ pub mod respond;
 pub mod run;
 pub mod shadow;
 pub mod simulate;
+pub mod status;
 pub mod submit;
 pub mod telemetry;
 pub mod types;

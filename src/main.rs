@@ -82,6 +82,14 @@ enum Command {
     Bench(preempt::bench::BenchOptions),
     /// Incidents: `list` and `show ID` from the store, or a JSON-lines file as a timeline.
     Incidents(IncidentsArgs),
+    /// A running guard's state, from its metrics endpoint (`[metrics] listen`): nodes and their
+    /// lag, fork block, protected contracts and whether each is paused, pauses in flight, the
+    /// guardian's nonce and balance, counts since start. Exit code 2 if no guard answers.
+    Status {
+        /// The guard's metrics address (`[metrics] listen`), or a full URL of its metrics.
+        #[arg(long, default_value = preempt::status::DEFAULT_METRICS_URL)]
+        metrics: String,
+    },
     /// Demo and benchmark helpers on a local anvil: deploy the demo protocol, send its scenarios.
     #[cfg(feature = "dev")]
     #[command(subcommand)]
@@ -385,6 +393,17 @@ fn main() -> ExitCode {
                         "wrote {0}/bench.json, {0}/bench.svg, {0}/bench.txt",
                         opts.out.display()
                     );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::Status { metrics } => match preempt::status::scrape(&metrics).await {
+                Ok(snapshot) => {
+                    let url = preempt::status::metrics_url(&metrics);
+                    print!("{}", preempt::status::render(&snapshot, &url));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

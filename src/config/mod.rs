@@ -56,6 +56,8 @@ pub struct Config {
     pub policy: crate::respond::Policy,
     /// How takes under the threshold are summed (`[cumulative]`).
     pub cumulative: CumulativeConfig,
+    /// Where `/metrics` is served (`[metrics] listen`); `None`: not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `[cumulative]`: the window and threshold of the cumulative-drain rule.

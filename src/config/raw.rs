@@ -32,6 +32,15 @@ pub(super) struct RawConfig {
     pub(super) policy: RawPolicy,
     #[serde(default)]
     pub(super) cumulative: RawCumulative,
+    pub(super) metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`: where Prometheus scrapes the guard. No section, no endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    /// `host:port` for `GET /metrics`, e.g. `127.0.0.1:9464`.
+    pub(super) listen: String,
 }
 
 /// `[cumulative]`: the window unaccounted takes are summed over.

@@ -621,3 +621,20 @@ fn guardian_safe_is_an_address_and_the_key_is_an_owner_unless_it_says_module() {
     let e = error_of(&module.replace("\"module\"", "\"delegate\""));
     assert!(e.contains("guardian.safe_role"), "{e}");
 }
+
+#[test]
+fn metrics_are_served_only_where_the_section_says() {
+    assert_eq!(parse(GOOD).expect("good").metrics_listen, None);
+    let c = parse(&format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9464\"\n")).expect("listen");
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().expect("addr")));
+}
+
+#[test]
+fn a_bad_metrics_section_names_the_key_and_the_file() {
+    let bad = error_of(&format!("{GOOD}\n[metrics]\nlisten = \"localhost\"\n"));
+    assert!(bad.starts_with("preempt.toml: key `metrics.listen`: give an IP address and a port"), "{bad}");
+    let unknown = error_of(&format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:1\"\nport = 2\n"));
+    assert!(unknown.contains("preempt.toml") && unknown.contains("port"), "{unknown}");
+    let missing = error_of(&format!("{GOOD}\n[metrics]\n"));
+    assert!(missing.contains("preempt.toml") && missing.contains("listen"), "{missing}");
+}

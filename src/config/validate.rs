@@ -27,6 +27,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
     let cumulative = v.cumulative(&raw.cumulative)?;
     let (incidents_path, incidents_store) = v.incidents(raw.incidents)?;
     let alerts = v.alerts(raw.alerts, guardian.as_ref(), relay_auth.as_ref())?;
+    let metrics_listen = raw.metrics.map(|m| v.metrics_listen(&m.listen)).transpose()?;
     Ok(Config {
         file: file.to_path_buf(),
         nodes,
@@ -42,6 +43,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path) -> Result<Config, ConfigErro
         fork,
         policy,
         cumulative,
+        metrics_listen,
     })
 }
 
@@ -73,6 +75,13 @@ impl Validator<'_> {
                 why,
             }),
         }
+    }
+
+    /// `[metrics] listen`: an IP and a port (a host name would resolve differently over time).
+    fn metrics_listen(&self, listen: &str) -> Result<std::net::SocketAddr, ConfigError> {
+        listen.trim().parse().map_err(|_| {
+            self.invalid("metrics.listen", "give an IP address and a port, e.g. \"127.0.0.1:9464\"")
+        })
     }
 
     fn nodes(&self, raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, ConfigError> {

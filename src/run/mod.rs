@@ -28,6 +28,7 @@ use crate::{
     incident::IncidentLog,
     ingest::{NodeEvent, spawn_node},
     submit::{DeployedHook, Dispatcher, SubmitError, Submitter},
+    telemetry::{MetricsServer, Telemetry, upkeep_only},
     worker::Detection,
 };
 
@@ -53,6 +54,8 @@ pub enum RunError {
     Warm(String),
     #[error("cannot start the simulation threads: {0}")]
     Threads(std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::telemetry::ServeError),
 }
 
 /// How long shutdown may take once SIGTERM arrives, whatever the nodes do.
@@ -96,16 +99,35 @@ pub async fn run_with(
         config.check_distinct_keys(g.address(), r.address())?;
     }
     let cancel = CancellationToken::new();
+    // An early error return stops whatever was started (the metrics listener first of all).
+    let _stop_on_return = cancel.clone().drop_guard();
+    // One recorder for this guard; every stage registers its handles on it below.
+    let telemetry = Telemetry::new();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let server = MetricsServer::bind(addr, telemetry.clone()).await?;
+            tracing::info!(listen = %addr, "metrics served at /metrics");
+            tokio::spawn(server.run(cancel.clone()))
+        }
+        None => tokio::spawn(upkeep_only(telemetry.clone(), cancel.clone())),
+    };
     let source = nodes::connect_all(&config, cancel.clone()).await?;
-    let at = start::at_head(&config, &source).await?;
+    let at = start::at_head(&config, &source, &telemetry).await?;
     let responder = start::arm(&config, &source, &at, guardian).await?;
     let submitter = Arc::new(Submitter::connect(&config.nodes, &config.relays, relay_auth).await?);
-    let incidents = Arc::new(IncidentLog::from_config(&config)?);
-    let alerts = AlertHub::start(&config)?;
+    let incidents = Arc::new(IncidentLog::from_config_metered(&config, &telemetry)?);
+    let alerts = AlertHub::start_metered(&config, crate::alert::HUB_QUEUE, &telemetry)?;
 
     let (detections_tx, detections_rx) = mpsc::channel::<Detection>(1_024);
-    let stages =
-        start::workers(&config, &at, &responder, detections_tx, &incidents, cancel.clone())?;
+    let stages = start::workers(
+        &config,
+        &at,
+        &responder,
+        detections_tx,
+        &incidents,
+        &telemetry,
+        cancel.clone(),
+    )?;
 
     // Submit stage: the one owner of sending, re-sending and recording.
     let (reports_tx, reports_rx) = mpsc::channel::<GuardReport>(64);
@@ -117,6 +139,7 @@ pub async fn run_with(
         source.clone(),
         at.head,
     )
+    .metered(&telemetry)
     .alerting(alerts.clone())
     .on_deployed(DeployedHook({
         let router = Arc::clone(&stages.router);
@@ -139,7 +162,7 @@ pub async fn run_with(
     let dispatch_task = tokio::spawn(dispatcher.run(detections_rx, reports_rx, cancel.clone()));
 
     // Block guard: the one writer of the fork.
-    let guard_stats = Arc::new(GuardStats::default());
+    let guard_stats = Arc::new(GuardStats::new(&telemetry));
     let (heads_tx, heads_rx) =
         watch::channel(HeadSignal { number: at.head, hash: at.block.hash, seen_at: None });
     let guard = BlockGuard::new(
@@ -213,6 +236,7 @@ pub async fn run_with(
         }
     });
     let _ = tokio::time::timeout_at(deadline, joined).await;
+    let _ = tokio::time::timeout_at(deadline, metrics_task).await;
     tracing::info!(
         ingest = ?ingest_stats.snapshot(),
         workers = ?ctx.stats.snapshot(),

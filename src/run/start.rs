@@ -18,8 +18,10 @@ use crate::{
     ingest::{IngestStats, Lanes, SeenSet, TxRouter},
     respond::{HeadNonces, Pauser, Responder},
     simulate::{SimBlock, Simulator},
+    telemetry::Telemetry,
     worker::{
-        Detection, LiveState, Ready, SenderChains, WorkerContext, WorkerQueues, spawn_workers,
+        Detection, LiveState, Ready, SenderChains, WorkerContext, WorkerQueues, WorkerStats,
+        spawn_workers,
     },
 };
 
@@ -34,7 +36,11 @@ pub(super) struct AtHead {
 
 /// Chain id and head from the nodes, fee caps checked against the next base fee, the fork
 /// pinned at the head with protected state (and the simulator's own contracts) warm.
-pub(super) async fn at_head(config: &Config, source: &StateSource) -> Result<AtHead, RunError> {
+pub(super) async fn at_head(
+    config: &Config,
+    source: &StateSource,
+    telemetry: &Telemetry,
+) -> Result<AtHead, RunError> {
     let chain_id = source
         .with_failover(0, |n| async move {
             n.provider().get_chain_id().await.map_err(|e| NodeError::Rpc(e.to_string()))
@@ -48,7 +54,9 @@ pub(super) async fn at_head(config: &Config, source: &StateSource) -> Result<AtH
     // A fee cap the next block's base fee already outruns would sign pauses nobody includes.
     config.check_fee_caps(u128::from(block.header_env.base_fee))?;
 
-    let fork = Arc::new(ForkCache::with_source(head, Some(source.clone()), config.fork));
+    let fork = Arc::new(
+        ForkCache::with_source(head, Some(source.clone()), config.fork).metered(telemetry),
+    );
     warm_protected(config, &fork).await.map_err(|e| RunError::Warm(e.to_string()))?;
     let (config_for_warm, fork_for_warm) = (config.clone(), Arc::clone(&fork));
     let pending_env = block.header_env;
@@ -136,6 +144,7 @@ pub(super) fn workers(
     responder: &Arc<Mutex<Responder>>,
     detections: mpsc::Sender<Detection>,
     incidents: &Arc<IncidentLog>,
+    telemetry: &Telemetry,
     cancel: CancellationToken,
 ) -> Result<Stages, RunError> {
     let live = Arc::new(LiveState::new(Arc::clone(&at.fork), at.block.header_env));
@@ -154,7 +163,7 @@ pub(super) fn workers(
         detections,
         chains: Arc::new(SenderChains::default()),
         cumulative: Arc::clone(&cumulative),
-        stats: Default::default(),
+        stats: WorkerStats::new(telemetry),
         ready: ready_tx,
         stop: Default::default(),
         runtime: Some(tokio::runtime::Handle::current()),
@@ -170,7 +179,7 @@ pub(super) fn workers(
         .map_err(RunError::Threads)?;
 
     let seen = Arc::new(SeenSet::default());
-    let ingest_stats = Arc::new(IngestStats::default());
+    let ingest_stats = Arc::new(IngestStats::new(telemetry));
     let router = Arc::new(
         TxRouter::new(
             at.chain_id,

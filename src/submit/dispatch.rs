@@ -16,7 +16,7 @@ use alloy::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{SubmitReport, Submitter};
+use super::{SubmitReport, Submitter, metrics::SubmitMetrics};
 use crate::{
     alert::{AlertEvent, AlertHub},
     config::Config,
@@ -27,6 +27,7 @@ use crate::{
         ResendRecord, unix_ms,
     },
     respond::{Decision, HeadNonces, PausePlan, Responder, decide_all},
+    telemetry::Telemetry,
     worker::{Detection, StageTimes},
 };
 
@@ -66,6 +67,7 @@ pub struct Dispatcher {
     /// Submit tasks whose record has not come back yet.
     outstanding: usize,
     alerts: AlertHub,
+    metrics: Arc<Mutex<SubmitMetrics>>,
 }
 
 /// What is told of the contracts a block creates.
@@ -91,7 +93,9 @@ impl Dispatcher {
         head: u64,
     ) -> Self {
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(Mutex::new(SubmitMetrics::new(&config, &Telemetry::new())));
         Self {
+            metrics,
             config,
             submitter,
             responder,
@@ -114,6 +118,12 @@ impl Dispatcher {
         self
     }
 
+    /// Counts on the guard's metrics (else on a recorder of its own).
+    pub fn metered(mut self, telemetry: &Telemetry) -> Self {
+        self.metrics = Arc::new(Mutex::new(SubmitMetrics::new(&self.config, telemetry)));
+        self
+    }
+
     pub fn on_deployed(mut self, f: DeployedHook) -> Self {
         self.on_deployed = Some(f);
         self
@@ -126,6 +136,7 @@ impl Dispatcher {
         mut blocks: mpsc::Receiver<GuardReport>,
         cancel: CancellationToken,
     ) {
+        self.note_guardian();
         loop {
             tokio::select! {
                 biased;
@@ -165,6 +176,7 @@ impl Dispatcher {
             self.in_flight
                 .insert(plan.tx_hash, InFlight { plan: plan.clone(), first_target: target });
         }
+        lock(&self.metrics).in_flight(self.in_flight.values().map(|p| &p.plan.contract));
         for f in &d.findings {
             tracing::warn!(attack = %d.tx.hash, rule = f.rule, contract = %f.contract_name, "{}", f.summary);
             self.alerts.notify(AlertEvent::finding(
@@ -175,6 +187,8 @@ impl Dispatcher {
             ));
         }
         self.alert_unsigned(&d.decisions, Some(d.tx.hash));
+        self.note_decisions(&d.decisions);
+        lock(&self.metrics).findings(&d.findings);
         if !plans.is_empty() {
             // A second attack in the same block finds a pause ready at the next nonce.
             let (responder, protected) =
@@ -184,9 +198,16 @@ impl Dispatcher {
         let submitter = Arc::clone(&self.submitter);
         let finished = self.finished_tx.clone();
         let alerts = self.alerts.clone();
+        let metrics = Arc::clone(&self.metrics);
         self.outstanding += 1;
         tokio::spawn(async move {
             let reports = submit_all(&submitter, &plans, target, Some(d.tx.seen_at)).await;
+            {
+                let m = lock(&metrics);
+                for (report, sent) in &reports {
+                    m.sent(report, *sent);
+                }
+            }
             for (plan, (report, _)) in plans.iter().zip(&reports) {
                 alerts.notify(AlertEvent::pause_sent(plan, report, &d.findings, Some(d.tx.hash)));
             }
@@ -234,6 +255,7 @@ impl Dispatcher {
         self.answer_mined_attacks(&report);
         self.resend(number);
         self.prepare_pauses(report.next_base_fee);
+        lock(&self.metrics).in_flight(self.in_flight.values().map(|p| &p.plan.contract));
     }
 
     /// A reorg dropped blocks that held our pauses: they are in flight again.
@@ -306,6 +328,7 @@ impl Dispatcher {
                 "pause landed"
             );
             self.incidents.record(&record);
+            lock(&self.metrics).landed(&p.plan.contract);
             self.alerts.notify(AlertEvent::pause_landed(&record));
             lock(&self.responder)
                 .mark_paused(p.plan.contract, &format!("our pause landed in block {number}"));
@@ -322,7 +345,11 @@ impl Dispatcher {
     /// Contracts paused on chain (by us or anyone) are not raced; one whose pause was lifted is.
     fn follow_paused_state(&mut self, report: &GuardReport) {
         let mut responder = lock(&self.responder);
+        let metrics = lock(&self.metrics);
         for (contract, paused) in &report.paused {
+            if let Some(p) = paused {
+                metrics.paused(contract, *p);
+            }
             let name = self
                 .config
                 .protected(*contract)
@@ -386,9 +413,12 @@ impl Dispatcher {
                 ));
             }
             self.alert_unsigned(&decisions, Some(found.tx.hash));
+            self.note_decisions(&decisions);
+            lock(&self.metrics).findings(&found.findings);
             let (submitter, finished, target) =
                 (Arc::clone(&self.submitter), self.finished_tx.clone(), self.target);
             let alerts = self.alerts.clone();
+            let metrics = Arc::clone(&self.metrics);
             let started = Instant::now();
             let (hash, tx, outcome, findings) =
                 (found.tx.hash, found.tx.tx.clone(), found.outcome.clone(), found.findings.clone());
@@ -396,6 +426,13 @@ impl Dispatcher {
             self.outstanding += 1;
             tokio::spawn(async move {
                 let reports = submit_all(&submitter, &plans, target, Some(started)).await;
+                {
+                    let m = lock(&metrics);
+                    for (report, _) in &reports {
+                        // Not a pending tx: no frame to time the stages from.
+                        m.sent(report, None);
+                    }
+                }
                 for (plan, (report, _)) in plans.iter().zip(&reports) {
                     alerts.notify(AlertEvent::pause_sent(plan, report, &findings, Some(hash)));
                 }
@@ -440,6 +477,7 @@ impl Dispatcher {
                 self.in_flight.remove(&p.plan.tx_hash);
                 lock(&self.responder).forget_in_flight(&p.plan.contract);
                 tracing::warn!(pause = %p.plan.tx_hash, "pause not included within resend_blocks; given up");
+                lock(&self.metrics).given_up(&p.plan.contract);
                 self.alerts.notify(AlertEvent::pause_given_up(&p.plan, number, limit));
                 continue;
             }
@@ -449,9 +487,11 @@ impl Dispatcher {
             }
             let (submitter, finished, target) =
                 (Arc::clone(&self.submitter), self.finished_tx.clone(), number + 1);
+            let metrics = Arc::clone(&self.metrics);
             self.outstanding += 1;
             tokio::spawn(async move {
                 let report = submitter.submit(p.plan.raw.clone(), p.plan.tx_hash, target).await;
+                lock(&metrics).resent(&report);
                 let _ = finished.send(Finished::Resend(ResendRecord {
                     kind: "resend",
                     at_unix_ms: unix_ms(),
@@ -471,6 +511,7 @@ impl Dispatcher {
         let (source, responder) = (self.source.clone(), Arc::clone(&self.responder));
         let (alerts, respond) = (self.alerts.clone(), self.config.respond.clone());
         let protected = self.config.protected.clone();
+        let metrics = Arc::clone(&self.metrics);
         tokio::spawn(async move {
             let balance = source
                 .with_failover(0, |node| async move {
@@ -489,6 +530,7 @@ impl Dispatcher {
                         .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
                 })
                 .await;
+            lock(&metrics).guardian(balance.as_ref().ok().copied(), nonce.as_ref().ok().copied());
             let Ok(guardian_nonce) = nonce else { return };
             // The Safe's own approval by its owner-sender (v = 1) needs no Safe nonce, so a pause
             // never reverts because another Safe tx moved it.
@@ -505,6 +547,43 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// Replacements counted per contract (a sent pause is counted per destination).
+    fn note_decisions(&self, decisions: &[(Address, Decision)]) {
+        let metrics = lock(&self.metrics);
+        for (contract, d) in decisions {
+            if matches!(d, Decision::Replace { .. }) {
+                metrics.replaced(contract);
+            }
+        }
+    }
+
+    /// The guardian's balance and nonce at start, for `preempt status` before the first head
+    /// (each head refreshes them in `prepare_pauses`).
+    fn note_guardian(&self) {
+        let Some(address) = lock(&self.responder).pauser().map(|p| p.address()) else { return };
+        lock(&self.metrics).guardian_address(address);
+        let (source, metrics) = (self.source.clone(), Arc::clone(&self.metrics));
+        tokio::spawn(async move {
+            let balance = source
+                .with_failover(0, |node| async move {
+                    alloy::providers::Provider::get_balance(&node.provider(), address)
+                        .await
+                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
+                })
+                .await
+                .ok();
+            let nonce = source
+                .with_failover(0, |node| async move {
+                    alloy::providers::Provider::get_transaction_count(&node.provider(), address)
+                        .await
+                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
+                })
+                .await
+                .ok();
+            lock(&metrics).guardian(balance, nonce);
+        });
+    }
+
     /// A pause the policy wanted and could not sign is told at once.
     fn alert_unsigned(&self, decisions: &[(Address, Decision)], attack: Option<B256>) {
         for (contract, d) in decisions {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod dispatch;
+mod metrics;
 mod node;
 mod relay;
 mod socket;
