@@ -3,7 +3,8 @@
 # `preempt run` guarding it; benign traffic, then a reentrancy attack sent with the attacker's
 # own fees; one block mined; the timeline of what preempt saw, simulated, sent and achieved;
 # then the forensics: the attack's receipt (reverted, in the block the pause landed in) beside
-# what the same tx would have done on the state without the pause.
+# what the same tx would have done on the state without the pause; last, the guard's metrics
+# for findings and pauses, scraped from its `/metrics` endpoint before it stops.
 # PREEMPT_DEMO_PROFILE=debug builds the (faster to build, slower to run) debug binary instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +43,9 @@ echo "== anvil on $RPC (--no-mining); deploying the demo protocol"
 "$BIN" devnet deploy --rpc "$RPC" --node-url "ws://127.0.0.1:$PORT" --out "$OUT"
 CONFIG="$OUT/preempt.toml"
 printf '\n[incidents]\npath = "%s"\nstore = "%s"\n' "$OUT/incidents.jsonl" "$OUT/incidents.sqlite" >> "$CONFIG"
+METRICS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+METRICS="http://127.0.0.1:$METRICS_PORT"
+printf '\n[metrics]\nlisten = "127.0.0.1:%s"\n' "$METRICS_PORT" >> "$CONFIG"
 
 # anvil's dev account 1 is the demo guardian (a public test key).
 export PREEMPT_GUARDIAN_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
@@ -117,3 +121,18 @@ set -e
 # Header, notes, the verdict with each finding's amounts; the per-frame evidence is in the file.
 grep -v -E '^\s+(frame|call|#)' "$OUT/without-pause.txt" | sed -n '1,24p'
 echo "(check exit $CHECK: 1 = findings; the full report is in $OUT/without-pause.txt)"
+
+echo
+echo "== the guard's metrics for findings and pauses (scraped from $METRICS/metrics)"
+python3 - "$METRICS/metrics" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+wanted = ("preempt_findings_total", "preempt_pauses_", "preempt_contract_paused",
+          "preempt_guardian_nonce", "preempt_guardian_balance_wei")
+for line in text.splitlines():
+    if line.startswith(wanted):
+        print("  " + line)
+PY
+echo
+echo "== preempt status --metrics $METRICS"
+"$BIN" status --metrics "$METRICS" | sed 's/^/  /'

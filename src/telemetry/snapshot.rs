@@ -143,7 +143,9 @@ fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), &'static s
         if let Some(tail) = s.strip_prefix('}') {
             return Ok((labels, tail));
         }
-        let eq = s.find('=').ok_or("label without `=`")?;
+        let Some(eq) = s.find('=') else {
+            return Err(if s.contains('}') { "label without `=`" } else { "labels not closed" });
+        };
         let key = s[..eq].trim();
         if key.is_empty() {
             return Err("empty label name");
@@ -221,7 +223,9 @@ preempt_stage_latency_seconds_count{stage="picked"} 4 1700000000000
     #[test]
     fn a_malformed_line_is_an_error_naming_its_number() {
         for (text, reason) in [
-            ("ok 1\nbad{a=\"1\" 2\n", "label value not closed"),
+            ("ok 1\nbad{a=\"1\" 2\n", "labels not closed"),
+            ("ok 1\nbad{a=\"1 2\n", "label value not closed"),
+            ("ok 1\nbad{a} 2\n", "label without `=`"),
             ("ok 1\nbad{a=1} 2\n", "label value not quoted"),
             ("ok 1\nbad x\n", "value not a number"),
             ("ok 1\nbad\n", "no value"),

@@ -15,6 +15,7 @@ mod fuzz;
 mod guard;
 mod ingest_adversarial;
 mod keys;
+mod metrics;
 mod ladder;
 mod probe;
 mod replay;
