@@ -119,7 +119,7 @@ impl GuardStats {
             divergences: t.counter("preempt_guard_divergences_total", &[]),
             diff_unavailable: t.counter("preempt_guard_diff_unavailable_total", &[]),
             reorgs: t.counter("preempt_guard_reorgs_total", &[]),
-            resets: t.counter("preempt_fork_resets_total", &[]),
+            resets: t.counter("preempt_guard_resets_total", &[]),
             replay_seconds: t.histogram("preempt_guard_replay_seconds", &[]),
             head_apply_seconds: t.histogram("preempt_guard_head_apply_seconds", &[]),
             head: t.gauge("preempt_fork_block", &[]),
@@ -136,7 +136,7 @@ impl GuardStats {
             divergences: c("preempt_guard_divergences_total"),
             diff_unavailable: c("preempt_guard_diff_unavailable_total"),
             reorgs: c("preempt_guard_reorgs_total"),
-            resets: c("preempt_fork_resets_total"),
+            resets: c("preempt_guard_resets_total"),
             head: c("preempt_fork_block"),
         }
     }

@@ -78,7 +78,8 @@ pub fn render(s: &Snapshot, url: &str) -> String {
     let _ = writeln!(out, "preempt status from {url}");
 
     let _ = writeln!(out, "\nnodes");
-    let nodes = s.label_values("preempt_node_connected", "node");
+    let mut nodes = s.label_values("preempt_node_connected", "node");
+    nodes.sort();
     if nodes.is_empty() {
         let _ = writeln!(out, "  (none)");
     } else {
@@ -112,7 +113,7 @@ pub fn render(s: &Snapshot, url: &str) -> String {
         c("preempt_fork_cache_entries", &[]),
         c("preempt_fork_cache_evictions_total", &[]),
         c("preempt_fork_cache_refetches_total", &[]),
-        c("preempt_fork_resets_total", &[]),
+        c("preempt_fork_cache_resets_total", &[]),
     );
     let guardian = s.all("preempt_guardian_info", &[]).find_map(|g| g.label("address"));
     match (guardian, s.value("preempt_guardian_balance_wei", &[])) {
@@ -130,7 +131,8 @@ pub fn render(s: &Snapshot, url: &str) -> String {
     }
 
     let _ = writeln!(out, "\nprotected contracts");
-    let contracts = s.label_values("preempt_contract_paused", "contract");
+    let mut contracts = s.label_values("preempt_contract_paused", "contract");
+    contracts.sort();
     if contracts.is_empty() {
         let _ = writeln!(out, "  (none)");
     } else {
@@ -160,7 +162,8 @@ pub fn render(s: &Snapshot, url: &str) -> String {
     }
 
     let _ = writeln!(out, "\npauses by destination");
-    let destinations = s.label_values("preempt_pauses_sent_total", "destination");
+    let mut destinations = s.label_values("preempt_pauses_sent_total", "destination");
+    destinations.sort();
     if destinations.is_empty() {
         let _ = writeln!(out, "  (none)");
     }

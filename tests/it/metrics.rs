@@ -90,10 +90,13 @@ async fn after_a_paused_attack_metrics_show_the_pause_findings_and_stage_latenci
     let out = status(&format!("http://127.0.0.1:{port}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    let contract = text.lines().find(|l| l.trim_start().starts_with("EthVault")).unwrap_or("");
+    let row = |first: &str| {
+        text.lines().find(|l| l.split_whitespace().next() == Some(first)).unwrap_or("").to_string()
+    };
+    let contract = row("EthVault");
     assert!(contract.split_whitespace().nth(1) == Some("yes"), "EthVault paused:\n{text}");
     assert!(contract.contains("reentrancy 1") && contract.contains("drain 1"), "{text}");
-    let node = text.lines().find(|l| l.trim_start().starts_with("anvil ")).unwrap_or("");
+    let node = row("anvil");
     assert!(node.split_whitespace().nth(1) == Some("yes"), "anvil connected:\n{text}");
     assert!(text.contains("anvil                sent 1, failed 0"), "{text}");
     assert!(text.contains("landed 1"), "{text}");
