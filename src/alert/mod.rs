@@ -10,9 +10,7 @@ mod sink;
 
 use std::{
     path::PathBuf,
-    sync::{
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 

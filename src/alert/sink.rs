@@ -2,10 +2,7 @@
 //! retrying 5xx, 429, timeouts and connection errors with exponential backoff and jitter (never
 //! other 4xx: the request itself is wrong). Its URL and keys never reach a log.
 
-use std::{
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use serde::Serialize;
 use tokio::sync::mpsc;

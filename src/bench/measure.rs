@@ -2,10 +2,7 @@
 //! preempt's simulate+detect, and the node's own `debug_traceCall` over HTTP and WebSocket
 //! (the peer); and the same txs on a cold fork.
 
-use std::{
-    sync::Arc,
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use alloy::{
     consensus::Transaction as _,

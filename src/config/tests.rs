@@ -632,7 +632,10 @@ fn metrics_are_served_only_where_the_section_says() {
 #[test]
 fn a_bad_metrics_section_names_the_key_and_the_file() {
     let bad = error_of(&format!("{GOOD}\n[metrics]\nlisten = \"localhost\"\n"));
-    assert!(bad.starts_with("preempt.toml: key `metrics.listen`: give an IP address and a port"), "{bad}");
+    assert!(
+        bad.starts_with("preempt.toml: key `metrics.listen`: give an IP address and a port"),
+        "{bad}"
+    );
     let unknown = error_of(&format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:1\"\nport = 2\n"));
     assert!(unknown.contains("preempt.toml") && unknown.contains("port"), "{unknown}");
     let missing = error_of(&format!("{GOOD}\n[metrics]\n"));

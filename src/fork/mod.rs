@@ -21,13 +21,13 @@ use std::{
 
 use alloy::primitives::{Address, B256, U256};
 use dashmap::DashMap;
+use metrics::Counter;
 use revm::{
     bytecode::Bytecode,
     database_interface::{DBErrorMarker, DatabaseRef},
     primitives::KECCAK_EMPTY,
     state::AccountInfo,
 };
-use metrics::Counter;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -94,7 +94,8 @@ pub struct ForkCounts {
 
 impl ForkStats {
     pub fn new(t: &Telemetry) -> Self {
-        let fetches = |what: &str| t.counter("preempt_fork_fetches_total", &[("what", what.into())]);
+        let fetches =
+            |what: &str| t.counter("preempt_fork_fetches_total", &[("what", what.into())]);
         Self {
             fetch_rounds: t.counter("preempt_fork_fetch_rounds_total", &[]),
             account_fetches: fetches("account"),

@@ -99,7 +99,10 @@ impl NodeIngestStats {
     fn new(node: Arc<str>, t: &Telemetry, board: &Arc<HeadBoard>) -> Self {
         let l = || [("node", node.to_string())];
         let first = |via: &str| {
-            t.counter("preempt_node_txs_first_total", &[("node", node.to_string()), ("via", via.into())])
+            t.counter(
+                "preempt_node_txs_first_total",
+                &[("node", node.to_string()), ("via", via.into())],
+            )
         };
         let head_number = Arc::new(AtomicU64::new(0));
         let lag = t.gauge("preempt_node_head_lag_blocks", &l());
@@ -215,7 +218,8 @@ impl Default for IngestStats {
 
 impl IngestStats {
     pub fn new(t: &Telemetry) -> Self {
-        let queued = |lane: &str| t.counter("preempt_ingest_txs_queued_total", &[("lane", lane.into())]);
+        let queued =
+            |lane: &str| t.counter("preempt_ingest_txs_queued_total", &[("lane", lane.into())]);
         Self {
             received: t.counter("preempt_ingest_txs_received_total", &[]),
             duplicates: t.counter("preempt_ingest_txs_deduped_total", &[]),

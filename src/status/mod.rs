@@ -15,7 +15,9 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Error)]
 pub enum StatusError {
-    #[error("no guard answering at {url}: {reason} (is `preempt run` running with `[metrics] listen` at that address?)")]
+    #[error(
+        "no guard answering at {url}: {reason} (is `preempt run` running with `[metrics] listen` at that address?)"
+    )]
     Unreachable { url: String, reason: String },
     #[error("{url} answered HTTP {status}, not metrics")]
     Status { url: String, status: u16 },
@@ -32,8 +34,7 @@ pub enum StatusError {
 /// `http://host:port` (or with a path) → the URL of its metrics.
 pub fn metrics_url(base: &str) -> String {
     let base = base.trim();
-    let base =
-        if base.contains("://") { base.to_string() } else { format!("http://{base}") };
+    let base = if base.contains("://") { base.to_string() } else { format!("http://{base}") };
     let (scheme, rest) = base.split_once("://").unwrap_or(("http", &base));
     match rest.split_once('/') {
         Some((_, path)) if !path.is_empty() => base.clone(),

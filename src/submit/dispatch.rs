@@ -176,7 +176,6 @@ impl Dispatcher {
             self.in_flight
                 .insert(plan.tx_hash, InFlight { plan: plan.clone(), first_target: target });
         }
-        lock(&self.metrics).in_flight(self.in_flight.values().map(|p| &p.plan.contract));
         for f in &d.findings {
             tracing::warn!(attack = %d.tx.hash, rule = f.rule, contract = %f.contract_name, "{}", f.summary);
             self.alerts.notify(AlertEvent::finding(
@@ -187,8 +186,6 @@ impl Dispatcher {
             ));
         }
         self.alert_unsigned(&d.decisions, Some(d.tx.hash));
-        self.note_decisions(&d.decisions);
-        lock(&self.metrics).findings(&d.findings);
         if !plans.is_empty() {
             // A second attack in the same block finds a pause ready at the next nonce.
             let (responder, protected) =
@@ -202,12 +199,8 @@ impl Dispatcher {
         self.outstanding += 1;
         tokio::spawn(async move {
             let reports = submit_all(&submitter, &plans, target, Some(d.tx.seen_at)).await;
-            {
-                let m = lock(&metrics);
-                for (report, sent) in &reports {
-                    m.sent(report, *sent);
-                }
-            }
+            // Counted once the pause is out: nothing here comes before it.
+            count_detection(&metrics, &reports, &d.findings, &d.decisions, true);
             for (plan, (report, _)) in plans.iter().zip(&reports) {
                 alerts.notify(AlertEvent::pause_sent(plan, report, &d.findings, Some(d.tx.hash)));
             }
@@ -237,6 +230,7 @@ impl Dispatcher {
             };
             let _ = finished.send(Finished::Detection(Box::new(record)));
         });
+        lock(&self.metrics).in_flight(self.in_flight.values().map(|p| &p.plan.contract));
     }
 
     async fn on_block(&mut self, report: GuardReport) {
@@ -413,8 +407,6 @@ impl Dispatcher {
                 ));
             }
             self.alert_unsigned(&decisions, Some(found.tx.hash));
-            self.note_decisions(&decisions);
-            lock(&self.metrics).findings(&found.findings);
             let (submitter, finished, target) =
                 (Arc::clone(&self.submitter), self.finished_tx.clone(), self.target);
             let alerts = self.alerts.clone();
@@ -422,17 +414,13 @@ impl Dispatcher {
             let started = Instant::now();
             let (hash, tx, outcome, findings) =
                 (found.tx.hash, found.tx.tx.clone(), found.outcome.clone(), found.findings.clone());
+            let counted_decisions = decisions.clone();
             let number = report.number;
             self.outstanding += 1;
             tokio::spawn(async move {
                 let reports = submit_all(&submitter, &plans, target, Some(started)).await;
-                {
-                    let m = lock(&metrics);
-                    for (report, _) in &reports {
-                        // Not a pending tx: no frame to time the stages from.
-                        m.sent(report, None);
-                    }
-                }
+                // A mined tx has no frame to time the stages from: no `sent` latency.
+                count_detection(&metrics, &reports, &findings, &counted_decisions, false);
                 for (plan, (report, _)) in plans.iter().zip(&reports) {
                     alerts.notify(AlertEvent::pause_sent(plan, report, &findings, Some(hash)));
                 }
@@ -513,25 +501,12 @@ impl Dispatcher {
         let protected = self.config.protected.clone();
         let metrics = Arc::clone(&self.metrics);
         tokio::spawn(async move {
-            let balance = source
-                .with_failover(0, |node| async move {
-                    alloy::providers::Provider::get_balance(&node.provider(), address)
-                        .await
-                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
-                })
-                .await;
-            if let Ok(balance) = balance {
+            let (balance, nonce) = read_guardian(&source, address).await;
+            if let Some(balance) = balance {
                 alerts.notify(AlertEvent::guardian_balance(address, balance, &respond));
             }
-            let nonce = source
-                .with_failover(0, |node| async move {
-                    alloy::providers::Provider::get_transaction_count(&node.provider(), address)
-                        .await
-                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
-                })
-                .await;
-            lock(&metrics).guardian(balance.as_ref().ok().copied(), nonce.as_ref().ok().copied());
-            let Ok(guardian_nonce) = nonce else { return };
+            lock(&metrics).guardian(balance, nonce);
+            let Some(guardian_nonce) = nonce else { return };
             // The Safe's own approval by its owner-sender (v = 1) needs no Safe nonce, so a pause
             // never reverts because another Safe tx moved it.
             let head = HeadNonces { next_base_fee, guardian_nonce, safe_nonce: None };
@@ -547,16 +522,6 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
-    /// Replacements counted per contract (a sent pause is counted per destination).
-    fn note_decisions(&self, decisions: &[(Address, Decision)]) {
-        let metrics = lock(&self.metrics);
-        for (contract, d) in decisions {
-            if matches!(d, Decision::Replace { .. }) {
-                metrics.replaced(contract);
-            }
-        }
-    }
-
     /// The guardian's balance and nonce at start, for `preempt status` before the first head
     /// (each head refreshes them in `prepare_pauses`).
     fn note_guardian(&self) {
@@ -564,22 +529,7 @@ impl Dispatcher {
         lock(&self.metrics).guardian_address(address);
         let (source, metrics) = (self.source.clone(), Arc::clone(&self.metrics));
         tokio::spawn(async move {
-            let balance = source
-                .with_failover(0, |node| async move {
-                    alloy::providers::Provider::get_balance(&node.provider(), address)
-                        .await
-                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
-                })
-                .await
-                .ok();
-            let nonce = source
-                .with_failover(0, |node| async move {
-                    alloy::providers::Provider::get_transaction_count(&node.provider(), address)
-                        .await
-                        .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
-                })
-                .await
-                .ok();
+            let (balance, nonce) = read_guardian(&source, address).await;
             lock(&metrics).guardian(balance, nonce);
         });
     }
@@ -595,6 +545,51 @@ impl Dispatcher {
                     .unwrap_or_else(|| contract.to_string());
                 self.alerts.notify(AlertEvent::pause_not_signed(*contract, &name, attack, error));
             }
+        }
+    }
+}
+
+/// The guardian's balance and nonce from the chain (`None`: no node answered).
+async fn read_guardian(
+    source: &StateSource,
+    address: Address,
+) -> (Option<alloy::primitives::U256>, Option<u64>) {
+    let balance = source
+        .with_failover(0, |node| async move {
+            alloy::providers::Provider::get_balance(&node.provider(), address)
+                .await
+                .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
+        })
+        .await
+        .ok();
+    let nonce = source
+        .with_failover(0, |node| async move {
+            alloy::providers::Provider::get_transaction_count(&node.provider(), address)
+                .await
+                .map_err(|e| crate::fork::NodeError::Rpc(e.to_string()))
+        })
+        .await
+        .ok();
+    (balance, nonce)
+}
+
+/// A detection's pauses per destination (with the `sent` stage's latency), its findings per
+/// rule and contract, and the pauses that replaced one in flight.
+fn count_detection(
+    metrics: &Mutex<SubmitMetrics>,
+    reports: &[(SubmitReport, Option<f64>)],
+    findings: &[crate::types::Finding],
+    decisions: &[(Address, Decision)],
+    from_frame: bool,
+) {
+    let mut m = lock(metrics);
+    for (report, sent_us) in reports {
+        m.sent(report, sent_us.filter(|_| from_frame));
+    }
+    m.findings(findings);
+    for (contract, d) in decisions {
+        if matches!(d, Decision::Replace { .. }) {
+            m.replaced(contract);
         }
     }
 }

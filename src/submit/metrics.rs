@@ -161,7 +161,8 @@ impl SubmitMetrics {
     /// Pauses in flight per contract, from the dispatcher's own table (every contract set, so
     /// one whose pause landed reads 0).
     pub(super) fn in_flight<'a>(&self, contracts: impl Iterator<Item = &'a Address>) {
-        let mut counts: Vec<(Address, u32)> = self.contracts.iter().map(|c| (c.address, 0)).collect();
+        let mut counts: Vec<(Address, u32)> =
+            self.contracts.iter().map(|c| (c.address, 0)).collect();
         for a in contracts {
             if let Some((_, n)) = counts.iter_mut().find(|(c, _)| c == a) {
                 *n += 1;

@@ -1,12 +1,15 @@
 //! Metrics: one recorder per guard, the stages' handle structs registered on it at start, served
 //! as Prometheus text on `[metrics] listen` and read back as a `Snapshot` for summaries and tests.
 
+mod describe;
 mod serve;
 mod snapshot;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
+use metrics::{
+    Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 pub use serve::{MetricsServer, ServeError, upkeep_only};
@@ -15,8 +18,8 @@ pub use snapshot::{Sample, Snapshot, SnapshotError};
 /// Latency buckets in seconds, 10 µs to 10 s: preempt's share sits in the first decade, a node
 /// round trip in the middle, a cold fetch or a slow relay at the top.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// How often histogram samples are folded into their buckets when nobody scrapes (they queue
@@ -43,7 +46,8 @@ impl Default for Telemetry {
     }
 }
 
-static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// A label whose value is known at registration (node, destination, contract, rule, stage).
 pub type LabelPair = (&'static str, String);
@@ -55,12 +59,23 @@ impl Telemetry {
             .map(PrometheusBuilder::build_recorder)
             // Only an empty bucket list is refused; the constant is not empty.
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        // `# HELP` lines; the kind given here does not matter to the exporter.
+        for (name, help) in describe::DESCRIPTIONS {
+            recorder.describe_counter(
+                KeyName::from_const_str(name),
+                None,
+                SharedString::const_str(help),
+            );
+        }
         let handle = recorder.handle();
         Self { recorder: Arc::new(recorder), handle }
     }
 
     fn key(name: &'static str, labels: &[LabelPair]) -> Key {
-        Key::from_parts(name, labels.iter().map(|(k, v)| Label::new(*k, v.clone())).collect::<Vec<_>>())
+        Key::from_parts(
+            name,
+            labels.iter().map(|(k, v)| Label::new(*k, v.clone())).collect::<Vec<_>>(),
+        )
     }
 
     /// Registers (or finds) a counter; done once at start, the handle is what the hot path keeps.
@@ -102,6 +117,17 @@ pub fn seconds_of_us(us: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_metric_a_stage_registers_has_a_help_line() {
+        let t = Telemetry::new();
+        t.counter("preempt_pauses_sent_total", &[("destination", "anvil".into())]).increment(1);
+        assert!(
+            t.render().contains("# HELP preempt_pauses_sent_total Pause tx copies"),
+            "{}",
+            t.render()
+        );
+    }
 
     #[test]
     fn two_telemetries_never_share_counts() {

@@ -7,7 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub name: String,
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub value: f64,
 }
 
@@ -120,8 +120,7 @@ impl Snapshot {
 fn parse_line(line: &str) -> Result<Sample, &'static str> {
     let name_end = line.find(['{', ' ', '\t']).ok_or("no value")?;
     let name = &line[..name_end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
         return Err("not a metric name");
     }
     let mut rest = &line[name_end..];
@@ -136,7 +135,10 @@ fn parse_line(line: &str) -> Result<Sample, &'static str> {
 }
 
 /// `key="value",...}` → the pairs (escapes `\\`, `\"`, `\n` undone) and what follows the `}`.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), &'static str> {
+/// A sample's labels, in order.
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), &'static str> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start_matches([' ', ',']);
@@ -205,7 +207,10 @@ preempt_stage_latency_seconds_count{stage="picked"} 4 1700000000000
         );
         assert_eq!(s.count("preempt_pauses_sent_total", &[]), 3);
         assert_eq!(s.value("preempt_guardian_balance_wei", &[]), Some(1e21));
-        assert_eq!(s.value("preempt_stage_latency_seconds_count", &[("stage", "picked")]), Some(4.0));
+        assert_eq!(
+            s.value("preempt_stage_latency_seconds_count", &[("stage", "picked")]),
+            Some(4.0)
+        );
         assert_eq!(s.label_values("preempt_pauses_sent_total", "destination").len(), 2);
         assert_eq!(s.value("preempt_missing", &[]), None);
     }
@@ -217,7 +222,10 @@ preempt_stage_latency_seconds_count{stage="picked"} 4 1700000000000
         // Rank 2 of 4 falls in (10 µs, 100 µs], halfway through its 2 samples.
         assert!((p50.unwrap_or_default() - 0.000_055).abs() < 1e-12, "{p50:?}");
         // Rank 4 is in the +Inf bucket: the last finite bound, as histogram_quantile gives.
-        assert_eq!(s.quantile("preempt_stage_latency_seconds", &[("stage", "picked")], 1.0), Some(0.0001));
+        assert_eq!(
+            s.quantile("preempt_stage_latency_seconds", &[("stage", "picked")], 1.0),
+            Some(0.0001)
+        );
     }
 
     #[test]

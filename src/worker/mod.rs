@@ -647,7 +647,8 @@ fn finish(
             );
             let _ = done.try_send((times, false));
         }
-        let times = StageTimes::of(&tx, first_picked_us, [picked_us, simulated_us, detected_us, 0.0]);
+        let times =
+            StageTimes::of(&tx, first_picked_us, [picked_us, simulated_us, detected_us, 0.0]);
         ctx.stats.record_stages(&times, false);
         return;
     }

@@ -72,8 +72,7 @@ async fn after_a_paused_attack_metrics_show_the_pause_findings_and_stage_latenci
         assert!(found >= 1, "no {rule} finding on {contract} counted");
     }
     for stage in ["decoded", "queued", "picked", "simulated", "detected", "signed", "sent"] {
-        let count =
-            s.count("preempt_stage_latency_seconds_count", &[("stage", stage)]);
+        let count = s.count("preempt_stage_latency_seconds_count", &[("stage", stage)]);
         assert!(count > 0, "stage {stage}: empty histogram");
         assert!(
             s.quantile("preempt_stage_latency_seconds", &[("stage", stage)], 0.5).is_some(),

@@ -1,0 +1,143 @@
+//! The `# HELP` line of every metric preempt registers: what an operator reads in Prometheus.
+
+/// Name → description. A name missing here is still exported, without a `# HELP` line.
+pub(super) const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "preempt_stage_latency_seconds",
+        "Seconds from a pending tx's frame to the end of each stage (decoded, queued, picked, simulated, detected, signed; sent: the pause's first socket write).",
+    ),
+    (
+        "preempt_node_txs_received_total",
+        "Pending-tx notifications read off the node's subscription.",
+    ),
+    (
+        "preempt_node_txs_verified_total",
+        "Pending tx bodies whose hash, signer and chain id checked out.",
+    ),
+    (
+        "preempt_node_txs_forged_total",
+        "Pending txs whose claimed hash or sender disagreed with the signed bytes; dropped.",
+    ),
+    (
+        "preempt_node_bad_frames_total",
+        "Frames from the node that were not usable JSON-RPC; skipped.",
+    ),
+    (
+        "preempt_node_txs_deduped_total",
+        "Verified txs from this node already seen (from it or another).",
+    ),
+    (
+        "preempt_node_txs_first_total",
+        "Txs this node delivered first, via its subscription or pool reconciliation.",
+    ),
+    ("preempt_node_reconnects_total", "Node sessions that ended other than by shutdown."),
+    ("preempt_node_connect_failures_total", "Failed connection attempts to the node."),
+    (
+        "preempt_node_fetch_failures_total",
+        "Tx body or code requests to the node that failed or found nothing.",
+    ),
+    ("preempt_node_heads_total", "New heads from the node."),
+    ("preempt_node_connected", "1 while the node's session is subscribed, else 0."),
+    ("preempt_node_head_block", "The highest head the node announced."),
+    ("preempt_node_head_lag_blocks", "Blocks this node's head is behind the best node's."),
+    ("preempt_node_last_head_timestamp_seconds", "Unix time of the node's last head."),
+    (
+        "preempt_ingest_txs_received_total",
+        "Verified txs offered to the router (any node, any path).",
+    ),
+    ("preempt_ingest_txs_deduped_total", "Txs offered again after a first sight."),
+    (
+        "preempt_ingest_txs_filtered_total",
+        "Plain transfers to accounts without code: recorded, not simulated.",
+    ),
+    ("preempt_ingest_txs_queued_total", "Txs queued for simulation, per lane."),
+    (
+        "preempt_ingest_txs_dropped_total",
+        "Txs not queued because their lane was full (re-offered by reconciliation).",
+    ),
+    (
+        "preempt_ingest_txs_classified_total",
+        "Txs held until the code of the account they call was known.",
+    ),
+    (
+        "preempt_ingest_classify_timeouts_total",
+        "Held txs routed as other because the code fetch failed or took too long.",
+    ),
+    ("preempt_workers_warm", "Simulation workers whose EVM and protected state are warm."),
+    ("preempt_simulations_total", "Txs simulated."),
+    ("preempt_simulations_clean_total", "Simulated txs with no finding."),
+    ("preempt_simulations_with_findings_total", "Simulated txs with findings."),
+    ("preempt_simulations_invalid_total", "Txs the EVM refused (nonce, balance, gas)."),
+    (
+        "preempt_simulation_state_errors_total",
+        "Txs skipped because state could not be read from any node.",
+    ),
+    ("preempt_simulation_seconds", "Seconds of each simulation run on a worker."),
+    ("preempt_worker_chained_total", "Txs run on top of their sender's earlier pending txs."),
+    ("preempt_worker_parked_total", "Txs parked until their sender's earlier tx arrives."),
+    (
+        "preempt_worker_state_waits_total",
+        "Runs that met cold state and waited for it off the worker.",
+    ),
+    ("preempt_probes_total", "New contracts probed from their deployer."),
+    ("preempt_probe_findings_total", "Probed deployments with something to act on."),
+    ("preempt_probes_dropped_total", "Deployments not probed (probe queue full)."),
+    ("preempt_findings_total", "Findings acted on, per rule and protected contract."),
+    (
+        "preempt_pauses_sent_total",
+        "Pause tx copies handed to each destination (first sends and re-sends).",
+    ),
+    ("preempt_pauses_failed_total", "Pause tx copies a destination refused or never answered."),
+    ("preempt_pause_resends_total", "Pauses sent again for a later block."),
+    ("preempt_pauses_landed_total", "Our pauses seen in a block, per protected contract."),
+    ("preempt_pauses_replaced_total", "In-flight pauses replaced by a higher-fee one."),
+    ("preempt_pauses_given_up_total", "Pauses not included within resend_blocks."),
+    ("preempt_pauses_in_flight", "Our pauses sent and not yet in a block."),
+    ("preempt_contract_paused", "1 while the protected contract's paused() reads true."),
+    ("preempt_guardian_balance_wei", "The guardian's balance (wei), read on each head."),
+    ("preempt_guardian_nonce", "The guardian's nonce, read on each head."),
+    ("preempt_guardian_info", "The guardian address (label), always 1."),
+    ("preempt_fork_block", "The block the guard's fork sits at."),
+    ("preempt_fork_cache_entries", "Accounts and slots the fork holds."),
+    ("preempt_fork_cache_evictions_total", "Fork entries evicted (size or age)."),
+    ("preempt_fork_cache_refetches_total", "Entries fetched again after eviction."),
+    ("preempt_fork_cache_resets_total", "Times the fork was dropped and re-fetched."),
+    (
+        "preempt_fork_fetches_total",
+        "State read from the nodes, per kind (account, storage, block_hash).",
+    ),
+    ("preempt_fork_fetch_rounds_total", "Batches of state misses fetched together."),
+    (
+        "preempt_fork_stale_fetches_total",
+        "Fetched values dropped because the fork moved meanwhile.",
+    ),
+    (
+        "preempt_fork_prestate_traces_total",
+        "Cold txs whose pre-state came from one prestateTracer request.",
+    ),
+    ("preempt_guard_blocks_total", "Blocks the block guard applied."),
+    (
+        "preempt_guard_divergences_total",
+        "Blocks whose replay disagreed with the node's state diff.",
+    ),
+    ("preempt_guard_diff_unavailable_total", "Blocks no node gave a state diff for."),
+    ("preempt_guard_reorgs_total", "Reorgs the block guard rewound."),
+    ("preempt_guard_resets_total", "Times the block guard re-fetched the fork."),
+    ("preempt_guard_replay_seconds", "Seconds to replay each block's txs on the fork."),
+    ("preempt_guard_head_apply_seconds", "Seconds from a head's announcement to the fork at it."),
+    ("preempt_alerts_queued_total", "Alert events queued."),
+    ("preempt_alerts_suppressed_total", "Alert events that repeated one already sent."),
+    ("preempt_alerts_sent_total", "Alerts a sink's endpoint accepted."),
+    ("preempt_alerts_retried_total", "Alert attempts after the first."),
+    ("preempt_alerts_failed_total", "Alerts given up on."),
+    (
+        "preempt_alerts_dropped_total",
+        "Alerts dropped because a queue was full (sink=hub: the hub's).",
+    ),
+    ("preempt_incident_store_written_total", "Incident records committed to SQLite."),
+    (
+        "preempt_incident_store_dropped_total",
+        "Incident records dropped (the writer's queue was full).",
+    ),
+    ("preempt_incident_store_errors_total", "Incident records SQLite refused."),
+];
