@@ -129,9 +129,13 @@ import sys, urllib.request
 text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
 wanted = ("preempt_findings_total", "preempt_pauses_", "preempt_contract_paused",
           "preempt_guardian_nonce", "preempt_guardian_balance_wei")
-for line in text.splitlines():
-    if line.startswith(wanted):
-        print("  " + line)
+# Per-destination pause counts always; per-contract series only where they are not 0.
+always = ("preempt_pauses_sent_total", "preempt_pauses_failed_total")
+lines = [l for l in text.splitlines() if l.startswith(wanted)
+         and (l.startswith(always) or l.rsplit(" ", 1)[-1] not in ("0", "0.0"))]
+for line in sorted(lines):
+    print("  " + line)
+print("  (per-contract series at 0 left out)")
 PY
 echo
 echo "== preempt status --metrics $METRICS"
