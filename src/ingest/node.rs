@@ -622,9 +622,11 @@ impl<T: Send + Sync + 'static> Intake<T> {
 
     fn admit(&self, tx: PendingTx, origin: Origin) {
         let admitted = self.router.admit(tx);
-        if matches!(admitted, Admission::Duplicate) {
-            self.stats.duplicates.increment(1);
-            return;
+        match admitted {
+            Admission::Duplicate => return self.stats.duplicates.increment(1),
+            Admission::Skipped => self.stats.filtered.increment(1),
+            Admission::Deferred => self.stats.dropped.increment(1),
+            _ => {}
         }
         match origin {
             Origin::Subscription => &self.stats.from_subscription,

@@ -71,6 +71,10 @@ pub struct NodeIngestStats {
     pub bad_frames: Counter,
     /// Verified txs already seen (from this node or another).
     pub duplicates: Counter,
+    /// Txs this node delivered first that run no code (recorded, not simulated).
+    pub filtered: Counter,
+    /// Txs this node delivered first that found their lane full (re-offered by reconciliation).
+    pub dropped: Counter,
     /// Txs this node was the first to deliver through its subscription.
     pub from_subscription: Counter,
     /// Txs this node was the first to deliver through pool reconciliation (the feed missed them).
@@ -113,6 +117,8 @@ impl NodeIngestStats {
             forged: t.counter("preempt_node_txs_forged_total", &l()),
             bad_frames: t.counter("preempt_node_bad_frames_total", &l()),
             duplicates: t.counter("preempt_node_txs_deduped_total", &l()),
+            filtered: t.counter("preempt_node_txs_filtered_total", &l()),
+            dropped: t.counter("preempt_node_txs_dropped_total", &l()),
             from_subscription: first("subscription"),
             recovered: first("reconcile"),
             reconnects: t.counter("preempt_node_reconnects_total", &l()),

@@ -86,8 +86,17 @@ pub fn render(s: &Snapshot, url: &str) -> String {
     } else {
         let _ = writeln!(
             out,
-            "  {:<16} {:<9} {:>10} {:>5} {:>10} {:>8} {:>7} {:>10}",
-            "node", "connected", "head", "lag", "received", "deduped", "forged", "reconnects"
+            "  {:<16} {:<9} {:>10} {:>5} {:>10} {:>8} {:>8} {:>7} {:>7} {:>10}",
+            "node",
+            "connected",
+            "head",
+            "lag",
+            "received",
+            "deduped",
+            "filtered",
+            "dropped",
+            "forged",
+            "reconnects"
         );
     }
     for node in &nodes {
@@ -95,13 +104,15 @@ pub fn render(s: &Snapshot, url: &str) -> String {
         let connected = s.value("preempt_node_connected", &n).unwrap_or_default() > 0.0;
         let _ = writeln!(
             out,
-            "  {:<16} {:<9} {:>10} {:>5} {:>10} {:>8} {:>7} {:>10}",
+            "  {:<16} {:<9} {:>10} {:>5} {:>10} {:>8} {:>8} {:>7} {:>7} {:>10}",
             node,
             if connected { "yes" } else { "no" },
             c("preempt_node_head_block", &n),
             c("preempt_node_head_lag_blocks", &n),
             c("preempt_node_txs_received_total", &n),
             c("preempt_node_txs_deduped_total", &n),
+            c("preempt_node_txs_filtered_total", &n),
+            c("preempt_node_txs_dropped_total", &n),
             c("preempt_node_txs_forged_total", &n),
             c("preempt_node_reconnects_total", &n),
         );
