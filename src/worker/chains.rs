@@ -12,8 +12,9 @@ use std::{
 use alloy::{consensus::Transaction as _, primitives::Address};
 use dashmap::DashMap;
 
+use super::creations::PendingCreations;
 use crate::{
-    fork::StateLayer,
+    fork::{ForkCache, StateLayer},
     simulate::{SimError, Simulator},
     types::{PendingTx, SimOutcome},
 };
@@ -51,20 +52,34 @@ pub enum ChainRun {
         state_nonce: u64,
         missing: u64,
     },
+    /// It calls the address a pending creation deploys to, which has not run yet: the tx
+    /// waits for it.
+    AwaitingCreation {
+        address: Address,
+    },
 }
 
 /// Pending txs by sender and nonce, with the layers their predecessors leave.
 #[derive(Debug, Default)]
 pub struct SenderChains {
     senders: DashMap<Address, SenderState>,
+    creations: PendingCreations,
 }
 
 impl SenderChains {
     pub fn record(&self, tx: &PendingTx) {
+        if let Some(address) = deploys_to(tx) {
+            self.creations.expect(address);
+        }
         let mut s = self.senders.entry(tx.tx.signer()).or_default();
         // A replacement (same nonce, higher fee) is the one that will be mined.
         s.txs.insert(tx.tx.nonce(), tx.clone());
         s.touched = Some(Instant::now());
+    }
+
+    /// Contracts pending txs created, until a block holds them.
+    pub fn creations(&self) -> &PendingCreations {
+        &self.creations
     }
 
     /// Simulates `tx`, after its sender's pending predecessors when the fork's nonce is behind.
@@ -75,12 +90,43 @@ impl SenderChains {
         generation: u64,
         lane: usize,
     ) -> Result<ChainRun, SimError> {
-        match simulator.simulate(tx.hash, &tx.tx) {
+        let to = tx.tx.to();
+        if let Some(address) = to
+            && self.creations.wait_for(address, tx, lane)
+        {
+            return Ok(ChainRun::AwaitingCreation { address });
+        }
+        let created = self.creations.layer_for(to);
+        let stacked = created.is_some();
+        if stacked {
+            simulator.set_layers(created.iter().cloned().collect());
+        }
+        let run = simulator.simulate_with_state(tx.hash, &tx.tx);
+        if stacked {
+            simulator.set_layers(Vec::new());
+        }
+        match run {
             Err(SimError::NonceAhead { state_nonce, tx_nonce, .. }) => {
                 self.simulate_chained(simulator, tx, generation, lane, (state_nonce, tx_nonce))
             }
-            Ok(outcome) => Ok(ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: false }))),
-            Err(e) => Err(e),
+            Ok((outcome, state)) => {
+                self.keep_creations(tx, &outcome, &state);
+                Ok(ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: false })))
+            }
+            Err(e) => {
+                if !matches!(e, SimError::NeedState { .. }) {
+                    // It will not run again: whoever waits for its creation runs without it.
+                    self.creations.record(None, deploys_to(tx));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn keep_creations(&self, tx: &PendingTx, outcome: &SimOutcome, state: &revm::state::EvmState) {
+        let deploys_to = deploys_to(tx);
+        if deploys_to.is_some() || crate::probe::creates_contracts(outcome) {
+            self.creations.record(Some(state), deploys_to);
         }
     }
 
@@ -140,22 +186,31 @@ impl SenderChains {
             }
             layer = Some(next);
         }
-        simulator.set_layers(layer.into_iter().collect());
-        let result = simulator.simulate(tx.hash, &tx.tx);
+        let created = self.creations.layer_for(tx.tx.to());
+        simulator.set_layers(created.into_iter().chain(layer).collect());
+        let result = simulator.simulate_with_state(tx.hash, &tx.tx);
         simulator.set_layers(Vec::new());
-        result.map(|outcome| ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: true })))
+        result.map(|(outcome, state)| {
+            self.keep_creations(tx, &outcome, &state);
+            ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: true }))
+        })
     }
 
-    /// Txs of `sender` that waited for a predecessor: one arrived, so they run again now.
+    /// Txs of `sender` that waited for a predecessor (one arrived), and txs whose awaited
+    /// creation ran: they run again now.
     pub fn unpark(&self, sender: Address) -> Vec<(PendingTx, usize)> {
-        match self.senders.get_mut(&sender) {
+        let mut out = match self.senders.get_mut(&sender) {
             Some(mut s) if !s.waiting.is_empty() => std::mem::take(&mut s.waiting),
             _ => Vec::new(),
-        }
+        };
+        out.extend(self.creations.take_released());
+        out
     }
 
-    /// Forgets senders not seen for a while, so the map stays bounded.
-    pub fn prune(&self) {
+    /// Forgets senders not seen for a while, so the map stays bounded; drops creations `fork`
+    /// now holds.
+    pub fn prune(&self, fork: &ForkCache) {
+        self.creations.prune(fork);
         let now = Instant::now();
         self.senders.retain(|_, s| s.touched.is_some_and(|t| now.duration_since(t) < SENDER_TTL));
         if self.senders.len() > MAX_SENDERS {
@@ -173,4 +228,9 @@ impl SenderChains {
     pub fn is_empty(&self) -> bool {
         self.senders.is_empty()
     }
+}
+
+/// The address a top-level creation deploys to.
+fn deploys_to(tx: &PendingTx) -> Option<Address> {
+    tx.tx.to().is_none().then(|| tx.tx.signer().create(tx.tx.nonce()))
 }
