@@ -446,15 +446,21 @@ mod tests {
     /// What `preempt bench` draws: the stages panel, then one panel per tx class.
     fn bench_like() -> Vec<CdfSeries> {
         let mut out = Vec::new();
-        for (i, (name, median)) in
-            [("decode", 95.0), ("filter", 3.1), ("detect", 1.5), ("plan + sign", 59.0)]
-                .into_iter()
-                .enumerate()
-        {
-            let samples = lognormal(i as u64, 3000, median, 0.5);
+        // Stages as wide as a real run's: detect spans 0.1 µs to 10 ms.
+        let stages = [
+            ("decode", 95.0, 0.4),
+            ("filter", 3.1, 0.5),
+            ("detect", 1.5, 1.5),
+            ("plan + sign", 59.0, 0.5),
+        ];
+        for (i, (name, median, sigma)) in stages.into_iter().enumerate() {
+            let samples = lognormal(i as u64, 3000, median, sigma);
             out.push(series("pipeline stages outside the EVM", name, &samples));
         }
-        for (j, class) in ["attack", "erc-20 transfer", "uniswap v2 router"].into_iter().enumerate()
+        for (j, class) in
+            ["attack", "erc-20 transfer", "eth transfer", "protocol call", "uniswap v2 router"]
+                .into_iter()
+                .enumerate()
         {
             let panel = format!("simulate: {class}");
             let seed = 10 * (j as u64 + 1);
