@@ -23,7 +23,7 @@ use alloy::{
 };
 use serde_json::{Value, json};
 
-use super::{AnvilProcess, BenchError, rpc, svg::percentile};
+use super::{AnvilProcess, BenchError, rpc, stats::percentile};
 use crate::devnet::{Deployment, Scenario, config_toml, deploy, dev_accounts, send_scenario};
 
 alloy::sol! {
