@@ -46,7 +46,7 @@ async fn collect(devnet: &support::Devnet) -> Vec<FixtureTx> {
 /// p50 and p99 in µs of nanosecond samples, by the harness's own percentile rule.
 fn percentiles(ns: Vec<u64>) -> (f64, f64) {
     let us: Vec<f64> = ns.iter().map(|n| *n as f64 / 1000.0).collect();
-    let at = |q| preempt::bench::svg::percentile(&us, q).unwrap_or_default();
+    let at = |q| preempt::bench::stats::percentile(&us, q).unwrap_or_default();
     (at(0.50), at(0.99))
 }
 

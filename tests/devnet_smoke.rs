@@ -3,9 +3,7 @@
 //! as the scenario says.
 
 use std::{
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -19,6 +17,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use preempt::{
+    bench::AnvilProcess,
     config::Config,
     devnet::{Deployment, Scenario, config_toml, deploy, send_scenario},
 };
@@ -34,42 +33,14 @@ sol! {
     }
 }
 
-/// An anvil child process, killed when dropped.
-struct AnvilProcess {
-    child: Child,
-    url: String,
-}
-
-impl Drop for AnvilProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address of the listener").port()
-}
-
+/// anvil from scripts/setup.sh (`$PREEMPT_TOOLS`, else `.tools`), on a free port.
 async fn start_anvil() -> (AnvilProcess, RootProvider) {
-    let anvil = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/anvil");
-    assert!(anvil.exists(), "{} is missing: run scripts/setup.sh", anvil.display());
-    let port = free_port();
-    let child = Command::new(&anvil)
-        .args(["--port", &port.to_string(), "--no-mining", "--silent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start anvil");
-    let url = format!("http://127.0.0.1:{port}");
-    let process = AnvilProcess { child, url: url.clone() };
-    let provider = RootProvider::new_http(url.parse().expect("anvil url"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while provider.get_chain_id().await.is_err() {
-        assert!(Instant::now() < deadline, "anvil did not answer on {url}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let tools = std::env::var_os("PREEMPT_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"));
+    let process =
+        AnvilProcess::start(&tools.join("bin/anvil")).unwrap_or_else(|e| panic!("anvil: {e}"));
+    let provider = RootProvider::new_http(process.http_url().parse().expect("anvil url"));
     (process, provider)
 }
 
@@ -102,7 +73,7 @@ async fn every_scenario_mines_as_expected_on_the_deployed_devnet() {
     let (anvil, provider) = start_anvil().await;
 
     let started = Instant::now();
-    let d = deploy(&anvil.url).await.unwrap_or_else(|e| panic!("deploy failed: {e}"));
+    let d = deploy(&anvil.http_url()).await.unwrap_or_else(|e| panic!("deploy failed: {e}"));
     let deploy_time = started.elapsed();
     assert!(deploy_time < Duration::from_secs(10), "deploy took {deploy_time:?}");
     eprintln!("deployed {} contracts in {deploy_time:?} (block {})", d.contracts.len(), d.block);
@@ -134,7 +105,7 @@ async fn every_scenario_mines_as_expected_on_the_deployed_devnet() {
     for &scenario in Scenario::all() {
         let snapshot = provider.anvil_snapshot().await.expect("evm_snapshot");
         let price_before = col_price_micro(&provider, &d).await;
-        let tx = send_scenario(&anvil.url, &d, scenario)
+        let tx = send_scenario(&anvil.http_url(), &d, scenario)
             .await
             .unwrap_or_else(|e| panic!("{scenario}: {e}"));
         assert_eq!(receipt_status(&provider, tx).await, None, "{scenario}: mined before evm_mine");
@@ -219,7 +190,7 @@ async fn every_scenario_mines_as_expected_on_the_deployed_devnet() {
         Scenario::all().iter().copied().filter(|s| !s.is_attack() && !s.reverts()).collect();
     let mut sent = Vec::new();
     for &scenario in &together {
-        let tx = send_scenario(&anvil.url, &d, scenario)
+        let tx = send_scenario(&anvil.http_url(), &d, scenario)
             .await
             .unwrap_or_else(|e| panic!("{scenario}: {e}"));
         sent.push((scenario, tx));

@@ -26,7 +26,7 @@ use alloy::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{AnvilProcess, BenchError, svg::percentile};
+use super::{AnvilProcess, BenchError, stats::percentile};
 use crate::devnet::{Deployment, config_toml, deploy, dev_accounts};
 
 alloy::sol! {

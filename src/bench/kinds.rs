@@ -128,8 +128,10 @@ impl Running {
             Defender::Preempt => {
                 let incidents = setup.dir.join(format!("{}-{run}.jsonl", kind.name()));
                 let _ = std::fs::remove_file(&incidents);
+                // The probe would pause at the attacker's deployment, before any attack: the
+                // race kinds measure the reaction to the attack itself, so it only records.
                 let text = format!(
-                    "{}\n[incidents]\npath = \"{}\"\n",
+                    "{}\n[incidents]\npath = \"{}\"\n\n[policy.rules]\nprobe = \"record\"\n",
                     setup.config_text,
                     incidents.display()
                 );

@@ -13,7 +13,7 @@ mod measure;
 mod naive;
 mod race;
 pub mod soak;
-pub mod svg;
+pub mod stats;
 mod throughput;
 
 use std::{
@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 pub use anvil::AnvilProcess;
-use svg::{CdfSeries, percentile, render_cdf_svg};
+use chart::{CdfSeries, render_cdf_svg};
+use stats::percentile;
 
 use crate::{
     config::Config,

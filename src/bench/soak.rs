@@ -23,7 +23,7 @@ use alloy::{
 };
 use serde_json::{Value, json};
 
-use super::{AnvilProcess, BenchError, rpc, svg::percentile};
+use super::{AnvilProcess, BenchError, rpc, stats::percentile};
 use crate::devnet::{Deployment, Scenario, config_toml, deploy, dev_accounts, send_scenario};
 
 alloy::sol! {
@@ -67,8 +67,24 @@ pub struct SoakReport {
     /// The guard's own time per block, by stage (p50/p99 µs): reading the block, its receipts
     /// and its state diff from the node; replaying it; applying it.
     pub guard_stages: Value,
-    /// Per block: (block, rss MiB, replay µs, head lag ms).
-    pub series: Vec<(u64, f64, f64, f64)>,
+    /// What the guard holds at the end against after the first 300 blocks: fork entries
+    /// (accounts plus slots) and the seen-set's hashes.
+    pub sizes: Value,
+    pub series: Vec<SoakBlock>,
+}
+
+/// One block of the soak.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SoakBlock {
+    pub block: u64,
+    pub rss_mb: f64,
+    pub replay_us: f64,
+    /// Block mined → the guard's fork at it.
+    pub head_lag_ms: f64,
+    /// Accounts plus slots in the fork after the block.
+    pub fork_entries: u64,
+    /// Tx hashes in the ingest seen-set at the last head.
+    pub seen: u64,
 }
 
 /// What the guard's log says about each block.
@@ -77,6 +93,8 @@ struct GuardLog {
     /// (block, the line's fields, when the line was read)
     applied: Vec<(u64, Value, Instant)>,
     divergences: u64,
+    /// The seen-set's size at the last head.
+    seen: u64,
     lines: Vec<String>,
 }
 
@@ -114,6 +132,10 @@ impl Guard {
                     if msg == "fork at new head" {
                         let block = v["fields"]["block"].as_u64().unwrap_or_default();
                         log.applied.push((block, v["fields"].clone(), Instant::now()));
+                        continue;
+                    }
+                    if msg == "ingest state" {
+                        log.seen = v["fields"]["seen"].as_u64().unwrap_or_default();
                         continue;
                     }
                     if msg.contains("replay diverged") {
@@ -368,24 +390,41 @@ pub async fn run_soak(opts: &SoakOptions) -> Result<SoakReport, BenchError> {
         let applied = guard.wait_for("block applied", Duration::from_secs(60), |l| {
             l.applied.iter().any(|(b, _, _)| *b == number)
         });
-        let (replay_us, lag_ms, fields) = {
+        let (replay_us, lag_ms, fields, seen) = {
             let log = guard.log.lock().unwrap_or_else(|p| p.into_inner());
+            let seen = log.seen;
             log.applied
                 .iter()
                 .find(|(b, _, _)| *b == number)
                 .map(|(_, f, at)| {
                     let us = f["replay_us"].as_f64().unwrap_or(f64::NAN);
-                    (us, at.saturating_duration_since(mined).as_secs_f64() * 1e3, f.clone())
+                    (us, at.saturating_duration_since(mined).as_secs_f64() * 1e3, f.clone(), seen)
                 })
-                .unwrap_or((f64::NAN, f64::NAN, Value::Null))
+                .unwrap_or((f64::NAN, f64::NAN, Value::Null, seen))
         };
+        let fork_entries = fields["cache"].as_u64().unwrap_or_default();
         stages.push(fields);
         if !applied {
             tracing::warn!(block = number, "soak: the guard did not apply the block within 60 s");
         }
-        series.push((number, guard.rss_mb(), replay_us, lag_ms));
+        series.push(SoakBlock {
+            block: number,
+            rss_mb: guard.rss_mb(),
+            replay_us,
+            head_lag_ms: lag_ms,
+            fork_entries,
+            seen,
+        });
         if i % 100 == 0 {
-            tracing::info!(block = i, rss_mb = guard.rss_mb(), replay_us, lag_ms, "soak progress");
+            tracing::info!(
+                block = i,
+                rss_mb = guard.rss_mb(),
+                replay_us,
+                lag_ms,
+                fork_entries,
+                seen,
+                "soak progress"
+            );
         }
     }
     let divergences = guard.log.lock().unwrap_or_else(|p| p.into_inner()).divergences;
@@ -399,7 +438,7 @@ pub async fn run_soak(opts: &SoakOptions) -> Result<SoakReport, BenchError> {
 #[allow(clippy::too_many_arguments)]
 fn summarize(
     opts: &SoakOptions,
-    series: Vec<(u64, f64, f64, f64)>,
+    series: Vec<SoakBlock>,
     attacks_paused: Vec<bool>,
     attack_blocks: Vec<u64>,
     divergences: u64,
@@ -407,9 +446,9 @@ fn summarize(
     node_ms: Vec<f64>,
     wall: Instant,
 ) -> SoakReport {
-    let rss: Vec<f64> = series.iter().map(|s| s.1).collect();
-    let replay: Vec<f64> = series.iter().map(|s| s.2).filter(|v| v.is_finite()).collect();
-    let lag: Vec<f64> = series.iter().map(|s| s.3).filter(|v| v.is_finite()).collect();
+    let rss: Vec<f64> = series.iter().map(|s| s.rss_mb).collect();
+    let replay: Vec<f64> = series.iter().map(|s| s.replay_us).filter(|v| v.is_finite()).collect();
+    let lag: Vec<f64> = series.iter().map(|s| s.head_lag_ms).filter(|v| v.is_finite()).collect();
     // "First" is the state after the first 300 blocks (or a tenth of a short run).
     let settle = (series.len() / 10).clamp(1, 300).min(series.len());
     let window = |v: &[f64], from: usize| -> Option<f64> {
@@ -446,8 +485,21 @@ fn summarize(
         }),
         wall_secs: round1(wall.elapsed().as_secs_f64()),
         guard_stages: Value::Null,
+        sizes: json!({
+            "fork_entries": size_summary(&series, settle, |s| s.fork_entries),
+            "seen": size_summary(&series, settle, |s| s.seen),
+        }),
         series,
     }
+}
+
+/// A size after the settle blocks, at the end, and at its largest.
+fn size_summary(series: &[SoakBlock], settle: usize, of: impl Fn(&SoakBlock) -> u64) -> Value {
+    json!({
+        "first": series.get(settle.saturating_sub(1)).map(&of),
+        "last": series.last().map(&of),
+        "max": series.iter().map(&of).max(),
+    })
 }
 
 fn stage_summary(stages: &[Value]) -> Value {
@@ -488,13 +540,13 @@ fn write_outputs(out: &Path, report: &SoakReport) -> Result<(), BenchError> {
         "soak.svg",
         super::chart::render_series_svg(
             "preempt soak: memory and block replay time per block",
-            &report.series.iter().map(|s| (s.0 as f64, s.1)).collect::<Vec<_>>(),
+            &report.series.iter().map(|s| (s.block as f64, s.rss_mb)).collect::<Vec<_>>(),
             "RSS (MiB)",
             &report
                 .series
                 .iter()
-                .filter(|s| s.2.is_finite())
-                .map(|s| (s.0 as f64, s.2))
+                .filter(|s| s.replay_us.is_finite())
+                .map(|s| (s.block as f64, s.replay_us))
                 .collect::<Vec<_>>(),
             "replay (µs)",
         ),

@@ -24,34 +24,9 @@ use super::{
     deploy::{Deployment, whole},
     node::{DevNode, SentStep},
 };
+use crate::types::abi::ISafe;
 
 sol! {
-    interface ISafeSetup {
-        function setup(
-            address[] owners,
-            uint256 threshold,
-            address to,
-            bytes data,
-            address fallbackHandler,
-            address paymentToken,
-            uint256 payment,
-            address paymentReceiver
-        ) external;
-        function enableModule(address module) external;
-        function execTransaction(
-            address to,
-            uint256 value,
-            bytes data,
-            uint8 operation,
-            uint256 safeTxGas,
-            uint256 baseGas,
-            uint256 gasPrice,
-            address gasToken,
-            address refundReceiver,
-            bytes signatures
-        ) external payable returns (bool success);
-    }
-
     interface ISafeProxyFactory {
         function createProxyWithNonce(address singleton, bytes initializer, uint256 saltNonce)
             external returns (address proxy);
@@ -111,7 +86,7 @@ pub async fn deploy_safe(rpc_url: &str, d: &mut Deployment) -> Result<SafeDeploy
     let owners = vec![guardian, spare.address];
     let create = |owners: Vec<Address>, salt: u64| ISafeProxyFactory::createProxyWithNonceCall {
         singleton,
-        initializer: ISafeSetup::setupCall {
+        initializer: ISafe::setupCall {
             owners,
             threshold: U256::from(1),
             to: Address::ZERO,
@@ -163,10 +138,10 @@ pub async fn deploy_safe(rpc_url: &str, d: &mut Deployment) -> Result<SafeDeploy
         let step = format!("user: {name}.deposit(10 ETH)");
         batch.call(step, &user, vault, deposit, whole(10), CALL_GAS).await?;
     }
-    let enable = ISafeSetup::execTransactionCall {
+    let enable = ISafe::execTransactionCall {
         to: module_safe,
         value: U256::ZERO,
-        data: ISafeSetup::enableModuleCall { module: guardian }.abi_encode().into(),
+        data: ISafe::enableModuleCall { module: guardian }.abi_encode().into(),
         operation: 0,
         safeTxGas: U256::ZERO,
         baseGas: U256::ZERO,

@@ -1,6 +1,9 @@
 //! Keeping the fork bounded for a process that runs for months: entries unused for
 //! `max_age_blocks` go, and above `max_entries` the least recently used go first. Pinned
-//! accounts (protected contracts and their tokens) stay.
+//! accounts (protected contracts and their tokens) stay; their slots age like any other: a
+//! popular token or vault has a slot per holder, and pinning those would grow the fork by every
+//! new holder for good. The slots the guard reads each block (paused flags, holdings) are used
+//! each block, so they stay young.
 
 use std::{
     collections::HashSet,
@@ -70,7 +73,7 @@ pub(super) fn run(fork: &ForkCache) -> EvictionReport {
         keep
     });
     fork.storage.retain(|key, entry| {
-        let keep = pinned.contains(&key.0) || age(entry.used.load(Ordering::Relaxed)) <= cutoff;
+        let keep = age(entry.used.load(Ordering::Relaxed)) <= cutoff;
         if !keep {
             evicted += 1;
             fork.recently_evicted.note_evicted(&slot_key_bytes(key));
@@ -110,9 +113,7 @@ fn age_cutoff(
         }
     }
     for e in fork.storage.iter() {
-        if !pinned.contains(&e.key().0) {
-            counts[bucket(age(e.value().used.load(Ordering::Relaxed)))] += 1;
-        }
+        counts[bucket(age(e.value().used.load(Ordering::Relaxed)))] += 1;
     }
     let target = (max_entries as f64 * TARGET_SHARE) as usize;
     let total: usize = counts.iter().sum();

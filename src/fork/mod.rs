@@ -184,7 +184,8 @@ pub struct ForkCache {
     storage: DashMap<(Address, U256), Stamped<U256>>,
     code: DashMap<B256, Bytecode>,
     block_hashes: DashMap<u64, B256>,
-    /// Accounts (and their slots) never evicted: the protected contracts and what they hold.
+    /// Accounts never evicted: the protected contracts and the tokens they hold (their slots
+    /// age like any other; see `evict`).
     pinned: RwLock<HashSet<Address>>,
     limits: ForkLimits,
     /// Hashes of recently evicted keys, to count refetches.
@@ -273,7 +274,7 @@ impl ForkCache {
         self.storage.len()
     }
 
-    /// Keeps `addresses` (and their slots) in the cache for good.
+    /// Keeps the accounts `addresses` (info and code, not their slots) in the cache for good.
     pub fn pin(&self, addresses: impl IntoIterator<Item = Address>) {
         let mut pinned = self.pinned.write().unwrap_or_else(|p| p.into_inner());
         pinned.extend(addresses);

@@ -95,10 +95,12 @@ fn a_view_reads_its_own_state_then_its_layers_then_the_fork_and_never_writes_the
 }
 
 #[test]
-fn eviction_keeps_pinned_and_recent_entries_and_brings_the_size_under_the_cap() {
+fn eviction_keeps_pinned_accounts_and_recent_entries_and_brings_the_size_under_the_cap() {
     let limits = ForkLimits { max_entries: 100, max_age_blocks: 1_000 };
     let fork = ForkCache::with_source(0, None, limits);
     fork.pin([A]);
+    fork.insert_account(A, AccountInfo::default());
+    // A pinned account's slots: one per holder of a popular token, written at block 0.
     for slot in 0..50u64 {
         fork.insert_storage(A, U256::from(slot), U256::from(1));
     }
@@ -111,7 +113,11 @@ fn eviction_keeps_pinned_and_recent_entries_and_brings_the_size_under_the_cap() 
     let report = fork.evict();
     assert!(report.after <= 100, "{report:?}");
     assert_eq!(report.evicted, report.before - report.after);
-    assert!((0..50u64).all(|s| fork.cached_slot(&A, &U256::from(s)).is_some()), "pinned stay");
+    assert!(fork.cached_account(&A).is_some(), "the pinned account stays");
+    assert!(
+        (0..50u64).all(|s| fork.cached_slot(&A, &U256::from(s)).is_none()),
+        "its slots unused for 100 blocks age out like any other: pinning them would keep every holder"
+    );
     assert!(fork.cached_slot(&B, &U256::from(199)).is_some(), "the newest stay");
     assert!(fork.cached_slot(&B, &U256::from(0)).is_none(), "the oldest go");
     assert_eq!(fork.stats().counts().evicted, report.evicted as u64);

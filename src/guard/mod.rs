@@ -170,6 +170,8 @@ pub struct BlockGuard {
     warm: Vec<Address>,
     /// Running sums of takes under the threshold, shared with the workers.
     cumulative: Arc<CumulativeTracker>,
+    /// The ingest's memory of tx hashes: a mined tx leaves it.
+    seen: Option<Arc<crate::ingest::SeenSet>>,
 }
 
 impl BlockGuard {
@@ -205,7 +207,16 @@ impl BlockGuard {
             history,
             warm: Vec::new(),
             cumulative,
+            seen: None,
         }
+    }
+
+    /// Mined txs leave the ingest's seen-set, so it holds what is pending (plus txs gone
+    /// unmined, until their age runs out) instead of every hash of the last ten minutes. A late
+    /// copy of a mined tx then runs once more and fails its nonce check.
+    pub fn forgetting_mined(mut self, seen: Arc<crate::ingest::SeenSet>) -> Self {
+        self.seen = Some(seen);
+        self
     }
 
     /// Sums takes with the workers' tracker (a split drain counts across pending and mined).
@@ -443,6 +454,9 @@ impl BlockGuard {
             LayerSource::None => self.reset_at(number, hash).await,
         }
         self.publish(&header_env);
+        if let Some(seen) = &self.seen {
+            txs.iter().for_each(|t| seen.forget(&t.hash));
+        }
         let deployed = replay.deployed.clone();
         let (paused, holdings) = self.read_after(replay.holdings_before).await?;
         let evicted = self.fork.evict();

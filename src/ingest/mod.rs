@@ -73,10 +73,16 @@ impl SeenSet {
         self.seen.remove(hash);
     }
 
-    /// Forgets hashes older than `age` (mined or long gone), keeping the set bounded.
-    pub fn prune(&self, age: Duration) {
+    /// Forgets hashes older than `age` (mined or long gone), and under a flood the oldest
+    /// beyond `max` too (a spammer must not grow it without bound): bounded by age and count.
+    pub fn prune(&self, age: Duration, max: usize) {
         let now = Instant::now();
+        let mut age = age;
         self.seen.retain(|_, s| now.duration_since(s.at) < age);
+        while self.seen.len() > max && age > Duration::from_secs(1) {
+            age /= 2;
+            self.seen.retain(|_, s| now.duration_since(s.at) < age);
+        }
     }
 
     pub fn contains(&self, hash: &B256) -> bool {

@@ -259,6 +259,27 @@ fn the_seen_set_is_keyed_by_computed_hash_and_remembers_the_signer() {
 }
 
 #[test]
+fn the_seen_set_is_bounded_by_count_too_and_keeps_the_newest_under_a_flood() {
+    let set = SeenSet::default();
+    let hash = |i: u64| alloy::primitives::B256::from(U256::from(i));
+    for i in 0..1_000u64 {
+        assert!(set.first_sight(hash(i), KNOWN_EOA));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    for i in 1_000..1_100u64 {
+        assert!(set.first_sight(hash(i), KNOWN_EOA));
+    }
+    // Within the age, so only the count decides: the older burst goes, the newest stays.
+    set.prune(std::time::Duration::from_secs(600), 500);
+    assert!(set.len() <= 500, "{}", set.len());
+    assert!((1_000..1_100u64).all(|i| set.contains(&hash(i))), "the newest are kept");
+    assert!(!set.contains(&hash(0)), "the oldest go first");
+    // Under the cap, only the age decides.
+    set.prune(std::time::Duration::from_secs(600), 500);
+    assert_eq!(set.len(), 100);
+}
+
+#[test]
 fn a_set_code_tx_makes_its_authorities_fresh_code() {
     use alloy::{consensus::TxEip7702, eips::eip7702::Authorization, signers::SignerSync};
     let w = wired(16);

@@ -7,53 +7,16 @@ use alloy::{
     primitives::{Address, B256, Bytes, U256},
     providers::Provider,
     rpc::types::TransactionRequest,
-    sol,
     sol_types::{Eip712Domain, SolCall, SolStruct},
     transports::TransportError,
 };
 use thiserror::Error;
 
 use super::pauser::SigningKey;
-use crate::config::{GuardianSafe, SafeRole, pause_gas_floor};
-
-sol! {
-    /// The Safe transaction an owner signs (Safe.sol `SAFE_TX_TYPEHASH`).
-    #[derive(Debug)]
-    struct SafeTx {
-        address to;
-        uint256 value;
-        bytes data;
-        uint8 operation;
-        uint256 safeTxGas;
-        uint256 baseGas;
-        uint256 gasPrice;
-        address gasToken;
-        address refundReceiver;
-        uint256 nonce;
-    }
-
-    /// The Safe 1.4.1 functions a pause uses.
-    interface ISafe {
-        function execTransaction(
-            address to,
-            uint256 value,
-            bytes data,
-            uint8 operation,
-            uint256 safeTxGas,
-            uint256 baseGas,
-            uint256 gasPrice,
-            address gasToken,
-            address refundReceiver,
-            bytes signatures
-        ) external payable returns (bool success);
-        function execTransactionFromModule(address to, uint256 value, bytes data, uint8 operation)
-            external returns (bool success);
-        function nonce() external view returns (uint256);
-        function getThreshold() external view returns (uint256);
-        function isOwner(address owner) external view returns (bool);
-        function isModuleEnabled(address module) external view returns (bool);
-    }
-}
+use crate::{
+    config::{GuardianSafe, SafeRole, pause_gas_floor},
+    types::abi::{ISafe, SafeTx},
+};
 
 /// `Enum.Operation.Call`: the Safe calls the target (never a delegatecall).
 const CALL: u8 = 0;

@@ -455,11 +455,11 @@ fn safe_address() -> Address {
     SAFE.parse().expect("address")
 }
 
-fn exec_transaction(plan: &PausePlan) -> super::safe::ISafe::execTransactionCall {
+fn exec_transaction(plan: &PausePlan) -> crate::types::abi::ISafe::execTransactionCall {
     use alloy::sol_types::SolCall;
     let tx = TxEnvelope::decode_2718(&mut plan.raw.as_ref()).expect("decodes");
     assert_eq!(tx.to(), Some(safe_address()), "the guardian's tx goes to the Safe");
-    super::safe::ISafe::execTransactionCall::abi_decode(tx.input()).expect("execTransaction")
+    crate::types::abi::ISafe::execTransactionCall::abi_decode(tx.input()).expect("execTransaction")
 }
 
 #[test]
@@ -565,7 +565,7 @@ fn as_a_module_the_pause_is_exec_transaction_from_module() {
     assert_eq!((plan.presigned, plan.safe_nonce), (true, None));
     let tx = assert_signed_by(&plan, signer.address());
     assert_eq!(tx.to(), Some(safe_address()));
-    let call = super::safe::ISafe::execTransactionFromModuleCall::abi_decode(tx.input())
+    let call = crate::types::abi::ISafe::execTransactionFromModuleCall::abi_decode(tx.input())
         .expect("execTransactionFromModule");
     assert_eq!((call.to, call.operation), (plan.contract, 0));
     assert_eq!(call.data.as_ref(), &crate::config::PAUSE_SELECTOR);

@@ -13,6 +13,12 @@ use crate::{
     simulate::SimBlock,
 };
 
+/// Tx hashes are remembered this long: a late copy from a slower node, or a re-sync, is not
+/// simulated again.
+const SEEN_FOR: Duration = Duration::from_secs(600);
+/// …and at most this many (≈100 bytes each): under a flood the oldest go first.
+const MAX_SEEN: usize = 500_000;
+
 pub(super) struct Routing {
     /// Nodes that must be subscribed before `ready`.
     pub expected: usize,
@@ -65,7 +71,8 @@ impl Routing {
                 }
                 NodeEvent::Head(h) => {
                     self.source.note_head(&h.source, h.number);
-                    self.seen.prune(Duration::from_secs(600));
+                    self.seen.prune(SEEN_FOR, MAX_SEEN);
+                    tracing::debug!(block = h.number, seen = self.seen.len(), "ingest state");
                     self.router.maintain();
                     // Every announcement wakes the guard: a head it could not fetch yet (a node
                     // ahead of the others, or lying) is tried again, and never hides later ones.

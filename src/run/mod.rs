@@ -176,7 +176,8 @@ pub async fn run_with(
         at.block.hash,
     )
     .warming(protected_accounts(&config))
-    .summing(Arc::clone(&stages.cumulative));
+    .summing(Arc::clone(&stages.cumulative))
+    .forgetting_mined(Arc::clone(&stages.seen));
     let guard_task = tokio::spawn(guard.run(heads_rx, cancel.clone()));
 
     let (events_tx, events_rx) = mpsc::unbounded_channel::<NodeEvent>();

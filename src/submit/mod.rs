@@ -1,7 +1,6 @@
 //! Submit: sends one signed pause tx to every node's public mempool and, as a signed bundle for
 //! the target block, to every private relay, all at once; hands on a `SubmitReport`.
 
-mod auth;
 mod dispatch;
 mod metrics;
 mod node;
@@ -14,14 +13,13 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, B256, Bytes},
+    primitives::{B256, Bytes},
     signers::local::PrivateKeySigner,
 };
 use futures::future::join_all;
 use serde::Serialize;
 use thiserror::Error;
 
-pub use auth::{FLASHBOTS_SIGNATURE_HEADER, flashbots_signature, verify_flashbots_signature};
 pub use dispatch::{DeployedFn, DeployedHook, Dispatcher};
 #[cfg(feature = "dev")]
 pub(crate) use socket::PauseSocket;
@@ -52,10 +50,6 @@ pub enum SubmitError {
         #[source]
         source: alloy::signers::Error,
     },
-    #[error("malformed X-Flashbots-Signature: {reason}")]
-    MalformedSignatureHeader { reason: String },
-    #[error("X-Flashbots-Signature claims {claimed} but the body was signed by {recovered}")]
-    SignatureMismatch { claimed: Address, recovered: Address },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -221,7 +215,11 @@ impl Submitter {
                 return Vec::new();
             }
             let body = relay::bundle_body(&raw, target_block);
-            let signature = self.relay_auth.as_ref().map(|s| flashbots_signature(s, &body));
+            let signature = match &self.relay_auth {
+                Some(signer) => Some(relay::sign_body(signer, &body).await),
+                None => None,
+            };
+            let body = bytes::Bytes::from(body);
             join_all(self.relays.iter().map(|r| {
                 let body = body.clone();
                 let signature = signature.as_ref();

@@ -1,9 +1,20 @@
 //! One private relay: an HTTP keep-alive client that posts signed `eth_sendBundle` requests.
+//!
+//! The request is alloy's (`EthSendBundle` in a JSON-RPC `Request`) and so is its
+//! `X-Flashbots-Signature` (`sign_flashbots_payload`); the post is ours, on a client kept warm
+//! per relay, so a pause does not wait on a provider's transport.
 
-use alloy::primitives::Bytes;
-use serde::Serialize;
+use alloy::{
+    primitives::Bytes,
+    providers::ext::{FLASHBOTS_SIGNATURE_HEADER, sign_flashbots_payload},
+    rpc::{
+        json_rpc::{Id, Request},
+        types::mev::EthSendBundle,
+    },
+    signers::local::PrivateKeySigner,
+};
 
-use super::{FLASHBOTS_SIGNATURE_HEADER, REQUEST_TIMEOUT, SubmitError};
+use super::{REQUEST_TIMEOUT, SubmitError};
 use crate::config::RelayConfig;
 
 /// How much of a relay's error answer is kept in a report.
@@ -80,31 +91,25 @@ impl RelayEndpoint {
     }
 }
 
-#[derive(Serialize)]
-struct BundleRequest<'a> {
-    jsonrpc: &'static str,
-    id: u64,
-    method: &'static str,
-    params: [BundleParams<'a>; 1],
+/// The exact text posted to every relay (and signed once for all of them): a one-tx
+/// `eth_sendBundle` for `target_block`.
+pub(crate) fn bundle_body(raw: &Bytes, target_block: u64) -> String {
+    let bundle =
+        EthSendBundle { txs: vec![raw.clone()], block_number: target_block, ..Default::default() };
+    let request = Request::new("eth_sendBundle", Id::Number(1), (bundle,));
+    // Serializing strings and hex quantities cannot fail.
+    serde_json::to_string(&request).unwrap_or_default()
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BundleParams<'a> {
-    txs: [&'a Bytes; 1],
-    block_number: String,
-}
-
-/// The exact bytes posted to every relay (and signed once for all of them).
-pub(crate) fn bundle_body(raw: &Bytes, target_block: u64) -> bytes::Bytes {
-    let request = BundleRequest {
-        jsonrpc: "2.0",
-        id: 1,
-        method: "eth_sendBundle",
-        params: [BundleParams { txs: [raw], block_number: format!("{target_block:#x}") }],
-    };
-    // Serializing strings and hex bytes into a Vec cannot fail.
-    serde_json::to_vec(&request).unwrap_or_default().into()
+/// The `X-Flashbots-Signature` value for `body`: `<address>:<EIP-191 signature of the hex of
+/// keccak256(body)>`, as relays check it.
+pub(crate) async fn sign_body(
+    signer: &PrivateKeySigner,
+    body: &str,
+) -> Result<String, SubmitError> {
+    sign_flashbots_payload(body.to_owned(), signer)
+        .await
+        .map_err(|source| SubmitError::Sign { source })
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -134,7 +139,10 @@ fn excerpt(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use alloy::primitives::bytes;
+    use alloy::{
+        primitives::{b256, bytes},
+        providers::ext::verify_flashbots_signature,
+    };
 
     use super::*;
 
@@ -142,8 +150,21 @@ mod tests {
     fn bundle_body_is_the_flashbots_shape() {
         let body = bundle_body(&bytes!("02f86801"), 0x1234);
         assert_eq!(
-            std::str::from_utf8(&body).expect("utf-8"),
-            r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendBundle","params":[{"txs":["0x02f86801"],"blockNumber":"0x1234"}]}"#
+            body,
+            r#"{"method":"eth_sendBundle","params":[{"txs":["0x02f86801"],"blockNumber":"0x1234"}],"id":1,"jsonrpc":"2.0"}"#
         );
+    }
+
+    #[tokio::test]
+    async fn signed_body_verifies_to_the_relay_key_and_not_over_another_body() {
+        let key = b256!("0000000000000000000000000000000000000000000000000000000000123456");
+        let signer = PrivateKeySigner::from_bytes(&key).expect("valid test key");
+        let body = bundle_body(&bytes!("02f86801"), 0x10);
+        let header = sign_body(&signer, &body).await.expect("sign");
+        assert!(header.starts_with("0xd5F5175D014F28c85F7D67A111C2c9335D7CD771:0x"), "{header}");
+        let by = verify_flashbots_signature(&header, body.as_bytes()).expect("verifies");
+        assert_eq!(by, signer.address());
+        let other = bundle_body(&bytes!("02f86801"), 0x11);
+        assert!(verify_flashbots_signature(&header, other.as_bytes()).is_err());
     }
 }

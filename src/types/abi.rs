@@ -34,6 +34,55 @@ sol! {
         function pause() external;
         function paused() external view returns (bool);
     }
+
+    /// The Safe transaction an owner signs (Safe.sol 1.4.1 `SAFE_TX_TYPEHASH`).
+    #[derive(Debug)]
+    struct SafeTx {
+        address to;
+        uint256 value;
+        bytes data;
+        uint8 operation;
+        uint256 safeTxGas;
+        uint256 baseGas;
+        uint256 gasPrice;
+        address gasToken;
+        address refundReceiver;
+        uint256 nonce;
+    }
+
+    /// The Safe 1.4.1 functions preempt calls: a pause through the Safe (as an owner or a
+    /// module) and the views that tell which; `setup` and `enableModule` for the dev net's Safes.
+    interface ISafe {
+        function execTransaction(
+            address to,
+            uint256 value,
+            bytes data,
+            uint8 operation,
+            uint256 safeTxGas,
+            uint256 baseGas,
+            uint256 gasPrice,
+            address gasToken,
+            address refundReceiver,
+            bytes signatures
+        ) external payable returns (bool success);
+        function execTransactionFromModule(address to, uint256 value, bytes data, uint8 operation)
+            external returns (bool success);
+        function nonce() external view returns (uint256);
+        function getThreshold() external view returns (uint256);
+        function isOwner(address owner) external view returns (bool);
+        function isModuleEnabled(address module) external view returns (bool);
+        function setup(
+            address[] owners,
+            uint256 threshold,
+            address to,
+            bytes data,
+            address fallbackHandler,
+            address paymentToken,
+            uint256 payment,
+            address paymentReceiver
+        ) external;
+        function enableModule(address module) external;
+    }
 }
 
 #[cfg(test)]
@@ -52,6 +101,8 @@ mod tests {
         assert_eq!(IPausable::pauseCall::SELECTOR, [0x84, 0x56, 0xcb, 0x59]);
         assert_eq!(IPausable::pausedCall::SELECTOR, [0x5c, 0x97, 0x5a, 0xbb]);
         assert_eq!(IPrivileged::ownerCall::SELECTOR, [0x8d, 0xa5, 0xcb, 0x5b]);
+        assert_eq!(ISafe::execTransactionCall::SELECTOR, [0x6a, 0x76, 0x12, 0x02]);
+        assert_eq!(ISafe::setupCall::SELECTOR, [0xb6, 0x3e, 0x80, 0x0d]);
         assert_eq!(
             IERC20::Transfer::SIGNATURE_HASH,
             b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef")

@@ -36,7 +36,7 @@ pub(super) fn record_prestate(
     let reads = simulator.take_recording();
     let outcome = match run {
         Ok(ChainRun::Done(done)) => done.outcome,
-        Ok(ChainRun::Parked { .. }) => {
+        Ok(ChainRun::Parked { .. } | ChainRun::AwaitingCreation { .. }) => {
             tracing::warn!(tx = %tx.hash, "pre-state not recorded: the tx's predecessors are gone");
             return;
         }

@@ -12,8 +12,9 @@ use std::{
 use alloy::{consensus::Transaction as _, primitives::Address};
 use dashmap::DashMap;
 
+use super::creations::PendingCreations;
 use crate::{
-    fork::StateLayer,
+    fork::{ForkCache, StateLayer},
     simulate::{SimError, Simulator},
     types::{PendingTx, SimOutcome},
 };
@@ -23,6 +24,9 @@ use crate::{
 const SENDER_TTL: Duration = Duration::from_secs(120);
 /// At most this many senders are remembered; the least recently seen go first.
 const MAX_SENDERS: usize = 50_000;
+/// At most this many pending txs are kept per sender (twice what a node's pool holds for one
+/// account); the lowest nonces go first.
+const MAX_TXS_PER_SENDER: usize = 128;
 
 #[derive(Debug, Default)]
 struct SenderState {
@@ -51,20 +55,37 @@ pub enum ChainRun {
         state_nonce: u64,
         missing: u64,
     },
+    /// It calls the address a pending creation deploys to, which has not run yet: the tx
+    /// waits for it.
+    AwaitingCreation {
+        address: Address,
+    },
 }
 
 /// Pending txs by sender and nonce, with the layers their predecessors leave.
 #[derive(Debug, Default)]
 pub struct SenderChains {
     senders: DashMap<Address, SenderState>,
+    creations: PendingCreations,
 }
 
 impl SenderChains {
     pub fn record(&self, tx: &PendingTx) {
+        if let Some(address) = deploys_to(tx) {
+            self.creations.expect(address);
+        }
         let mut s = self.senders.entry(tx.tx.signer()).or_default();
         // A replacement (same nonce, higher fee) is the one that will be mined.
         s.txs.insert(tx.tx.nonce(), tx.clone());
+        while s.txs.len() > MAX_TXS_PER_SENDER {
+            s.txs.pop_first();
+        }
         s.touched = Some(Instant::now());
+    }
+
+    /// Contracts pending txs created, until a block holds them.
+    pub fn creations(&self) -> &PendingCreations {
+        &self.creations
     }
 
     /// Simulates `tx`, after its sender's pending predecessors when the fork's nonce is behind.
@@ -75,12 +96,51 @@ impl SenderChains {
         generation: u64,
         lane: usize,
     ) -> Result<ChainRun, SimError> {
-        match simulator.simulate(tx.hash, &tx.tx) {
+        let to = tx.tx.to();
+        if let Some(address) = to
+            && self.creations.wait_for(address, tx, lane)
+        {
+            return Ok(ChainRun::AwaitingCreation { address });
+        }
+        let created = self.creations.layer_for(to);
+        let stacked = created.is_some();
+        if stacked {
+            simulator.set_layers(created.iter().cloned().collect());
+        }
+        let run = simulator.simulate_with_state(tx.hash, &tx.tx);
+        if stacked {
+            simulator.set_layers(Vec::new());
+        }
+        match run {
             Err(SimError::NonceAhead { state_nonce, tx_nonce, .. }) => {
                 self.simulate_chained(simulator, tx, generation, lane, (state_nonce, tx_nonce))
             }
-            Ok(outcome) => Ok(ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: false }))),
-            Err(e) => Err(e),
+            Ok((outcome, state)) => {
+                // It ran at the fork's nonce: its sender's lower nonces are mined. A sender
+                // with one tx a block never needs a chain, and would otherwise keep them all.
+                if let Some(mut s) = self.senders.get_mut(&tx.tx.signer()) {
+                    let nonce = tx.tx.nonce();
+                    if s.txs.first_key_value().is_some_and(|(n, _)| *n < nonce) {
+                        s.txs = s.txs.split_off(&nonce);
+                    }
+                }
+                self.keep_creations(tx, &outcome, &state);
+                Ok(ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: false })))
+            }
+            Err(e) => {
+                if !matches!(e, SimError::NeedState { .. }) {
+                    // It will not run again: whoever waits for its creation runs without it.
+                    self.creations.record(None, deploys_to(tx));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn keep_creations(&self, tx: &PendingTx, outcome: &SimOutcome, state: &revm::state::EvmState) {
+        let deploys_to = deploys_to(tx);
+        if deploys_to.is_some() || crate::probe::creates_contracts(outcome) {
+            self.creations.record(Some(state), deploys_to);
         }
     }
 
@@ -140,22 +200,31 @@ impl SenderChains {
             }
             layer = Some(next);
         }
-        simulator.set_layers(layer.into_iter().collect());
-        let result = simulator.simulate(tx.hash, &tx.tx);
+        let created = self.creations.layer_for(tx.tx.to());
+        simulator.set_layers(created.into_iter().chain(layer).collect());
+        let result = simulator.simulate_with_state(tx.hash, &tx.tx);
         simulator.set_layers(Vec::new());
-        result.map(|outcome| ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: true })))
+        result.map(|(outcome, state)| {
+            self.keep_creations(tx, &outcome, &state);
+            ChainRun::Done(Box::new(ChainedOutcome { outcome, chained: true }))
+        })
     }
 
-    /// Txs of `sender` that waited for a predecessor: one arrived, so they run again now.
+    /// Txs of `sender` that waited for a predecessor (one arrived), and txs whose awaited
+    /// creation ran: they run again now.
     pub fn unpark(&self, sender: Address) -> Vec<(PendingTx, usize)> {
-        match self.senders.get_mut(&sender) {
+        let mut out = match self.senders.get_mut(&sender) {
             Some(mut s) if !s.waiting.is_empty() => std::mem::take(&mut s.waiting),
             _ => Vec::new(),
-        }
+        };
+        out.extend(self.creations.take_released());
+        out
     }
 
-    /// Forgets senders not seen for a while, so the map stays bounded.
-    pub fn prune(&self) {
+    /// Forgets senders not seen for a while, so the map stays bounded; drops creations `fork`
+    /// now holds.
+    pub fn prune(&self, fork: &ForkCache) {
+        self.creations.prune(fork);
         let now = Instant::now();
         self.senders.retain(|_, s| s.touched.is_some_and(|t| now.duration_since(t) < SENDER_TTL));
         if self.senders.len() > MAX_SENDERS {
@@ -170,7 +239,108 @@ impl SenderChains {
         self.senders.len()
     }
 
+    /// Pending txs held for every sender together.
+    pub fn txs(&self) -> usize {
+        self.senders.iter().map(|s| s.txs.len()).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.senders.is_empty()
+    }
+}
+
+/// The address a top-level creation deploys to.
+fn deploys_to(tx: &PendingTx) -> Option<Address> {
+    tx.tx.to().is_none().then(|| tx.tx.signer().create(tx.tx.nonce()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, sync::Arc};
+
+    use alloy::{
+        consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::Recovered},
+        primitives::{B256, Signature, TxKind, U256},
+    };
+    use revm::state::AccountInfo;
+
+    use super::*;
+    use crate::{config::Config, fork::ForkCache, simulate::SimBlock};
+
+    const SENDER: Address = Address::repeat_byte(0x5e);
+    const PAYEE: Address = Address::repeat_byte(0xee);
+
+    fn pending(nonce: u64) -> PendingTx {
+        let inner = TxEip1559 {
+            chain_id: 1,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: 1,
+            to: TxKind::Call(PAYEE),
+            value: U256::from(1),
+            ..Default::default()
+        };
+        let signed = inner.into_signed(Signature::new(U256::ONE, U256::ONE, false));
+        let envelope = TxEnvelope::Eip1559(signed);
+        let now = Instant::now();
+        PendingTx {
+            hash: B256::from(U256::from(nonce + 1)),
+            tx: Recovered::new_unchecked(envelope, SENDER),
+            seen_at: now,
+            decoded_at: now,
+            queued_at: now,
+            source: Arc::from("t"),
+        }
+    }
+
+    fn simulator(sender_nonce: u64) -> Simulator {
+        let config = Config::parse(
+            "[[protect]]\nname = \"Vault\"\naddress = \"0x00000000000000000000000000000000000000aa\"\n",
+            Path::new("test.toml"),
+        )
+        .expect("valid config");
+        let fork = Arc::new(ForkCache::new(1, None));
+        fork.insert_account(
+            SENDER,
+            AccountInfo {
+                balance: U256::from(10u64).pow(U256::from(18)),
+                nonce: sender_nonce,
+                ..Default::default()
+            },
+        );
+        let block = SimBlock {
+            number: 2,
+            timestamp: 1_700_000_000,
+            base_fee: 0,
+            gas_limit: 30_000_000,
+            beneficiary: Address::ZERO,
+            prevrandao: B256::ZERO,
+            excess_blob_gas: 0,
+        };
+        Simulator::new(&config, fork, block, 1)
+    }
+
+    #[test]
+    fn a_sender_with_one_tx_a_block_keeps_only_its_pending_ones() {
+        let chains = SenderChains::default();
+        // Nonces 0..5 were seen and mined since; the fork's nonce is 5.
+        for n in 0..=5 {
+            chains.record(&pending(n));
+        }
+        let mut sim = simulator(5);
+        let run = chains.simulate(&mut sim, &pending(5), 0, 0).expect("runs");
+        assert!(matches!(run, ChainRun::Done(ref d) if !d.chained), "{run:?}");
+        assert_eq!(chains.txs(), 1, "the mined nonces are gone");
+    }
+
+    #[test]
+    fn a_sender_keeps_at_most_its_cap_of_pending_txs_the_lowest_nonces_going_first() {
+        let chains = SenderChains::default();
+        for n in 0..(MAX_TXS_PER_SENDER as u64 + 50) {
+            chains.record(&pending(n));
+        }
+        assert_eq!(chains.txs(), MAX_TXS_PER_SENDER);
+        let s = chains.senders.get(&SENDER).expect("sender");
+        assert_eq!(s.txs.first_key_value().map(|(n, _)| *n), Some(50));
     }
 }

@@ -5,6 +5,7 @@
 
 mod capture;
 mod chains;
+mod creations;
 
 use std::{
     sync::{
@@ -450,7 +451,11 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
             let current = ctx.live.current();
             simulator.set_fork(Arc::clone(&current.0), current.1);
             generation = now;
-            ctx.chains.prune();
+            ctx.chains.prune(&current.0);
+            // Txs that waited for a creation no run delivered go as the fork is.
+            for (waiting, lane) in ctx.chains.creations().take_released() {
+                ctx.ready.send(Job::new(waiting, lane));
+            }
         }
         match work {
             Work::Run(job) => handle(ctx, &mut simulator, job, generation),
@@ -486,6 +491,11 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
                 missing,
                 "parked until its sender's earlier tx arrives"
             );
+            return;
+        }
+        Ok(chains::ChainRun::AwaitingCreation { address }) => {
+            ctx.stats.parked.increment(1);
+            tracing::debug!(tx = %tx.hash, %address, "waits for the pending creation it calls");
             return;
         }
         Err(e) => Err(e),

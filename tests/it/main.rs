@@ -8,6 +8,7 @@ mod alerts;
 mod check;
 mod cli;
 mod corpus;
+mod creations;
 mod fixtures;
 mod flood;
 mod fork;

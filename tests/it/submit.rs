@@ -8,16 +8,16 @@ use alloy::{
     eips::Encodable2718,
     network::TxSignerSync,
     primitives::{Address, B256, Bytes, TxKind, U256},
-    providers::{Provider, ProviderBuilder, ext::TxPoolApi},
+    providers::{
+        Provider, ProviderBuilder,
+        ext::{FLASHBOTS_SIGNATURE_HEADER, TxPoolApi, sign_flashbots_payload},
+    },
     signers::local::PrivateKeySigner,
 };
 use preempt::{
     config::{NodeConfig, RelayConfig},
     devnet::dev_accounts,
-    submit::{
-        DestinationKind, FLASHBOTS_SIGNATURE_HEADER, REQUEST_TIMEOUT, SendResult, SubmitReport,
-        Submitter, flashbots_signature,
-    },
+    submit::{DestinationKind, REQUEST_TIMEOUT, SendResult, SubmitReport, Submitter},
 };
 
 use crate::support::{Anvil, relay::TestRelay};
@@ -132,7 +132,7 @@ async fn relay_rejects_a_bundle_signed_over_another_body_or_unsigned_with_403() 
     let other_body = body.replace(&format!("{target:#x}"), &format!("{:#x}", target + 1));
     let client = reqwest::Client::new();
 
-    let wrong = flashbots_signature(&relay_auth(), other_body.as_bytes()).expect("sign");
+    let wrong = sign_flashbots_payload(other_body, &relay_auth()).await.expect("sign");
     let answer = client
         .post(test_relay.url())
         .header(FLASHBOTS_SIGNATURE_HEADER, wrong)

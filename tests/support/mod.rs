@@ -4,6 +4,7 @@
 
 pub mod fake_node;
 pub mod guard;
+pub mod http;
 pub mod proxy;
 pub mod receiver;
 pub mod relay;

@@ -1,5 +1,5 @@
-//! A stand-in for Slack, Discord, PagerDuty and a webhook endpoint: HTTP/1.1 keep-alive on
-//! 127.0.0.1 that records every request, answers from a script (`500` n times, hold a request
+//! A stand-in for Slack, Discord, PagerDuty and a webhook endpoint: HTTP/1.1 on hyper, on
+//! 127.0.0.1, that records every request, answers from a script (`500` n times, hold a request
 //! unanswered, then `200`), and checks `X-Preempt-Signature` itself, with its own HMAC.
 
 use std::{
@@ -12,14 +12,9 @@ use std::{
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream},
-    sync::Notify,
-    task::{JoinHandle, JoinSet},
-};
+use tokio::{sync::Notify, task::JoinHandle};
 
-const MAX_BODY: usize = 1 << 20;
+use super::http::{Answer, Incoming, serve};
 
 /// What the receiver does with the next request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +90,6 @@ impl Receiver {
     }
 
     fn start_with(hmac_key: Option<Vec<u8>>) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let addr = listener.local_addr().expect("bound address");
-        let listener = TcpListener::from_std(listener).expect("inside a tokio runtime");
         let state = Arc::new(State {
             requests: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
@@ -107,7 +98,8 @@ impl Receiver {
             arrived: Notify::new(),
             release: Notify::new(),
         });
-        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        let serving = state.clone();
+        let (addr, task) = serve(move |request| answer(serving.clone(), request));
         Self { addr, state, task }
     }
 
@@ -163,95 +155,43 @@ impl Drop for Receiver {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, state.clone()));
-                }
-                Err(_) => return,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+async fn answer(state: Arc<State>, request: Incoming) -> Answer {
+    let headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+        })
+        .collect();
+    let body = request.body.to_vec();
+    let signature_ok = state.hmac_key.as_deref().and_then(|k| check_signature(k, &headers, &body));
+    let mut reply = state.next_reply();
+    if signature_ok == Some(false) {
+        reply = Reply::Status(401);
     }
-}
-
-async fn serve_connection(stream: TcpStream, state: Arc<State>) {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    while let Some((path, headers, body)) = read_request(&mut reader).await {
-        let signature_ok =
-            state.hmac_key.as_deref().and_then(|k| check_signature(k, &headers, &body));
-        let mut reply = state.next_reply();
-        if signature_ok == Some(false) {
-            reply = Reply::Status(401);
+    let index = {
+        let mut requests = state.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        requests.push(Recorded {
+            path: request.path,
+            headers,
+            body,
+            at: Instant::now(),
+            signature_ok,
+            answered: None,
+        });
+        requests.len() - 1
+    };
+    state.arrived.notify_waiters();
+    let status = match reply {
+        Reply::Status(s) => s,
+        Reply::Hold => {
+            state.release.notified().await;
+            200
         }
-        let index = {
-            let mut requests = state.requests.lock().unwrap_or_else(PoisonError::into_inner);
-            requests.push(Recorded {
-                path,
-                headers,
-                body,
-                at: Instant::now(),
-                signature_ok,
-                answered: None,
-            });
-            requests.len() - 1
-        };
-        state.arrived.notify_waiters();
-        let status = match reply {
-            Reply::Status(s) => s,
-            Reply::Hold => {
-                state.release.notified().await;
-                200
-            }
-        };
-        state.requests.lock().unwrap_or_else(PoisonError::into_inner)[index].answered =
-            Some(status);
-        let body = if status < 300 { "ok" } else { "scripted failure" };
-        let head = format!(
-            "HTTP/1.1 {status} Scripted\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        if write.write_all(head.as_bytes()).await.is_err()
-            || write.write_all(body.as_bytes()).await.is_err()
-        {
-            return;
-        }
-    }
-}
-
-type Parsed = (String, Vec<(String, String)>, Vec<u8>);
-
-async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Option<Parsed> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).await.ok()? == 0 {
-            return None;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
-        if name == "content-length" {
-            length = value.parse().ok().filter(|n| *n <= MAX_BODY)?;
-        }
-        headers.push((name, value));
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.ok()?;
-    Some((path, headers, body))
+    };
+    state.requests.lock().unwrap_or_else(PoisonError::into_inner)[index].answered = Some(status);
+    let body = if status < 300 { "ok" } else { "scripted failure" };
+    Answer { status, content_type: "text/plain", body: body.to_owned() }
 }
 
 /// The receiver's side of the webhook contract, written from the documented format (not with

@@ -5,9 +5,9 @@
 
 use std::{
     collections::BTreeMap,
-    net::{SocketAddr, TcpListener, TcpStream},
+    ffi::OsStr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -18,6 +18,8 @@ use alloy::{
 use serde::{Deserialize, Serialize};
 
 use alloy::sol_types::SolCall;
+
+use crate::bench::AnvilProcess;
 
 use super::{
     Actor::{self, *},
@@ -113,69 +115,34 @@ pub struct ChainManifest {
 
 /// An anvil that keeps every block's state and writes it all to `dump` when it exits.
 #[derive(Debug)]
-struct HistoryNode {
-    child: Child,
-    port: u16,
-}
+struct HistoryNode(AnvilProcess);
 
 impl HistoryNode {
     fn start(anvil: &Path, dump: &Path) -> Result<Self, CorpusError> {
-        if !anvil.exists() {
-            return Err(CorpusError::Anvil(format!(
-                "{} not found: run scripts/setup.sh",
-                anvil.display()
-            )));
-        }
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| CorpusError::Anvil(format!("no free port: {e}")))?;
-            let child = Command::new(anvil)
-                .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--no-mining"])
-                // The dump holds every block's state only with this flag, and only on exit
-                // (`anvil_dumpState` leaves the history out).
-                .args(["--silent", "--preserve-historical-states", "--dump-state"])
-                .arg(dump)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    CorpusError::Anvil(format!("cannot start {}: {e}", anvil.display()))
-                })?;
-            let mut node = Self { child, port };
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(15) {
-                if matches!(node.child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                    return Ok(node);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-        }
-        Err(CorpusError::Anvil("anvil did not start".into()))
+        // The dump holds every block's state only with this flag, and only on exit
+        // (`anvil_dumpState` leaves the history out).
+        let keep = [OsStr::new("--preserve-historical-states"), OsStr::new("--dump-state")];
+        let args: Vec<&OsStr> = keep.into_iter().chain([dump.as_os_str()]).collect();
+        AnvilProcess::start_with(anvil, &args)
+            .map(Self)
+            .map_err(|e| CorpusError::Anvil(e.to_string()))
     }
 
     fn http_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.http_url()
     }
 
     fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        self.0.ws_url()
     }
 
     /// SIGINT, then waits for anvil to write its dump and exit.
     async fn stop_and_dump(mut self) -> Result<(), CorpusError> {
-        let pid = self.child.id().to_string();
+        let pid = self.0.pid().to_string();
         let _ = Command::new("kill").args(["-INT", &pid]).status();
         let started = Instant::now();
         while started.elapsed() < DUMP_WITHIN {
-            match self.child.try_wait() {
+            match self.0.try_wait() {
                 Ok(Some(_)) => return Ok(()),
                 Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
                 Err(e) => return Err(CorpusError::Anvil(format!("waiting for anvil: {e}"))),
@@ -185,15 +152,6 @@ impl HistoryNode {
             "anvil did not write its state within {} s",
             DUMP_WITHIN.as_secs()
         )))
-    }
-}
-
-impl Drop for HistoryNode {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
