@@ -413,7 +413,7 @@ fn next_job(queues: &WorkerQueues, order: &[Source]) -> Option<Work> {
             Source::Probe => select.recv(&queues.ready.probes),
         };
     }
-    let op = select.select_timeout(Duration::from_millis(100)).ok()?;
+    let op = select.select_timeout(Duration::from_millis(20)).ok()?;
     match order[op.index()] {
         Source::Retry(lane) => op.recv(&queues.ready.retries[lane]).ok().map(Work::Run),
         Source::Lane(lane) => {
@@ -433,7 +433,7 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
     ctx.stats.note_warm();
     let order = queues.order();
     while !ctx.stop.load(Ordering::Acquire) {
-        // Shutdown sets `stop` before the queues close, so an idle wait ends within 100 ms.
+        // Shutdown sets `stop` before the queues close, so an idle wait ends within 20 ms.
         let work = match next_job(queues, &order) {
             Some(Work::Record(tx)) => {
                 // It runs no code: only its sender's later txs need it, and may run now.
@@ -444,25 +444,39 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
                 continue;
             }
             Some(work) => work,
-            None => continue,
-        };
-        let now = ctx.live.generation();
-        if now != generation {
-            let current = ctx.live.current();
-            simulator.set_fork(Arc::clone(&current.0), current.1);
-            generation = now;
-            ctx.chains.prune(&current.0);
-            // Txs that waited for a creation no run delivered go as the fork is.
-            for (waiting, lane) in ctx.chains.creations().take_released() {
-                ctx.ready.send(Job::new(waiting, lane));
+            None => {
+                // Idle: take a new head now and read the protected state on it, so the next
+                // tx (an attack, perhaps) does not pay for that.
+                if follow_head(ctx, &mut simulator, &mut generation) {
+                    let _ = simulator.warm();
+                }
+                continue;
             }
-        }
+        };
+        follow_head(ctx, &mut simulator, &mut generation);
         match work {
             Work::Run(job) => handle(ctx, &mut simulator, job, generation),
             Work::Probe(job) => probe_deployment(ctx, &mut simulator, *job),
             Work::Record(_) => {}
         }
     }
+}
+
+/// Moves the simulator to the newest fork if the head moved; true if it did.
+fn follow_head(ctx: &WorkerContext, simulator: &mut Simulator, generation: &mut u64) -> bool {
+    let now = ctx.live.generation();
+    if now == *generation {
+        return false;
+    }
+    let current = ctx.live.current();
+    simulator.set_fork(Arc::clone(&current.0), current.1);
+    *generation = now;
+    ctx.chains.prune(&current.0);
+    // Txs that waited for a creation no run delivered go as the fork is.
+    for (waiting, lane) in ctx.chains.creations().take_released() {
+        ctx.ready.send(Job::new(waiting, lane));
+    }
+    true
 }
 
 fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: u64) {
