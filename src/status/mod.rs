@@ -222,10 +222,13 @@ pub fn render(s: &Snapshot, url: &str) -> String {
             s.quantile("preempt_stage_latency_seconds", &k, 0.5),
             s.quantile("preempt_stage_latency_seconds", &k, 0.99),
         );
+        // Read off the histogram's buckets (interpolated inside one, as Prometheus does): with
+        // few samples that is coarse, so the sample count goes beside it.
+        let n = c("preempt_stage_latency_seconds_count", &k);
         if let (Some(p50), Some(p99)) = (p50, p99) {
             let _ = writeln!(
                 out,
-                "  {name} after the frame: p50 {:.0} µs, p99 {:.0} µs",
+                "  {name} after the frame ({n} txs): p50 ~{:.0} µs, p99 ~{:.0} µs",
                 p50 * 1e6,
                 p99 * 1e6
             );
