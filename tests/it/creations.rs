@@ -9,7 +9,7 @@ use alloy::primitives::{Address, B256};
 use preempt::devnet::dev_accounts;
 
 use crate::support::{
-    Devnet,
+    Devnet, drainer_init_code,
     guard::{RunningGuard, wait_pending_from},
 };
 
@@ -35,16 +35,7 @@ async fn an_attack_through_a_contract_another_account_deploys_in_the_same_block_
     let vault = devnet.deployment.address("EthVault").expect("vault");
     let (deployer, striker, guardian) =
         (dev_accounts()[3].address, dev_accounts()[4].address, dev_accounts()[1].address);
-    let artifact: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/artifacts/VaultReentrancyAttack.json"
-        ))
-        .expect("artifact"),
-    )
-    .expect("json");
-    let code = artifact["bytecode"].as_str().expect("bytecode").trim_start_matches("0x");
-    let data = format!("0x{code}{:0>64}", alloy::primitives::hex::encode(vault));
+    let data = drainer_init_code(vault);
     let nonce: serde_json::Value =
         devnet.rpc("eth_getTransactionCount", serde_json::json!([deployer, "pending"])).await;
     let drainer: Address = deployer.create(hex_u64(&nonce));

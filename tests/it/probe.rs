@@ -10,7 +10,7 @@ use alloy::primitives::{Address, B256};
 use preempt::devnet::dev_accounts;
 
 use crate::support::{
-    Devnet,
+    Devnet, drainer_init_code,
     guard::{RunningGuard, wait_pending_from},
     tools_dir,
 };
@@ -114,16 +114,7 @@ async fn a_drainer_deployed_without_the_mempool_is_probed_from_its_block_and_pau
     let guard = RunningGuard::start_with(&devnet, &devnet.anvil.ws_url(), "", false);
     let vault = devnet.deployment.address("EthVault").expect("vault");
     let (attacker, guardian) = (dev_accounts()[3].address, dev_accounts()[1].address);
-    let artifact: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/artifacts/VaultReentrancyAttack.json"
-        ))
-        .expect("artifact"),
-    )
-    .expect("json");
-    let code = artifact["bytecode"].as_str().expect("bytecode").trim_start_matches("0x");
-    let data = format!("0x{code}{:0>64}", alloy::primitives::hex::encode(vault));
+    let data = drainer_init_code(vault);
     let deploy: B256 = devnet
         .rpc(
             "eth_sendTransaction",

@@ -17,6 +17,21 @@ use preempt::{
     devnet::{Deployment, Scenario, deploy, send_scenario},
 };
 
+/// Init code of a fresh `VaultReentrancyAttack` aimed at `vault` (its constructor argument), as
+/// `0x…` hex from the fixture artifact.
+pub fn drainer_init_code(vault: alloy::primitives::Address) -> String {
+    let artifact: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/artifacts/VaultReentrancyAttack.json"
+        ))
+        .expect("artifact"),
+    )
+    .expect("json");
+    let code = artifact["bytecode"].as_str().expect("bytecode").trim_start_matches("0x");
+    format!("0x{code}{:0>64}", alloy::primitives::hex::encode(vault))
+}
+
 /// Where scripts/setup.sh installed anvil.
 pub fn tools_dir() -> PathBuf {
     std::env::var_os("PREEMPT_TOOLS")
