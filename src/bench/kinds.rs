@@ -25,9 +25,13 @@ use alloy::{
 };
 use serde_json::{Value, json};
 
-use super::{BenchError, naive::NaiveBot, rpc};
+use super::{
+    BenchError,
+    naive::NaiveBot,
+    race::{BlockOrder, InProcessGuard, hex_u64, pending},
+    rpc,
+};
 use crate::{
-    config::Config,
     devnet::{Artifact, DevAccount, dev_accounts},
     incident::unix_us_at,
 };
@@ -96,11 +100,7 @@ pub(super) struct KindSetup<'a> {
 
 /// A running defender, stopped after each race.
 enum Running {
-    Preempt {
-        stop: tokio::sync::oneshot::Sender<()>,
-        task: tokio::task::JoinHandle<Result<(), crate::run::RunError>>,
-        incidents: std::path::PathBuf,
-    },
+    Preempt { guard: InProcessGuard, incidents: std::path::PathBuf },
     Naive(NaiveBot),
 }
 
@@ -135,23 +135,8 @@ impl Running {
                     setup.config_text,
                     incidents.display()
                 );
-                let config = Config::parse(&text, &setup.dir.join("bench.toml"))
-                    .map_err(|e| BenchError::Setup(e.to_string()))?;
-                let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-                let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-                let task = tokio::spawn(crate::run::run_with(
-                    config,
-                    async move {
-                        let _ = stop_rx.await;
-                    },
-                    move || {
-                        let _ = ready_tx.send(());
-                    },
-                ));
-                if tokio::time::timeout(Duration::from_secs(30), ready_rx).await.is_err() {
-                    return Err(BenchError::Setup("preempt run did not get ready".into()));
-                }
-                Ok(Self::Preempt { stop, task, incidents })
+                let guard = InProcessGuard::start(&text, setup.dir).await?;
+                Ok(Self::Preempt { guard, incidents })
             }
         }
     }
@@ -168,9 +153,8 @@ impl Running {
                     state_waits: None,
                 }
             }
-            Self::Preempt { stop, task, incidents } => {
-                let _ = stop.send(());
-                let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            Self::Preempt { guard, incidents } => {
+                guard.stop().await;
                 let text = std::fs::read_to_string(&incidents).unwrap_or_default();
                 let record =
                     text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|r| {
@@ -249,17 +233,6 @@ async fn attack_pair(setup: &KindSetup<'_>) -> Result<AttackPair, BenchError> {
     Ok(AttackPair { deploy, attack, attack_hash })
 }
 
-fn hex_u64(v: &Value) -> u64 {
-    v.as_str()
-        .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
-        .or_else(|| v.as_u64())
-        .unwrap_or_default()
-}
-
-async fn pending(http: &DynProvider) -> Result<u64, BenchError> {
-    Ok(hex_u64(&rpc(http, "txpool_status", json!([])).await?["pending"]))
-}
-
 /// `runs` races of `kind` against `defender`.
 pub(super) async fn race_kind(
     setup: &KindSetup<'_>,
@@ -329,7 +302,8 @@ pub(super) async fn race_kind(
             }
         }
         rpc(setup.http, "evm_mine", json!([])).await?;
-        let won = pause_won(setup, pair.attack_hash).await?;
+        let won =
+            BlockOrder::latest(setup.http, setup.guardian.address, pair.attack_hash).await?.won();
         result.runs += 1;
         if won {
             result.wins += 1;
@@ -349,18 +323,4 @@ pub(super) async fn race_kind(
         rpc(setup.http, "anvil_dropAllTransactions", json!([])).await?;
     }
     Ok(result)
-}
-
-/// Whether the latest block holds the guardian's pause ahead of the attack, and the attack failed.
-async fn pause_won(setup: &KindSetup<'_>, attack: B256) -> Result<bool, BenchError> {
-    let block = rpc(setup.http, "eth_getBlockByNumber", json!(["latest", true])).await?;
-    let txs = block["transactions"].as_array().cloned().unwrap_or_default();
-    let attack_at = txs
-        .iter()
-        .position(|t| t["hash"].as_str().and_then(|h| h.parse::<B256>().ok()) == Some(attack));
-    let pause_at = txs.iter().position(|t| {
-        t["from"].as_str().and_then(|f| f.parse::<Address>().ok()) == Some(setup.guardian.address)
-    });
-    let receipt = rpc(setup.http, "eth_getTransactionReceipt", json!([attack])).await?;
-    Ok(matches!((pause_at, attack_at), (Some(p), Some(a)) if p < a) && receipt["status"] == "0x0")
 }

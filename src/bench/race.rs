@@ -7,11 +7,94 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{primitives::Address, providers::DynProvider};
+use alloy::{
+    primitives::{Address, B256},
+    providers::DynProvider,
+};
 use serde_json::{Value, json};
 
 use super::{BenchError, fixtures::FixtureTx, rpc};
 use crate::config::Config;
+
+/// `preempt run` in-process, started from a full config text and stopped after a race.
+pub(super) struct InProcessGuard {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), crate::run::RunError>>,
+}
+
+impl InProcessGuard {
+    /// Starts the guard on `text` (read as if from `dir/bench.toml`) and waits for `ready`.
+    pub(super) async fn start(text: &str, dir: &Path) -> Result<Self, BenchError> {
+        let config = Config::parse(text, &dir.join("bench.toml"))
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crate::run::run_with(
+            config,
+            async move {
+                let _ = stop_rx.await;
+            },
+            move || {
+                let _ = ready_tx.send(());
+            },
+        ));
+        if tokio::time::timeout(Duration::from_secs(30), ready_rx).await.is_err() {
+            return Err(BenchError::Setup("preempt run did not get ready".into()));
+        }
+        Ok(Self { stop, task })
+    }
+
+    /// Stops it and waits (at most 10 s) for its records to be written.
+    pub(super) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// A number the node wrote as hex (or as a plain number).
+pub(super) fn hex_u64(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+        .or_else(|| v.as_u64())
+        .unwrap_or_default()
+}
+
+/// Txs pending in the node's pool.
+pub(super) async fn pending(http: &DynProvider) -> Result<u64, BenchError> {
+    Ok(hex_u64(&rpc(http, "txpool_status", json!([])).await?["pending"]))
+}
+
+/// Where the latest block put the guardian's pause and the attack, and whether the attack failed.
+#[derive(Debug)]
+pub(super) struct BlockOrder {
+    pub(super) pause_at: Option<usize>,
+    pub(super) attack_at: Option<usize>,
+    pub(super) attack_failed: bool,
+}
+
+impl BlockOrder {
+    pub(super) async fn latest(
+        http: &DynProvider,
+        guardian: Address,
+        attack: B256,
+    ) -> Result<Self, BenchError> {
+        let block = rpc(http, "eth_getBlockByNumber", json!(["latest", true])).await?;
+        let txs = block["transactions"].as_array().cloned().unwrap_or_default();
+        let attack_at = txs
+            .iter()
+            .position(|t| t["hash"].as_str().and_then(|h| h.parse::<B256>().ok()) == Some(attack));
+        let pause_at = txs.iter().position(|t| {
+            t["from"].as_str().and_then(|f| f.parse::<Address>().ok()) == Some(guardian)
+        });
+        let receipt = rpc(http, "eth_getTransactionReceipt", json!([attack])).await?;
+        Ok(Self { pause_at, attack_at, attack_failed: receipt["status"] == "0x0" })
+    }
+
+    /// The pause went first and the attack failed.
+    pub(super) fn won(&self) -> bool {
+        matches!((self.pause_at, self.attack_at), (Some(p), Some(a)) if p < a) && self.attack_failed
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 pub(super) struct RaceResult {
@@ -44,23 +127,7 @@ pub(super) async fn races(
         let incidents = dir.join(format!("race-{i}.jsonl"));
         let _ = std::fs::remove_file(&incidents);
         let text = format!("{config_text}\n[incidents]\npath = \"{}\"\n", incidents.display());
-        let config = Config::parse(&text, &dir.join("bench.toml"))
-            .map_err(|e| BenchError::Setup(e.to_string()))?;
-
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let guard = tokio::spawn(crate::run::run_with(
-            config,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move || {
-                let _ = ready_tx.send(());
-            },
-        ));
-        if tokio::time::timeout(Duration::from_secs(30), ready_rx).await.is_err() {
-            return Err(BenchError::Setup("preempt run did not get ready".into()));
-        }
+        let guard = InProcessGuard::start(&text, dir).await?;
         // Steady state, as when an attack comes to a guard that has been running: the start-up
         // exchanges (pool re-sync, first head) are answered and acknowledged.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -72,12 +139,7 @@ pub(super) async fn races(
         let mut seen_pause = None;
         let deadline = sent + Duration::from_secs(5);
         while seen_pause.is_none() && Instant::now() < deadline {
-            let status = rpc(http, "txpool_status", json!([])).await?;
-            let pending = status["pending"]
-                .as_str()
-                .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
-                .or_else(|| status["pending"].as_u64())
-                .unwrap_or_default();
+            let pending = pending(http).await?;
             if pending >= 1 && result.attack_announced_ms.len() < i + 1 {
                 result.attack_announced_ms.push(sent.elapsed().as_secs_f64() * 1e3);
             }
@@ -92,32 +154,21 @@ pub(super) async fn races(
             None => result.failures.push(format!("run {i} ({}): no pause within 5 s", attack.name)),
         }
         rpc(http, "evm_mine", json!([])).await?;
-        let block = rpc(http, "eth_getBlockByNumber", json!(["latest", true])).await?;
-        let txs = block["transactions"].as_array().cloned().unwrap_or_default();
-        let position = |pred: &dyn Fn(&Value) -> bool| txs.iter().position(pred);
-        let attack_at = position(&|t: &Value| {
-            t["hash"].as_str().and_then(|h| h.parse().ok()) == Some(attack.hash)
-        });
-        let pause_at = position(&|t: &Value| {
-            t["from"].as_str().and_then(|f| f.parse::<Address>().ok()) == Some(guardian)
-        });
-        let receipt = rpc(http, "eth_getTransactionReceipt", json!([attack.hash])).await?;
-        let attack_failed = receipt["status"] == "0x0";
-        let won = matches!((pause_at, attack_at), (Some(p), Some(a)) if p < a) && attack_failed;
+        let order = BlockOrder::latest(http, guardian, attack.hash).await?;
+        let won = order.won();
         if won {
             result.wins += 1;
         } else {
             result.failures.push(format!(
-                "run {i} ({}): pause at {pause_at:?}, attack at {attack_at:?}, attack failed: {attack_failed}",
-                attack.name
+                "run {i} ({}): pause at {:?}, attack at {:?}, attack failed: {}",
+                attack.name, order.pause_at, order.attack_at, order.attack_failed
             ));
         }
         result.runs += 1;
 
         // Let the guard see the block (outcome record), then stop it.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = stop_tx.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), guard).await;
+        guard.stop().await;
         for line in std::fs::read_to_string(&incidents).unwrap_or_default().lines() {
             let Ok(r) = serde_json::from_str::<Value>(line) else { continue };
             if r["kind"] == "detection" {
