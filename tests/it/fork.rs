@@ -118,10 +118,18 @@ async fn new_head_is_applied_from_the_nodes_diff_checked_by_replay_and_matches_t
     assert!(!outcome.reentries.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm() {
-    let devnet = Devnet::start().await;
-    let node = NodeClient::connect("test", &devnet.anvil.http_url()).await.expect("node");
+/// A node client on `url`, the head it is at, and the demo's reentrancy attack pending on it.
+struct AttackAtHead {
+    node: NodeClient,
+    chain_id: u64,
+    head: u64,
+    header: alloy::rpc::types::Header,
+    hash: alloy::primitives::B256,
+    tx: alloy::consensus::transaction::Recovered<alloy::consensus::TxEnvelope>,
+}
+
+async fn attack_at_head(devnet: &Devnet, url: &str) -> AttackAtHead {
+    let node = NodeClient::connect("test", url).await.expect("node");
     let provider = node.provider();
     let chain_id = provider.get_chain_id().await.expect("chain id");
     let head = node.latest_block_number().await.expect("head");
@@ -129,6 +137,14 @@ async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm
         provider.get_block_by_number(head.into()).await.expect("rpc").expect("head").header;
     let hash = devnet.send(Scenario::VaultReentrancyAttack).await;
     let tx = provider.get_transaction_by_hash(hash).await.expect("rpc").expect("pending").inner;
+    AttackAtHead { node, chain_id, head, header, hash, tx }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm() {
+    let devnet = Devnet::start().await;
+    let AttackAtHead { node, chain_id, head, header, hash, tx } =
+        attack_at_head(&devnet, &devnet.anvil.http_url()).await;
     let config = devnet.config.clone();
     let (cold, warm, rounds, requests) = tokio::task::spawn_blocking(move || {
         let fork = Arc::new(ForkCache::new(head, Some(node)));
@@ -159,14 +175,8 @@ async fn cold_simulation_fetches_misses_in_a_few_batched_rounds_and_matches_warm
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_tx_prestate_trace_fills_the_fork_in_one_wait_and_matches_the_batched_fetch() {
     let devnet = Devnet::start().await;
-    let node = NodeClient::connect("test", &devnet.anvil.ws_url()).await.expect("node");
-    let provider = node.provider();
-    let chain_id = provider.get_chain_id().await.expect("chain id");
-    let head = node.latest_block_number().await.expect("head");
-    let header =
-        provider.get_block_by_number(head.into()).await.expect("rpc").expect("head").header;
-    let hash = devnet.send(Scenario::VaultReentrancyAttack).await;
-    let tx = provider.get_transaction_by_hash(hash).await.expect("rpc").expect("pending").inner;
+    let AttackAtHead { node, chain_id, head, header, hash, tx } =
+        attack_at_head(&devnet, &devnet.anvil.ws_url()).await;
     let config = devnet.config.clone();
     let run = move |race: bool| {
         let fork = Arc::new(ForkCache::new(head, Some(node.clone())));
