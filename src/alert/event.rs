@@ -308,6 +308,7 @@ mod tests {
                     error: (!ok).then(|| "nonce too low".to_string()),
                     latency_us: 100,
                     written_us: None,
+                    by_worker: false,
                 })
                 .collect(),
             started_at: std::time::Instant::now(),

@@ -87,6 +87,7 @@ pub(super) fn replay(
         ready: ready_tx,
         stop: Default::default(),
         runtime: None,
+        submitter: None,
         completions: Some(done_tx),
         prestate: None,
     });

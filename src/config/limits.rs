@@ -20,6 +20,10 @@ pub const VIEW_GAS_LIMIT: RangeInclusive<u64> = 100_000..=TX_GAS_CAP;
 /// `simulation.workers`: one EVM per thread; more than 256 threads is a typo, not a machine.
 pub const WORKERS: RangeInclusive<u64> = 1..=256;
 
+/// `simulation.keep_warm_ms`: how often an idle worker runs its keep-warm (0: never). Above a
+/// second the caches are cold again by the time it runs; it is no keep-warm at all.
+pub(super) const KEEP_WARM_MS: RangeInclusive<u64> = 0..=1_000;
+
 /// `simulation.queue_capacity`. Under 1,024 an ordinary burst overflows the queue and txs are
 /// dropped unsimulated; above 4Mi (2^22) the queue holds more than any node's pool and only
 /// hides that the workers are behind.

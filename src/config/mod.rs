@@ -152,6 +152,9 @@ pub struct SimulationConfig {
     pub workers: usize,
     /// Capacity of the queue of txs that do not name a protected contract (full: dropped, counted).
     pub queue_capacity: usize,
+    /// An idle worker re-runs recent work this often, so the first tx after a quiet spell (an
+    /// attack, perhaps) does not run on cold CPU caches; `None`: never.
+    pub keep_warm: Option<std::time::Duration>,
 }
 
 /// An asset a protected contract holds.

@@ -123,6 +123,7 @@ pub(super) struct RawSimulation {
     pub(super) max_tx_gas: i64,
     pub(super) workers: i64,
     pub(super) queue_capacity: i64,
+    pub(super) keep_warm_ms: i64,
 }
 
 impl Default for RawSimulation {
@@ -136,6 +137,7 @@ impl Default for RawSimulation {
                 .unwrap_or(1)
                 .max(1) as i64,
             queue_capacity: 8_192,
+            keep_warm_ms: 5,
         }
     }
 }

@@ -159,11 +159,12 @@ fn claim_on_a_token_not_held_is_rejected() {
 /// the file, the key and the allowed range.
 #[test]
 fn every_limit_has_a_floor_and_a_ceiling() {
-    let cases: [(&str, &str, u64, u64); 5] = [
+    let cases: [(&str, &str, u64, u64); 6] = [
         ("simulation", "max_tx_gas", 1_000_000, 1 << 24),
         ("simulation", "view_gas_limit", 100_000, 1 << 24),
         ("simulation", "workers", 1, 256),
         ("simulation", "queue_capacity", 1_024, 4_194_304),
+        ("simulation", "keep_warm_ms", 0, 1_000),
         ("respond", "resend_blocks", 1, 64),
     ];
     for (section, key, floor, ceiling) in cases {

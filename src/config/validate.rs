@@ -173,6 +173,15 @@ impl Validator<'_> {
                 &limits::QUEUE_CAPACITY,
                 "a smaller queue drops txs in an ordinary burst; a larger one only hides a backlog",
             )? as usize,
+            keep_warm: match self.in_range(
+                "simulation.keep_warm_ms",
+                s.keep_warm_ms,
+                &limits::KEEP_WARM_MS,
+                "0 turns it off; after more than a second idle the caches are cold anyway",
+            )? {
+                0 => None,
+                ms => Some(std::time::Duration::from_millis(ms)),
+            },
         })
     }
 

@@ -41,6 +41,7 @@ pub use prestate::{ColdFill, ColdTx, call_object};
 pub use source::{PeerStatus, StateSource};
 pub use view::{FetchWait, ForkView, ReadLog, StateKey};
 pub use ws::{LowLatencyWs, connect_provider};
+pub(crate) use ws::{NodeSocket, connect as connect_ws};
 
 #[derive(Debug, Error)]
 pub enum ForkError {
@@ -194,7 +195,12 @@ pub struct ForkCache {
     stats: ForkStats,
     /// Pre-state traces in flight, by tx: a tx's later fetch rounds wait on its one trace.
     traces: DashMap<B256, prestate::TraceInFlight>,
+    /// `warm_for_pending_creation` fetches in flight.
+    creation_warms: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Pending creations whose mapping entries are fetched at once, at most.
+const MAX_CREATION_WARMS: usize = 4;
 
 /// Storage slots of the protected contracts' likely `mapping(address => …)` roots.
 const MAPPING_BASES: u64 = 8;
@@ -232,6 +238,7 @@ impl ForkCache {
             source,
             stats: ForkStats::default(),
             traces: DashMap::new(),
+            creation_warms: Arc::default(),
         }
     }
 
@@ -476,6 +483,27 @@ impl ForkCache {
                 block,
                 source,
             })
+    }
+
+    /// As `warm_mapping_entries`, for a contract a pending tx will create, started now on the
+    /// runtime (nothing waits on it): the attack that calls it in the same block finds them
+    /// warm. Only from a runtime thread, and a few at a time.
+    pub fn warm_for_pending_creation(self: &Arc<Self>, protected: Vec<Address>, created: Address) {
+        use std::sync::atomic::Ordering::AcqRel;
+        if tokio::runtime::Handle::try_current().is_err() || self.source.is_none() {
+            return;
+        }
+        if self.creation_warms.fetch_add(1, AcqRel) >= MAX_CREATION_WARMS {
+            self.creation_warms.fetch_sub(1, AcqRel);
+            return;
+        }
+        let fork = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = fork.warm_mapping_entries(&protected, &[created]).await {
+                tracing::debug!(%created, error = %e, "warming a pending creation's entries failed");
+            }
+            fork.creation_warms.fetch_sub(1, AcqRel);
+        });
     }
 
     /// Warms, in one batch, the entries a new contract is most likely to meet in the protected

@@ -23,6 +23,9 @@ use alloy::consensus::transaction::Recovered;
 
 /// Pre-state traces in flight at once (per fork).
 const MAX_TRACES_IN_FLIGHT: usize = 4;
+/// Of those, how many ingest may start ahead of a worker; the rest stay for the txs the workers
+/// find cold, so a burst of cold txs at ingest cannot take every slot.
+const MAX_TRACES_AHEAD: usize = 2;
 
 /// A trace in flight for one tx; resolves to whether it filled the fork.
 pub(crate) type TraceInFlight = Shared<BoxFuture<'static, bool>>;
@@ -230,6 +233,20 @@ impl ForkCache {
             }
             fetched = &mut batch => flatten(fetched).map(|()| ColdFill::Batch),
         }
+    }
+
+    /// Starts the node's pre-state trace of a cold tx as it arrives, before a worker has run
+    /// it: by the time one does, its state is on the way or here (the worker then waits on this
+    /// same trace, not a second one). Only from a runtime thread, and only while few are in
+    /// flight.
+    pub fn trace_ahead(self: &Arc<Self>, hash: B256, tx: &Recovered<TxEnvelope>) -> bool {
+        if tokio::runtime::Handle::try_current().is_err()
+            || self.traces.len() >= MAX_TRACES_AHEAD
+            || self.traces.contains_key(&hash)
+        {
+            return false;
+        }
+        self.trace_for(ColdTx::of(hash, tx)).is_some()
     }
 
     /// The trace in flight for `cold`, launched now if this is its first round.

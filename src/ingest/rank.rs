@@ -114,6 +114,10 @@ impl ProtectedSet {
         self.addresses.contains(address)
     }
 
+    pub fn addresses(&self) -> Vec<Address> {
+        self.addresses.iter().copied().collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.addresses.is_empty()
     }

@@ -187,6 +187,7 @@ impl<T> TxRouter<T> {
         if let Some(created) = created_address(&tx) {
             let names = self.protected.in_bytes(alloy::consensus::Transaction::input(inner));
             self.code.note_deployed(created, names);
+            self.fork.current().0.warm_for_pending_creation(self.protected.addresses(), created);
         }
         // Each authority's account gets code in this tx: a call to it in the same block runs
         // that code, whatever `latest` says.
@@ -200,7 +201,16 @@ impl<T> TxRouter<T> {
         match self.rank(&tx) {
             Rank::Skip => self.skip(tx),
             Rank::Lane(lane, _) => self.dispatch(tx, lane),
-            Rank::NeedsCode(need) => Admission::NeedsCode(Box::new(tx), need),
+            Rank::NeedsCode(need) => {
+                // Code nobody has looked at: the tx's whole pre-state is asked for now, while
+                // its lane is being decided (one node round trip instead of two in a row).
+                if alloy::consensus::Transaction::to(inner).is_some_and(|to| need.contains(&to))
+                    && self.fork.current().0.trace_ahead(tx.hash, &tx.tx)
+                {
+                    self.stats.traced_ahead.increment(1);
+                }
+                Admission::NeedsCode(Box::new(tx), need)
+            }
         }
     }
 

@@ -34,6 +34,8 @@ pub struct IngestStats {
     pub classified: Counter,
     /// Parked txs routed as `Other` because the code fetch failed or took too long.
     pub classify_timeouts: Counter,
+    /// Txs calling code nobody had looked at, whose pre-state trace ingest started itself.
+    pub traced_ahead: Counter,
     nodes: Mutex<Vec<Arc<NodeIngestStats>>>,
     heads: Arc<HeadBoard>,
     telemetry: Telemetry,
@@ -204,6 +206,7 @@ pub struct IngestCounts {
     pub deferred: u64,
     pub classified: u64,
     pub classify_timeouts: u64,
+    pub traced_ahead: u64,
     /// Sums over the nodes.
     pub forged: u64,
     pub bad_frames: u64,
@@ -236,6 +239,7 @@ impl IngestStats {
             deferred: t.counter("preempt_ingest_txs_dropped_total", &[]),
             classified: t.counter("preempt_ingest_txs_classified_total", &[]),
             classify_timeouts: t.counter("preempt_ingest_classify_timeouts_total", &[]),
+            traced_ahead: t.counter("preempt_ingest_traced_ahead_total", &[]),
             nodes: Mutex::default(),
             heads: Arc::default(),
             telemetry: t.clone(),
@@ -278,6 +282,7 @@ impl IngestStats {
             deferred: c("preempt_ingest_txs_dropped_total"),
             classified: c("preempt_ingest_txs_classified_total"),
             classify_timeouts: c("preempt_ingest_classify_timeouts_total"),
+            traced_ahead: c("preempt_ingest_traced_ahead_total"),
             forged: sum(|n| n.forged),
             bad_frames: sum(|n| n.bad_frames),
             recovered: sum(|n| n.recovered),

@@ -123,7 +123,7 @@ pub async fn run_with(
         &config,
         &at,
         &responder,
-        detections_tx,
+        start::ToSubmit { detections: detections_tx, submitter: Arc::clone(&submitter) },
         &incidents,
         &telemetry,
         cancel.clone(),

@@ -135,6 +135,13 @@ pub(super) struct Stages {
     pub cumulative: Arc<CumulativeTracker>,
 }
 
+/// Where the workers' detections go: the submit stage's queue, and the submitter itself for the
+/// pause's first write.
+pub(super) struct ToSubmit {
+    pub(super) detections: mpsc::Sender<Detection>,
+    pub(super) submitter: Arc<crate::submit::Submitter>,
+}
+
 /// Workers (simulate → detect → decide) fed by the ingest lanes, most likely to reach protected
 /// state first: `protected` (never drops), `suspicious`, `other`, and the plain transfers
 /// that are only recorded so their senders' later txs chain on them.
@@ -142,7 +149,7 @@ pub(super) fn workers(
     config: &Config,
     at: &AtHead,
     responder: &Arc<Mutex<Responder>>,
-    detections: mpsc::Sender<Detection>,
+    to_submit: ToSubmit,
     incidents: &Arc<IncidentLog>,
     telemetry: &Telemetry,
     cancel: CancellationToken,
@@ -160,13 +167,14 @@ pub(super) fn workers(
         chain_id: at.chain_id,
         live: Arc::clone(&live),
         responder: Arc::clone(responder),
-        detections,
+        detections: to_submit.detections,
         chains: Arc::new(SenderChains::default()),
         cumulative: Arc::clone(&cumulative),
         stats: WorkerStats::new(telemetry),
         ready: ready_tx,
         stop: Default::default(),
         runtime: Some(tokio::runtime::Handle::current()),
+        submitter: Some(to_submit.submitter),
         completions: None,
         prestate: incidents.store().is_some().then(|| Arc::clone(incidents)),
     });

@@ -124,6 +124,8 @@ pub struct Simulator {
     privileged: HashMap<Address, analysis::Privileged>,
     /// Tokens' symbol and decimals: they never change.
     token_meta: HashMap<Address, (Option<String>, u8)>,
+    /// The last call that reached a protected contract, re-run by `keep_warm`.
+    recent: Option<(B256, revm::context::TxEnv)>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -171,6 +173,7 @@ impl Simulator {
             race_prestate: true,
             privileged: HashMap::new(),
             token_meta: HashMap::new(),
+            recent: None,
         }
     }
 
@@ -465,6 +468,9 @@ impl Simulator {
         let analysis = self.analyze(outcome.from, &recorded, &state)?;
         outcome.invariants = self.invariants_after(&state)?;
         outcome.transfers = analysis.transfers;
+        if !analysis.touched.is_empty() && env.kind.is_call() {
+            self.recent = Some((hash, env));
+        }
         outcome.touched_protected = analysis.touched;
         outcome.holdings = analysis.holdings;
         outcome.claims = analysis.claims;
@@ -550,6 +556,39 @@ impl Simulator {
         }
         self.reset_overlay();
         Ok(())
+    }
+
+    /// Keeps an idle worker's caches warm (instructions, the EVM's frames, the protected
+    /// contracts' code and state): the deep self-call, each protected contract's reads, and the
+    /// last call that reached one, run again without its nonce and fee checks. Nothing is
+    /// cached, recorded or fetched: a miss reads as empty and is forgotten.
+    pub fn keep_warm(&mut self) {
+        self.fork_view().set_speculative(true);
+        self.warm_call_stack();
+        let protected = Arc::clone(&self.protected);
+        for p in protected.iter() {
+            let _ = self.holdings_of(p);
+            let _ = self.read_paused(p.address);
+        }
+        if let Some((_, env)) = &self.recent {
+            let env = env.clone();
+            self.reset_overlay();
+            let cfg = &mut self.evm.ctx.cfg;
+            cfg.disable_nonce_check = true;
+            cfg.disable_base_fee = true;
+            cfg.disable_balance_check = true;
+            self.evm.inspector.reset(true);
+            let _ = self.evm.inspect_tx(env);
+            let _ = self.take_recorded();
+            let cfg = &mut self.evm.ctx.cfg;
+            cfg.disable_nonce_check = false;
+            cfg.disable_base_fee = false;
+            cfg.disable_balance_check = false;
+        }
+        let view = self.fork_view();
+        view.take_misses();
+        view.set_speculative(false);
+        self.reset_overlay();
     }
 
     /// Runs a self-calling contract some 80 frames deep, so the EVM's frame stack and memory are

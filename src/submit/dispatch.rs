@@ -16,7 +16,7 @@ use alloy::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{SubmitReport, Submitter, metrics::SubmitMetrics};
+use super::{EarlyWrites, SubmitReport, Submitter, metrics::SubmitMetrics};
 use crate::{
     alert::{AlertEvent, AlertHub},
     config::Config,
@@ -168,7 +168,7 @@ impl Dispatcher {
     }
 
     /// Sends every pause of a pending-tx detection at once; records it when all have answered.
-    fn on_detection(&mut self, d: Detection) {
+    fn on_detection(&mut self, mut d: Detection) {
         let target = self.target;
         let handed_us = micros(d.tx.seen_at);
         let plans = plans_of(&d.decisions);
@@ -176,32 +176,22 @@ impl Dispatcher {
             self.in_flight
                 .insert(plan.tx_hash, InFlight { plan: plan.clone(), first_target: target });
         }
-        for f in &d.findings {
-            tracing::warn!(attack = %d.tx.hash, rule = f.rule, contract = %f.contract_name, "{}", f.summary);
-            self.alerts.notify(AlertEvent::finding(
-                f,
-                d.tx.hash,
-                DetectionSource::Mempool,
-                d.outcome.block_number,
-            ));
-        }
-        self.alert_unsigned(&d.decisions, Some(d.tx.hash));
-        if !plans.is_empty() {
-            // A second attack in the same block finds a pause ready at the next nonce.
-            let (responder, protected) =
-                (Arc::clone(&self.responder), self.config.protected.clone());
-            tokio::task::spawn_blocking(move || crate::respond::refill(&responder, &protected));
-        }
+        // The pause goes first (where the worker has not written it already); logs and alerts
+        // after.
         let submitter = Arc::clone(&self.submitter);
         let finished = self.finished_tx.clone();
         let alerts = self.alerts.clone();
         let metrics = Arc::clone(&self.metrics);
         self.outstanding += 1;
+        let early = std::mem::take(&mut d.early);
+        let (findings, decisions) = (d.findings.clone(), d.decisions.clone());
+        let (attack, sim_block) = (d.tx.hash, d.outcome.block_number);
+        let to_send = plans.clone();
         tokio::spawn(async move {
-            let reports = submit_all(&submitter, &plans, target, Some(d.tx.seen_at)).await;
+            let reports = submit_all(&submitter, &to_send, target, Some(d.tx.seen_at), early).await;
             // Counted once the pause is out: nothing here comes before it.
             count_detection(&metrics, &reports, &d.findings, &d.decisions, true);
-            for (plan, (report, _)) in plans.iter().zip(&reports) {
+            for (plan, (report, _)) in to_send.iter().zip(&reports) {
                 alerts.notify(AlertEvent::pause_sent(plan, report, &d.findings, Some(d.tx.hash)));
             }
             let answered_us = (!reports.is_empty()).then(|| micros(d.tx.seen_at));
@@ -223,13 +213,24 @@ impl Dispatcher {
                 ledgers: d.outcome.ledgers,
                 decisions: d.decisions,
                 times: d.times,
-                submit_started_us: (!plans.is_empty()).then_some(handed_us),
+                submit_started_us: (!to_send.is_empty()).then_some(handed_us),
                 sent_us: reports.iter().filter_map(|(_, sent)| *sent).reduce(f64::min),
                 answered_us,
                 submitted: reports.into_iter().map(|(r, _)| r).collect(),
             };
             let _ = finished.send(Finished::Detection(Box::new(record)));
         });
+        for f in &findings {
+            tracing::warn!(%attack, rule = f.rule, contract = %f.contract_name, "{}", f.summary);
+            self.alerts.notify(AlertEvent::finding(f, attack, DetectionSource::Mempool, sim_block));
+        }
+        self.alert_unsigned(&decisions, Some(attack));
+        if !plans.is_empty() {
+            // A second attack in the same block finds a pause ready at the next nonce.
+            let (responder, protected) =
+                (Arc::clone(&self.responder), self.config.protected.clone());
+            tokio::task::spawn_blocking(move || crate::respond::refill(&responder, &protected));
+        }
         lock(&self.metrics).in_flight(self.in_flight.values().map(|p| &p.plan.contract));
     }
 
@@ -418,7 +419,8 @@ impl Dispatcher {
             let number = report.number;
             self.outstanding += 1;
             tokio::spawn(async move {
-                let reports = submit_all(&submitter, &plans, target, Some(started)).await;
+                let reports =
+                    submit_all(&submitter, &plans, target, Some(started), Vec::new()).await;
                 // A mined tx has no frame to time the stages from: no `sent` latency.
                 count_detection(&metrics, &reports, &findings, &counted_decisions, false);
                 for (plan, (report, _)) in plans.iter().zip(&reports) {
@@ -611,9 +613,17 @@ async fn submit_all(
     plans: &[PausePlan],
     target: u64,
     since: Option<Instant>,
+    mut early: Vec<(B256, EarlyWrites)>,
 ) -> Vec<(SubmitReport, Option<f64>)> {
-    let sends = plans.iter().map(|plan| async move {
-        let report = submitter.submit(plan.raw.clone(), plan.tx_hash, target).await;
+    let early: Vec<EarlyWrites> = plans
+        .iter()
+        .map(|plan| match early.iter().position(|(hash, _)| *hash == plan.tx_hash) {
+            Some(at) => early.swap_remove(at).1,
+            None => EarlyWrites::none(),
+        })
+        .collect();
+    let sends = plans.iter().zip(early).map(|(plan, early)| async move {
+        let report = submitter.submit_after(early, plan.raw.clone(), plan.tx_hash, target).await;
         // The write to a socket where the transport tells it, else the hand-over to it.
         let sent = since.map(|since| {
             StageTimes::since(since, report.first_written_at.unwrap_or(report.started_at))

@@ -23,6 +23,8 @@ struct DestinationMetrics {
     sent: Counter,
     /// Copies it refused or never answered.
     failed: Counter,
+    /// Copies a simulation worker wrote itself, as soon as the pause was signed.
+    by_worker: Counter,
 }
 
 /// One protected contract's handles.
@@ -59,6 +61,10 @@ impl SubmitMetrics {
             name: name.to_string(),
             sent: t.counter("preempt_pauses_sent_total", &[("destination", name.to_string())]),
             failed: t.counter("preempt_pauses_failed_total", &[("destination", name.to_string())]),
+            by_worker: t.counter(
+                "preempt_pauses_written_by_worker_total",
+                &[("destination", name.to_string())],
+            ),
         };
         let destinations = config
             .nodes
@@ -101,6 +107,9 @@ impl SubmitMetrics {
                 continue;
             };
             d.sent.increment(1);
+            if r.by_worker {
+                d.by_worker.increment(1);
+            }
             if !r.ok {
                 d.failed.increment(1);
             }

@@ -33,6 +33,30 @@ use relay::RelayEndpoint;
 /// How long one destination may take to answer; a slow one never holds up the others.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The most a worker waits to write a pause itself; past it the submit task sends it.
+const EARLY_WRITE_WAIT: Duration = Duration::from_millis(2);
+
+/// A pause's bytes a worker already wrote to some nodes' pause connections, with their answers
+/// to come.
+#[derive(Debug)]
+pub struct EarlyWrites {
+    /// When the worker began writing (the report's times count from here).
+    started: Instant,
+    by_node: Vec<(String, socket::Written)>,
+}
+
+impl EarlyWrites {
+    /// Nothing written early: the submit task sends everywhere.
+    pub fn none() -> Self {
+        Self { started: Instant::now(), by_node: Vec::new() }
+    }
+
+    /// Nodes written to.
+    pub fn count(&self) -> usize {
+        self.by_node.len()
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum SubmitError {
     #[error("node `{name}` cannot be reached: {source}")]
@@ -74,6 +98,9 @@ pub struct SendResult {
     /// From the moment `submit` was called to the request's bytes written to the socket;
     /// `None` where the transport does not tell (HTTP / IPC nodes, relays) or nothing was written.
     pub written_us: Option<u64>,
+    /// Written by the simulation worker the moment the pause was signed, not by the submit task.
+    #[serde(default)]
+    pub by_worker: bool,
 }
 
 /// Every copy of one pause tx sent for one target block.
@@ -192,20 +219,79 @@ impl Submitter {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Writes `raw` on every node's pause connection that is open and idle, on the calling
+    /// thread (a simulation worker, not one of `runtime`'s): the pause leaves as soon as it is
+    /// signed, with no hop to the submit task. The answers are read by `submit_after`, which
+    /// also sends wherever nothing was written here (HTTP and IPC nodes, relays, a connection
+    /// being opened). Waits at most `EARLY_WRITE_WAIT` in all.
+    pub fn write_early(&self, runtime: &tokio::runtime::Handle, raw: &Bytes) -> EarlyWrites {
+        let started = Instant::now();
+        // Only a multi-thread runtime drives its sockets and timers while this thread waits.
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
+            || tokio::runtime::Handle::try_current().is_ok()
+        {
+            return EarlyWrites { started, by_node: Vec::new() };
+        }
+        let nodes = self.nodes();
+        let writes = runtime.block_on(async {
+            let params = serde_json::json!([raw]);
+            let each = nodes.iter().filter_map(|n| {
+                let socket = n.socket.as_deref()?;
+                let params = params.clone();
+                Some(async move {
+                    let written = tokio::time::timeout(
+                        EARLY_WRITE_WAIT,
+                        socket.write_if_open("eth_sendRawTransaction", params),
+                    )
+                    .await;
+                    match written {
+                        Ok(Some(Ok(w))) => Some((n.client.name.clone(), w)),
+                        _ => None,
+                    }
+                })
+            });
+            join_all(each).await
+        });
+        EarlyWrites { started, by_node: writes.into_iter().flatten().collect() }
+    }
+
     /// Sends the same signed raw tx to every node (`eth_sendRawTransaction`) and, as a bundle
     /// for `target_block`, to every relay (`eth_sendBundle`), all concurrently.
     ///
     /// Never fails as a whole: each destination's outcome is in the report. A node answering
     /// that it already holds these bytes counts as ok.
     pub async fn submit(&self, raw: Bytes, tx_hash: B256, target_block: u64) -> SubmitReport {
-        let started = Instant::now();
+        self.submit_after(EarlyWrites::none(), raw, tx_hash, target_block).await
+    }
+
+    /// As `submit`, where `early` already wrote the tx to some nodes: their answers are read,
+    /// nothing is written to them again, and times count from when `early` began.
+    pub async fn submit_after(
+        &self,
+        early: EarlyWrites,
+        raw: Bytes,
+        tx_hash: B256,
+        target_block: u64,
+    ) -> SubmitReport {
+        let started = early.started;
+        let mut early = early.by_node;
         let nodes = self.nodes();
-        let to_nodes = join_all(nodes.iter().map(|n| async {
-            let sent = node::send_raw(&n.client, n.socket.as_deref(), raw.clone(), tx_hash).await;
+        let early: Vec<Option<socket::Written>> = nodes
+            .iter()
+            .map(|n| {
+                let at = early.iter().position(|(name, _)| *name == n.client.name)?;
+                Some(early.swap_remove(at).1)
+            })
+            .collect();
+        let to_nodes = join_all(nodes.iter().zip(early).map(|(n, written)| async {
+            let by_worker = written.is_some();
+            let sent =
+                node::send_raw(&n.client, n.socket.as_deref(), raw.clone(), tx_hash, written).await;
             let mut result =
                 outcome(&n.client.name, DestinationKind::Node, started, async { sent.result })
                     .await;
             result.written_us = sent.written.map(|w| micros_between(started, w));
+            result.by_worker = by_worker;
             (result, sent.written)
         }));
         // The nodes' requests are polled first, so the relay signature (a secp256k1 signing)
@@ -257,6 +343,7 @@ async fn outcome(
         error: result.err(),
         latency_us,
         written_us: None,
+        by_worker: false,
     }
 }
 

@@ -9,7 +9,10 @@ use alloy::{
 };
 use tokio::time::{Instant, timeout_at};
 
-use super::{REQUEST_TIMEOUT, socket::PauseSocket};
+use super::{
+    REQUEST_TIMEOUT,
+    socket::{PauseSocket, Written},
+};
 use crate::fork::NodeClient;
 
 /// How one copy went: when its bytes were written to the socket (`None`: the transport does not
@@ -20,19 +23,26 @@ pub(crate) struct NodeSend {
     pub(crate) result: Result<(), String>,
 }
 
-/// Sends `raw` to `node`. A node that already holds these exact bytes counts as a success: the
-/// copy is where it should be.
+/// Sends `raw` to `node`, or only reads the answer where `early` already wrote it. A node that
+/// already holds these exact bytes counts as a success: the copy is where it should be.
 pub(crate) async fn send_raw(
     node: &NodeClient,
     socket: Option<&PauseSocket>,
     raw: Bytes,
     tx_hash: B256,
+    early: Option<Written>,
 ) -> NodeSend {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let mut written = None;
     if let Some(socket) = socket {
-        let params = serde_json::json!([raw]);
-        match timeout_at(deadline, socket.write("eth_sendRawTransaction", params)).await {
+        let write = match early {
+            Some(w) => Ok(Ok(w)),
+            None => {
+                let params = serde_json::json!([raw]);
+                timeout_at(deadline, socket.write("eth_sendRawTransaction", params)).await
+            }
+        };
+        match write {
             Ok(Ok(w)) => {
                 written = Some(w.at);
                 match timeout_at(deadline, w.answer()).await {

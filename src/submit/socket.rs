@@ -13,10 +13,10 @@ use std::{
 
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use serde_json::Value;
-use tokio::{net::TcpStream, sync::oneshot};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = crate::fork::NodeSocket;
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
 
 /// One open connection: its write half, and the answers its reader task has not matched yet.
@@ -63,15 +63,38 @@ impl PauseSocket {
     /// Writes one JSON-RPC request: when its bytes went to the socket, and where its answer
     /// will come.
     pub(crate) async fn write(&self, method: &str, params: Value) -> Result<Written, String> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body =
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let (tx, rx) = oneshot::channel();
         let mut open = self.open.lock().await;
         if open.as_ref().is_none_or(|o| o.reader.is_finished()) {
             *open = None;
             *open = Some(connect(&self.url).await?);
         }
+        self.write_on(&mut open, method, params).await
+    }
+
+    /// As `write`, only on a connection that is open and not in use: `None` otherwise (the
+    /// caller then goes the usual way). Never waits for a lock or a handshake.
+    pub(crate) async fn write_if_open(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Option<Result<Written, String>> {
+        let mut open = self.open.try_lock().ok()?;
+        if open.as_ref().is_none_or(|o| o.reader.is_finished()) {
+            return None;
+        }
+        Some(self.write_on(&mut open, method, params).await)
+    }
+
+    async fn write_on(
+        &self,
+        open: &mut Option<Open>,
+        method: &str,
+        params: Value,
+    ) -> Result<Written, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let (tx, rx) = oneshot::channel();
         let Some(conn) = open.as_mut() else { return Err("no connection".into()) };
         lock(&conn.waiters).insert(id, tx);
         // `send` flushes: when it returns the frame is in the kernel's socket buffer.
@@ -102,8 +125,8 @@ impl Written {
 }
 
 async fn connect(url: &str) -> Result<Open, String> {
-    // Nagle off: a lone small frame is not held back waiting for an ACK.
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+    // No TCP timer on either side (see `fork::ws`).
+    let socket = crate::fork::connect_ws(url, None)
         .await
         .map_err(|e| format!("cannot open a pause connection to {url}: {e}"))?;
     let (sink, mut stream) = socket.split();

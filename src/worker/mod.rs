@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use crossbeam_channel::{Receiver, Select, Sender};
 use metrics::{Counter, Gauge, Histogram};
 use serde::Serialize;
@@ -91,6 +91,9 @@ pub struct Detection {
     pub decisions: Vec<(Address, Decision)>,
     pub times: StageTimes,
     pub signed_at: Instant,
+    /// Each pause (by its tx hash) as the worker already wrote it to the nodes' open pause
+    /// connections; the submit stage reads their answers and sends everywhere else.
+    pub early: Vec<(B256, crate::submit::EarlyWrites)>,
 }
 
 /// The workers' metrics: what became of each tx, and how long each stage took since its frame
@@ -115,6 +118,8 @@ pub struct WorkerStats {
     pub probe_findings: Counter,
     /// Deployments not queued for a probe (the queue was full).
     pub probes_dropped: Counter,
+    /// Keep-warm runs of idle workers (`simulation.keep_warm_ms`).
+    pub kept_warm: Counter,
     /// Each run's time on the worker (EVM and inspection), seconds.
     pub sim_seconds: Histogram,
     stages: StageHistograms,
@@ -179,6 +184,7 @@ impl WorkerStats {
             probed: t.counter("preempt_probes_total", &[]),
             probe_findings: t.counter("preempt_probe_findings_total", &[]),
             probes_dropped: t.counter("preempt_probes_dropped_total", &[]),
+            kept_warm: t.counter("preempt_worker_keep_warm_total", &[]),
             sim_seconds: t.histogram("preempt_simulation_seconds", &[]),
             stages: StageHistograms {
                 decoded: h("decoded"),
@@ -322,6 +328,9 @@ pub struct WorkerContext {
     pub runtime: Option<tokio::runtime::Handle>,
     /// Benchmarks: every handled tx's stage times, findings or not.
     pub completions: Option<Sender<(StageTimes, bool)>>,
+    /// Writes each pause on the nodes' pause connections from the worker itself, as soon as
+    /// it is signed (`None`: the submit stage sends it all).
+    pub submitter: Option<Arc<crate::submit::Submitter>>,
     /// Where a detection's pre-state goes (`[incidents] store` set): recorded by running the
     /// tx again after its pause has left, so other txs pay nothing for it.
     pub prestate: Option<Arc<crate::incident::IncidentLog>>,
@@ -399,7 +408,10 @@ impl WorkerQueues {
     }
 }
 
-fn next_job(queues: &WorkerQueues, order: &[Source]) -> Option<Work> {
+/// How long an idle worker sleeps on its queues before it looks at the head again.
+const IDLE_WAIT: Duration = Duration::from_millis(20);
+
+fn next_job(queues: &WorkerQueues, order: &[Source], wait: Duration) -> Option<Work> {
     if let Some(work) = order.iter().find_map(|s| queues.try_take(*s)) {
         return Some(work);
     }
@@ -413,7 +425,7 @@ fn next_job(queues: &WorkerQueues, order: &[Source]) -> Option<Work> {
             Source::Probe => select.recv(&queues.ready.probes),
         };
     }
-    let op = select.select_timeout(Duration::from_millis(20)).ok()?;
+    let op = select.select_timeout(wait).ok()?;
     match order[op.index()] {
         Source::Retry(lane) => op.recv(&queues.ready.retries[lane]).ok().map(Work::Run),
         Source::Lane(lane) => {
@@ -432,9 +444,10 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
     let _ = simulator.warm();
     ctx.stats.note_warm();
     let order = queues.order();
+    let wait = ctx.config.simulation.keep_warm.map_or(IDLE_WAIT, |every| every.min(IDLE_WAIT));
     while !ctx.stop.load(Ordering::Acquire) {
         // Shutdown sets `stop` before the queues close, so an idle wait ends within 20 ms.
-        let work = match next_job(queues, &order) {
+        let work = match next_job(queues, &order, wait) {
             Some(Work::Record(tx)) => {
                 // It runs no code: only its sender's later txs need it, and may run now.
                 ctx.chains.record(&tx);
@@ -449,6 +462,12 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
                 // tx (an attack, perhaps) does not pay for that.
                 if follow_head(ctx, &mut simulator, &mut generation) {
                     let _ = simulator.warm();
+                }
+                // Measured: after 100–300 ms idle a tx runs 2–3x slower (cold CPU caches) than
+                // right after another; re-running recent work keeps it at the hot figure.
+                if ctx.config.simulation.keep_warm.is_some() {
+                    simulator.keep_warm();
+                    ctx.stats.kept_warm.increment(1);
                 }
                 continue;
             }
@@ -682,6 +701,7 @@ fn finish(
     let decisions =
         decide_all(&ctx.responder, &ctx.config, &findings, Some((tx.hash, fees)), base_fee);
     let signed_at = Instant::now();
+    let early = write_early(ctx, &decisions);
     let mut times = StageTimes::of(
         &tx,
         first_picked_us,
@@ -695,7 +715,7 @@ fn finish(
     // Kept for the pre-state run below, after the detection has left.
     let replay = ctx.prestate.is_some().then(|| (tx.clone(), verdict(&findings)));
     let detection =
-        Detection { tx, attack_fees: fees, outcome, findings, decisions, times, signed_at };
+        Detection { tx, attack_fees: fees, outcome, findings, decisions, times, signed_at, early };
     // The submit stage's queue is bounded; a detection is never dropped: wait for room.
     if let Err(tokio::sync::mpsc::error::TrySendError::Full(d)) = ctx.detections.try_send(detection)
     {
@@ -704,6 +724,25 @@ fn finish(
     if let (Some((tx, live)), Some((generation, lane))) = (replay, chain) {
         capture::record_prestate(ctx, simulator, &tx, generation, lane, &live);
     }
+}
+
+/// Writes every pause in `decisions` to the nodes from this thread (see `WorkerContext::submitter`).
+fn write_early(
+    ctx: &WorkerContext,
+    decisions: &[(Address, Decision)],
+) -> Vec<(B256, crate::submit::EarlyWrites)> {
+    let (Some(submitter), Some(runtime)) = (&ctx.submitter, &ctx.runtime) else {
+        return Vec::new();
+    };
+    decisions
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Decision::Pause { plan } | Decision::Replace { plan, .. } => {
+                Some((plan.tx_hash, submitter.write_early(runtime, &plan.raw)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// How a tx was run, for its record.

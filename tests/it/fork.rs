@@ -210,3 +210,37 @@ async fn cold_tx_prestate_trace_fills_the_fork_in_one_wait_and_matches_the_batch
         with_trace.sim_time, batch_only.sim_time
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_warm_reruns_recent_work_without_fetching_caching_or_changing_a_later_run() {
+    let devnet = Devnet::start().await;
+    let AttackAtHead { node, chain_id, head, header, hash, tx } =
+        attack_at_head(&devnet, &devnet.anvil.http_url()).await;
+    let config = devnet.config.clone();
+    let (first, again, fetched) = tokio::task::spawn_blocking(move || {
+        let fork = Arc::new(ForkCache::new(head, Some(node)));
+        let block = SimBlock::pending_after(&header, header.timestamp + 1);
+        let mut sim = Simulator::new(&config, Arc::clone(&fork), block, chain_id);
+        sim.warm().expect("warm");
+        let first = sim.simulate(hash, &tx).expect("first run");
+        let before = fork.stats().round_trips();
+        for _ in 0..3 {
+            sim.keep_warm();
+        }
+        let fetched = fork.stats().round_trips() - before;
+        let again = sim.simulate(hash, &tx).expect("run after keep-warm");
+        (first, again, fetched)
+    })
+    .await
+    .expect("join");
+    assert_eq!(fetched, 0, "keep-warm asks the node for nothing");
+    assert!(first.success && !first.reentries.is_empty(), "the attack re-enters the vault");
+    assert_eq!(again.gas_used, first.gas_used);
+    assert_eq!(again.frames.len(), first.frames.len());
+    assert_eq!(again.reentries.len(), first.reentries.len());
+    assert_eq!(
+        serde_json::to_value(&again.holdings).ok(),
+        serde_json::to_value(&first.holdings).ok()
+    );
+    assert_eq!(again.invariants.len(), first.invariants.len());
+}

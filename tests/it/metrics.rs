@@ -65,6 +65,8 @@ async fn after_a_paused_attack_metrics_show_the_pause_findings_and_stage_latenci
     assert_eq!(s.value("preempt_contract_paused", &[("contract", "EthVault")]), Some(1.0));
     assert!(s.count("preempt_pauses_sent_total", &[("destination", "anvil")]) >= 1);
     assert_eq!(s.count("preempt_pauses_failed_total", &[("destination", "anvil")]), 0);
+    // The worker wrote the pause on the node's pause connection the moment it was signed.
+    assert_eq!(s.count("preempt_pauses_written_by_worker_total", &[("destination", "anvil")]), 1);
     assert_eq!(s.count("preempt_pauses_landed_total", &[("contract", "EthVault")]), 1);
     assert_eq!(s.count("preempt_pauses_in_flight", &[("contract", "EthVault")]), 0);
     for (contract, rule) in scenario.expected_findings() {
@@ -80,6 +82,9 @@ async fn after_a_paused_attack_metrics_show_the_pause_findings_and_stage_latenci
         );
     }
     assert!(s.count("preempt_simulations_total", &[]) >= 1);
+    // The attacker's contract was deployed before the guard started: ingest asked for the
+    // attack's pre-state as it arrived, before a worker met it cold.
+    assert!(s.count("preempt_ingest_traced_ahead_total", &[]) >= 1, "no trace ahead");
     assert!(s.count("preempt_node_txs_received_total", &[("node", "anvil")]) >= 2);
     assert!(s.count("preempt_fork_block", &[]) >= 1);
     assert!(s.value("preempt_guardian_balance_wei", &[]).unwrap_or_default() > 0.0);

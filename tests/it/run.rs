@@ -210,11 +210,18 @@ async fn hung_relay_does_not_hold_the_pause_and_its_record_has_bytes_written_bef
     let sent = d["sent_us"].as_f64().expect("sent_us");
     let answered = d["answered_us"].as_f64().expect("answered_us");
     let handed = d["submit_started_us"].as_f64().expect("submit_started_us");
-    assert!(handed <= sent && sent < answered, "handed {handed}, sent {sent}, answered {answered}");
-    assert!(sent < 1_000_000.0, "bytes written late: {sent} µs");
-    assert!(answered >= 2_000_000.0, "answered before the relay timed out: {answered} µs");
     let results = d["submitted"][0]["results"].as_array().expect("results");
     let node = results.iter().find(|r| r["kind"] == "node").expect("node result");
+    // The worker writes the pause on the node's open pause connection before it hands the
+    // detection over; only where it could not does the submit task write it, after.
+    if node["by_worker"] == true {
+        assert!(sent <= handed, "written by the worker at {sent} µs, handed over at {handed} µs");
+    } else {
+        assert!(handed <= sent, "handed {handed}, sent {sent}");
+    }
+    assert!(sent < answered, "sent {sent}, answered {answered}");
+    assert!(sent < 1_000_000.0, "bytes written late: {sent} µs");
+    assert!(answered >= 2_000_000.0, "answered before the relay timed out: {answered} µs");
     let relay = results.iter().find(|r| r["kind"] == "relay").expect("relay result");
     assert_eq!(node["ok"], true, "{node}");
     assert!(node["written_us"].as_u64().is_some(), "{node}");

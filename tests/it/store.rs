@@ -101,6 +101,7 @@ fn report(pause: B256, block: u64, relay_ok: bool) -> SubmitReport {
                 error: None,
                 latency_us: 310,
                 written_us: None,
+                by_worker: false,
             },
             SendResult {
                 destination: "flashbots".into(),
@@ -109,6 +110,7 @@ fn report(pause: B256, block: u64, relay_ok: bool) -> SubmitReport {
                 error: (!relay_ok).then(|| "HTTP 503: busy".into()),
                 latency_us: 2_000,
                 written_us: None,
+                by_worker: false,
             },
         ],
         started_at: std::time::Instant::now(),
