@@ -24,6 +24,9 @@ pub const WORKERS: RangeInclusive<u64> = 1..=256;
 /// second the caches are cold again by the time it runs; it is no keep-warm at all.
 pub(super) const KEEP_WARM_MS: RangeInclusive<u64> = 0..=1_000;
 
+/// `simulation.worker_nice`: Linux's nice range (-20 runs first, 19 last).
+pub(super) const WORKER_NICE: std::ops::RangeInclusive<i64> = -20..=19;
+
 /// `simulation.queue_capacity`. Under 1,024 an ordinary burst overflows the queue and txs are
 /// dropped unsimulated; above 4Mi (2^22) the queue holds more than any node's pool and only
 /// hides that the workers are behind.

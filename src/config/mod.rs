@@ -155,6 +155,9 @@ pub struct SimulationConfig {
     /// An idle worker re-runs recent work this often, so the first tx after a quiet spell (an
     /// attack, perhaps) does not run on cold CPU caches; `None`: never.
     pub keep_warm: Option<std::time::Duration>,
+    /// The workers' scheduling priority (Linux nice): ahead of the node beside them, so the
+    /// node waking to read a pause does not preempt the worker still writing it.
+    pub worker_nice: i32,
 }
 
 /// An asset a protected contract holds.

@@ -124,6 +124,7 @@ pub(super) struct RawSimulation {
     pub(super) workers: i64,
     pub(super) queue_capacity: i64,
     pub(super) keep_warm_ms: i64,
+    pub(super) worker_nice: i64,
 }
 
 impl Default for RawSimulation {
@@ -138,6 +139,7 @@ impl Default for RawSimulation {
                 .max(1) as i64,
             queue_capacity: 8_192,
             keep_warm_ms: 5,
+            worker_nice: -10,
         }
     }
 }

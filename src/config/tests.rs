@@ -186,6 +186,24 @@ fn every_limit_has_a_floor_and_a_ceiling() {
 }
 
 #[test]
+fn worker_nice_is_linux_nice_range_and_defaults_ahead_of_the_node() {
+    assert_eq!(parse(GOOD).expect("good").simulation.worker_nice, -10);
+    for ok in [-20, 0, 19] {
+        let c = parse(&with("simulation", &format!("worker_nice = {ok}"))).expect("allowed");
+        assert_eq!(c.simulation.worker_nice, ok);
+    }
+    for bad in [-21, 20] {
+        let e = error_of(&with("simulation", &format!("worker_nice = {bad}")));
+        assert!(
+            e.starts_with(&format!(
+                "preempt.toml: key `simulation.worker_nice`: {bad} is outside -20..=19: "
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn max_tx_gas_zero_is_refused_with_why() {
     let e = error_of(&with("simulation", "max_tx_gas = 0"));
     assert_eq!(

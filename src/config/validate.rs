@@ -182,6 +182,22 @@ impl Validator<'_> {
                 0 => None,
                 ms => Some(std::time::Duration::from_millis(ms)),
             },
+            worker_nice: match s.worker_nice {
+                n if limits::WORKER_NICE.contains(&n) => n as i32,
+                n => {
+                    return Err(ConfigError::OutOfRange {
+                        file: self.file.to_path_buf(),
+                        key: "simulation.worker_nice".into(),
+                        value: n.to_string(),
+                        allowed: format!(
+                            "{}..={}",
+                            limits::WORKER_NICE.start(),
+                            limits::WORKER_NICE.end()
+                        ),
+                        why: "Linux's nice range: -20 is scheduled first, 19 last",
+                    });
+                }
+            },
         })
     }
 

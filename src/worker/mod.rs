@@ -436,7 +436,35 @@ fn next_job(queues: &WorkerQueues, order: &[Source], wait: Duration) -> Option<W
     }
 }
 
+/// Runs this thread at `nice` (Linux; elsewhere nothing happens). Refused (no `CAP_SYS_NICE`
+/// for a negative value): it runs at the default priority, and the first worker says so.
+fn set_priority(nice: i32) {
+    static REFUSED: std::sync::Once = std::sync::Once::new();
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on this thread's own id; no memory is passed.
+        let tid = unsafe { libc::gettid() };
+        let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+        if set != 0 {
+            let error = std::io::Error::last_os_error();
+            REFUSED.call_once(|| {
+                tracing::warn!(
+                    nice,
+                    %error,
+                    "simulation workers run at the default priority (give the process \
+                     CAP_SYS_NICE, or set simulation.worker_nice = 0 to silence this)"
+                );
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (nice, &REFUSED);
+}
+
 fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
+    if ctx.config.simulation.worker_nice != 0 {
+        set_priority(ctx.config.simulation.worker_nice);
+    }
     let current = ctx.live.current();
     let mut generation = ctx.live.generation();
     let mut simulator =
@@ -788,6 +816,26 @@ fn micros(since: Instant) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_worker_sets_its_own_thread_priority_only() {
+        // A positive nice needs no privilege; the calling thread alone changes.
+        let nice_of = |tid: libc::pid_t| {
+            // SAFETY: reads one thread's priority.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) }
+        };
+        // SAFETY: the calling thread's id.
+        let main = unsafe { libc::gettid() };
+        let before = nice_of(main);
+        let worker = std::thread::spawn(move || {
+            set_priority(7);
+            // SAFETY: as above.
+            nice_of(unsafe { libc::gettid() })
+        });
+        assert_eq!(worker.join().expect("thread"), 7);
+        assert_eq!(nice_of(main), before);
+    }
 
     #[test]
     fn the_probe_queue_is_read_after_every_lane_and_its_retries() {
