@@ -88,6 +88,7 @@ pub(super) fn replay(
         stop: Default::default(),
         runtime: None,
         submitter: None,
+        seen: None,
         completions: Some(done_tx),
         prestate: None,
     });

@@ -162,6 +162,7 @@ pub(super) fn workers(
     let (ready_tx, ready_rx) = Ready::channel(3);
     let (skipped_tx, skipped_rx) = crossbeam_channel::bounded(65_536);
     let cumulative = Arc::new(config.cumulative.tracker());
+    let seen = Arc::new(SeenSet::default());
     let ctx = Arc::new(WorkerContext {
         config: config.clone(),
         chain_id: at.chain_id,
@@ -175,6 +176,7 @@ pub(super) fn workers(
         stop: Default::default(),
         runtime: Some(tokio::runtime::Handle::current()),
         submitter: Some(to_submit.submitter),
+        seen: Some(Arc::clone(&seen)),
         completions: None,
         prestate: incidents.store().is_some().then(|| Arc::clone(incidents)),
     });
@@ -186,7 +188,6 @@ pub(super) fn workers(
     let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), queues)
         .map_err(RunError::Threads)?;
 
-    let seen = Arc::new(SeenSet::default());
     let ingest_stats = Arc::new(IngestStats::new(telemetry));
     let router = Arc::new(
         TxRouter::new(

@@ -331,6 +331,10 @@ pub struct WorkerContext {
     /// Writes each pause on the nodes' pause connections from the worker itself, as soon as
     /// it is signed (`None`: the submit stage sends it all).
     pub submitter: Option<Arc<crate::submit::Submitter>>,
+    /// Ingest's seen-set: each pause is marked seen as it is written, so the copy the nodes
+    /// echo back in their pending feed is not simulated (a worker is busy with nothing of ours
+    /// the moment after a pause, when a second attack may follow).
+    pub seen: Option<Arc<crate::ingest::SeenSet>>,
     /// Where a detection's pre-state goes (`[incidents] store` set): recorded by running the
     /// tx again after its pause has left, so other txs pay nothing for it.
     pub prestate: Option<Arc<crate::incident::IncidentLog>>,
@@ -762,15 +766,26 @@ fn write_early(
     let (Some(submitter), Some(runtime)) = (&ctx.submitter, &ctx.runtime) else {
         return Vec::new();
     };
+    let guardian = match &ctx.seen {
+        Some(_) => lock_responder(&ctx.responder).pauser().map(|p| p.address()),
+        None => None,
+    };
     decisions
         .iter()
         .filter_map(|(_, d)| match d {
             Decision::Pause { plan } | Decision::Replace { plan, .. } => {
+                if let (Some(seen), Some(guardian)) = (&ctx.seen, guardian) {
+                    seen.first_sight(plan.tx_hash, guardian);
+                }
                 Some((plan.tx_hash, submitter.write_early(runtime, &plan.raw)))
             }
             _ => None,
         })
         .collect()
+}
+
+fn lock_responder(m: &Mutex<Responder>) -> std::sync::MutexGuard<'_, Responder> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How a tx was run, for its record.
