@@ -485,10 +485,16 @@ impl ForkCache {
             })
     }
 
-    /// As `warm_mapping_entries`, for a contract a pending tx will create, started now on the
-    /// runtime (nothing waits on it): the attack that calls it in the same block finds them
-    /// warm. Only from a runtime thread, and a few at a time.
-    pub fn warm_for_pending_creation(self: &Arc<Self>, protected: Vec<Address>, created: Address) {
+    /// As `warm_mapping_entries`, for a contract a pending tx will create, with the deployer's
+    /// and the created account, started now on the runtime (nothing waits on it): the creation and the attack
+    /// that calls it in the same block find them warm. Only from a runtime thread, and a few
+    /// at a time.
+    pub fn warm_for_pending_creation(
+        self: &Arc<Self>,
+        protected: Vec<Address>,
+        created: Address,
+        deployer: Address,
+    ) {
         use std::sync::atomic::Ordering::AcqRel;
         if tokio::runtime::Handle::try_current().is_err() || self.source.is_none() {
             return;
@@ -499,8 +505,14 @@ impl ForkCache {
         }
         let fork = Arc::clone(self);
         tokio::spawn(async move {
-            if let Err(e) = fork.warm_mapping_entries(&protected, &[created]).await {
-                tracing::debug!(%created, error = %e, "warming a pending creation's entries failed");
+            // The deployer pays and the created account must be empty: both are read first.
+            let (created, accounts) = ([created], [deployer, created]);
+            let (entries, account) = futures::join!(
+                fork.warm_mapping_entries(&protected, &created),
+                fork.prefetch(&accounts, &[])
+            );
+            if let Err(e) = entries.and(account) {
+                tracing::debug!(created = %created[0], error = %e, "warming a pending creation's entries failed");
             }
             fork.creation_warms.fetch_sub(1, AcqRel);
         });
@@ -523,9 +535,14 @@ impl ForkCache {
             })
             .collect();
         // And the new contracts' own first slots (a constructor that set only immutables left
-        // them zero, and the block's change set lists no zero).
+        // them zero, and the block's change set lists no zero), and the protected contracts'
+        // (their totals and flags: a call into one reads them first; a guard that just started
+        // may not hold them yet).
         slots.extend(
-            accounts.iter().flat_map(|a| (0..MAPPING_BASES).map(move |i| (*a, U256::from(i)))),
+            accounts
+                .iter()
+                .chain(protected)
+                .flat_map(|a| (0..MAPPING_BASES).map(move |i| (*a, U256::from(i)))),
         );
         self.prefetch(&[], &slots).await
     }

@@ -187,7 +187,11 @@ impl<T> TxRouter<T> {
         if let Some(created) = created_address(&tx) {
             let names = self.protected.in_bytes(alloy::consensus::Transaction::input(inner));
             self.code.note_deployed(created, names);
-            self.fork.current().0.warm_for_pending_creation(self.protected.addresses(), created);
+            self.fork.current().0.warm_for_pending_creation(
+                self.protected.addresses(),
+                created,
+                tx.tx.signer(),
+            );
         }
         // Each authority's account gets code in this tx: a call to it in the same block runs
         // that code, whatever `latest` says.
