@@ -50,11 +50,6 @@ impl EarlyWrites {
     pub fn none() -> Self {
         Self { started: Instant::now(), by_node: Vec::new() }
     }
-
-    /// Nodes written to.
-    pub fn count(&self) -> usize {
-        self.by_node.len()
-    }
 }
 
 #[derive(Debug, Error)]

@@ -496,7 +496,7 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
                     let _ = simulator.warm();
                 }
                 // Measured: after 100–300 ms idle a tx runs 2–3x slower (cold CPU caches) than
-                // right after another; re-running recent work keeps it at the hot figure.
+                // right after another; re-running recent work takes back about half of that.
                 if ctx.config.simulation.keep_warm.is_some() {
                     simulator.keep_warm();
                     ctx.stats.kept_warm.increment(1);
@@ -733,12 +733,11 @@ fn finish(
     let decisions =
         decide_all(&ctx.responder, &ctx.config, &findings, Some((tx.hash, fees)), base_fee);
     let signed_at = Instant::now();
+    let signed_us = micros(tx.seen_at);
+    // The pause leaves now; the stage times say when it was signed, the record when written.
     let early = write_early(ctx, &decisions);
-    let mut times = StageTimes::of(
-        &tx,
-        first_picked_us,
-        [picked_us, simulated_us, detected_us, micros(tx.seen_at)],
-    );
+    let mut times =
+        StageTimes::of(&tx, first_picked_us, [picked_us, simulated_us, detected_us, signed_us]);
     times.state_waits = u32::from(state_waits);
     ctx.stats.record_stages(&times, true);
     if let Some(done) = &ctx.completions {
