@@ -244,3 +244,29 @@ async fn keep_warm_reruns_recent_work_without_fetching_caching_or_changing_a_lat
     );
     assert_eq!(again.invariants.len(), first.invariants.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_warm_a_drains_analysis_reads_nothing_from_the_node_beyond_the_txs_own_state() {
+    let devnet = Devnet::start().await;
+    let AttackAtHead { node, chain_id, head, header, hash, tx } =
+        attack_at_head(&devnet, &devnet.anvil.http_url()).await;
+    let config = devnet.config.clone();
+    let (outcome, fetched) = tokio::task::spawn_blocking(move || {
+        let fork = Arc::new(ForkCache::new(head, Some(node)));
+        let block = SimBlock::pending_after(&header, header.timestamp + 1);
+        let mut sim = Simulator::new(&config, Arc::clone(&fork), block, chain_id);
+        sim.warm().expect("warm");
+        // What the attack's own run reads (its contract, its sender, the entries it touches).
+        sim.prefetch_for(std::iter::once(&tx), 8).expect("prefetch");
+        let before = fork.stats().round_trips();
+        let outcome = sim.simulate(hash, &tx).expect("run");
+        (outcome, fork.stats().round_trips() - before)
+    })
+    .await
+    .expect("join");
+    assert!(outcome.success && !outcome.reentries.is_empty(), "the attack re-enters the vault");
+    assert!(!outcome.ledgers.is_empty(), "the vault's books were drawn up");
+    // The key holders (`owner()`, `admin()`, the EIP-1967 admin slot) were read by `warm`: a
+    // blocking read in the analysis cost a drain's first run a node round trip.
+    assert_eq!(fetched, 0, "the analysis of a drain waits on no node read");
+}
