@@ -313,6 +313,11 @@ impl ForkCache {
         self.accounts.get(address).map(|a| a.value.clone())
     }
 
+    /// Code by its hash, if the cache holds it. Never asks the node.
+    pub fn cached_code(&self, code_hash: &B256) -> Option<Bytecode> {
+        self.code.get(code_hash).map(|c| c.clone())
+    }
+
     pub fn cached_slot(&self, address: &Address, slot: &U256) -> Option<U256> {
         self.storage.get(&(*address, *slot)).map(|s| s.value)
     }

@@ -17,6 +17,7 @@ use futures::{
     future::{BoxFuture, Shared},
 };
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use super::{ForkCache, ForkError, NodeClient, NodeError, StateAnswer, StateKey, StateRequest};
 use alloy::consensus::transaction::Recovered;
@@ -207,7 +208,7 @@ impl ForkCache {
                 StateKey::BlockHash(n) => hashes.push(n),
             }
         }
-        let trace = cold.and_then(|c| self.trace_for(c));
+        let trace = cold.and_then(|c| self.trace_for(c, None));
         let fork = Arc::clone(self);
         let batch = async move {
             fork.prefetch(&accounts, &slots).await?;
@@ -237,20 +238,30 @@ impl ForkCache {
 
     /// Starts the node's pre-state trace of a cold tx as it arrives, before a worker has run
     /// it: by the time one does, its state is on the way or here (the worker then waits on this
-    /// same trace, not a second one). Only from a runtime thread, and only while few are in
-    /// flight.
-    pub fn trace_ahead(self: &Arc<Self>, hash: B256, tx: &Recovered<TxEnvelope>) -> bool {
+    /// same trace, not a second one). `landed` is woken once the trace has filled the fork (the
+    /// code it holds can decide the tx's lane before a slower code lookup answers). Only from a
+    /// runtime thread, and only while few are in flight.
+    pub fn trace_ahead(
+        self: &Arc<Self>,
+        hash: B256,
+        tx: &Recovered<TxEnvelope>,
+        landed: Arc<Notify>,
+    ) -> bool {
         if tokio::runtime::Handle::try_current().is_err()
             || self.traces.len() >= MAX_TRACES_AHEAD
             || self.traces.contains_key(&hash)
         {
             return false;
         }
-        self.trace_for(ColdTx::of(hash, tx)).is_some()
+        self.trace_for(ColdTx::of(hash, tx), Some(landed)).is_some()
     }
 
     /// The trace in flight for `cold`, launched now if this is its first round.
-    fn trace_for(self: &Arc<Self>, cold: ColdTx) -> Option<TraceInFlight> {
+    fn trace_for(
+        self: &Arc<Self>,
+        cold: ColdTx,
+        landed: Option<Arc<Notify>>,
+    ) -> Option<TraceInFlight> {
         if let Some(t) = self.traces.get(&cold.hash) {
             return Some(t.clone());
         }
@@ -267,6 +278,9 @@ impl ForkCache {
         let task = tokio::spawn(async move {
             let filled = fork.fill_from_prestate(call).await;
             fork.traces.remove(&hash);
+            if let Some(landed) = landed.filter(|_| filled) {
+                landed.notify_waiters();
+            }
             filled
         });
         let trace: TraceInFlight = async move { task.await.unwrap_or(false) }.boxed().shared();

@@ -10,10 +10,7 @@ use std::{
 };
 
 use alloy::primitives::{Address, Bytes};
-use tokio::{
-    sync::{Notify, mpsc},
-    task::JoinSet,
-};
+use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -74,7 +71,6 @@ struct Lookups<T> {
     router: Arc<TxRouter<T>>,
     stats: Arc<NodeIngestStats>,
     in_flight: Mutex<HashSet<Address>>,
-    learned: Notify,
     ask: mpsc::UnboundedSender<Vec<Address>>,
 }
 
@@ -93,13 +89,17 @@ impl<T> Lookups<T> {
         }
     }
 
-    fn done(&self, addresses: &[Address]) {
+    /// The lookup of `addresses` ended; waiters are woken only if it `learned` code (a failed
+    /// lookup woke them into asking again at once: a node refusing `eth_getCode` got a storm).
+    fn done(&self, addresses: &[Address], learned: bool) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         for a in addresses {
             in_flight.remove(a);
         }
         drop(in_flight);
-        self.learned.notify_waiters();
+        if learned {
+            self.router.code_learned().notify_waiters();
+        }
     }
 }
 
@@ -113,13 +113,7 @@ pub(super) async fn classifier<T: Send + Sync + 'static>(
     cancel: CancellationToken,
 ) {
     let (ask, mut asked) = mpsc::unbounded_channel::<Vec<Address>>();
-    let lookups = Arc::new(Lookups {
-        router,
-        stats,
-        in_flight: Mutex::default(),
-        learned: Notify::new(),
-        ask,
-    });
+    let lookups = Arc::new(Lookups { router, stats, in_flight: Mutex::default(), ask });
     let mut waiting = JoinSet::new();
     let mut fetching = JoinSet::new();
     loop {
@@ -158,12 +152,14 @@ pub(super) async fn classifier<T: Send + Sync + 'static>(
 async fn lookup<T>(lookups: &Lookups<T>, rpc: &RpcClient, addresses: Vec<Address>) {
     let params: Vec<(Address, &str)> = addresses.iter().map(|a| (*a, "latest")).collect();
     let router = &lookups.router;
+    let mut learned = false;
     match rpc.batch::<_, Bytes>("eth_getCode", &params, LOOKUP_TIMEOUT).await {
         Ok(answers) => {
             for (address, code) in addresses.iter().zip(answers) {
                 match code {
                     Ok(code) => {
                         router.code_index().insert_code(router.protected(), *address, &code);
+                        learned = true;
                     }
                     Err(_) => {
                         lookups.stats.fetch_failures.increment(1);
@@ -176,7 +172,7 @@ async fn lookup<T>(lookups: &Lookups<T>, rpc: &RpcClient, addresses: Vec<Address
             tracing::debug!(node = %lookups.stats.node, error = %e, accounts = addresses.len(), "code lookup failed");
         }
     }
-    lookups.done(&addresses);
+    lookups.done(&addresses, learned);
 }
 
 /// Ranks the batch again each time code lands, until every tx has a lane or the oldest's
@@ -186,14 +182,22 @@ async fn classify<T>(lookups: &Lookups<T>, mut jobs: Vec<ClassifyJob>) {
     let deadline =
         jobs.iter().map(|j| j.parked_at).min().unwrap_or_else(Instant::now) + CLASSIFY_BUDGET;
     loop {
-        // Registered before the check, so an answer landing in between is not missed.
-        let learned = lookups.learned.notified();
+        // Registered before the check, so an answer landing in between is not missed. A code
+        // lookup's answer wakes it, and so does a pre-state trace started at admission filling
+        // the fork (whichever lands first decides the lane).
+        let learned = router.code_learned().notified();
         tokio::pin!(learned);
         learned.as_mut().enable();
         let mut still = Vec::new();
         for job in jobs {
             let Some(tx) = &job.tx else { continue };
-            match router.rank(tx) {
+            let mut rank = router.rank(tx);
+            if let Rank::NeedsCode(need) = &rank
+                && router.learn_code_from_fork(need)
+            {
+                rank = router.rank(tx);
+            }
+            match rank {
                 Rank::Lane(lane, _) => {
                     router.stats().classified.increment(1);
                     job.dispatch(router, lane);

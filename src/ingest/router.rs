@@ -12,6 +12,7 @@ use std::{
 
 use alloy::primitives::Address;
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -73,6 +74,9 @@ pub struct TxRouter<T> {
     cancel: CancellationToken,
     /// Unix ms of the last `CodeIndex` prune.
     last_prune_ms: AtomicU64,
+    /// Woken when code may have been learned: a code lookup answered, or a pre-state trace
+    /// started at admission filled the fork (parked txs are then ranked again).
+    code_learned: Arc<Notify>,
 }
 
 /// How often the code index is pruned (on a head, by whichever node brings it first).
@@ -99,6 +103,7 @@ impl<T> TxRouter<T> {
             lanes,
             cancel: CancellationToken::new(),
             last_prune_ms: AtomicU64::new(0),
+            code_learned: Arc::new(Notify::new()),
         }
     }
 
@@ -130,6 +135,31 @@ impl<T> TxRouter<T> {
 
     pub fn protected(&self) -> &ProtectedSet {
         &self.protected
+    }
+
+    pub(super) fn code_learned(&self) -> &Notify {
+        &self.code_learned
+    }
+
+    /// Learns, from the fork's cache, the code of the accounts of `need` it holds (a pre-state
+    /// trace filled them, or a run fetched them); whether it learned any. A tx parked for its
+    /// code then need not wait for the lookup as well. (An account the fork holds without code
+    /// already ranks as such.)
+    pub fn learn_code_from_fork(&self, need: &[Address]) -> bool {
+        let current = self.fork.current();
+        let mut learned = false;
+        for a in need {
+            let Some(Some(info)) = current.0.cached_account(a) else { continue };
+            let Some(code) = info.code.or_else(|| current.0.cached_code(&info.code_hash)) else {
+                continue;
+            };
+            if code.is_empty() {
+                continue;
+            }
+            self.code.insert_code(&self.protected, *a, &code.original_bytes());
+            learned = true;
+        }
+        learned
     }
 
     /// A contract was deployed at `address` (the block guard saw it mined): calls to it rank as
@@ -209,7 +239,11 @@ impl<T> TxRouter<T> {
                 // Code nobody has looked at: the tx's whole pre-state is asked for now, while
                 // its lane is being decided (one node round trip instead of two in a row).
                 if alloy::consensus::Transaction::to(inner).is_some_and(|to| need.contains(&to))
-                    && self.fork.current().0.trace_ahead(tx.hash, &tx.tx)
+                    && self.fork.current().0.trace_ahead(
+                        tx.hash,
+                        &tx.tx,
+                        Arc::clone(&self.code_learned),
+                    )
                 {
                     self.stats.traced_ahead.increment(1);
                 }

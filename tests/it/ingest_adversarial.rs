@@ -18,7 +18,7 @@ use alloy::{
 use crossbeam_channel::Receiver;
 use preempt::{
     config::NodeConfig,
-    fork::{ForkCache, LiveFork},
+    fork::{ForkCache, LiveFork, NodeClient},
     ingest::{
         IngestStats, Lane, Lanes, NodeCounts, NodeEvent, RECONCILE_EVERY, SeenSet, TxRouter,
         spawn_node,
@@ -51,6 +51,11 @@ struct Ingest {
 
 impl Ingest {
     fn start(url: &str) -> Self {
+        Self::start_on(url, Arc::new(ForkCache::new(0, None)))
+    }
+
+    /// As `start`, on `fork` (one with a node behind it can trace cold txs ahead).
+    fn start_on(url: &str, fork: Arc<ForkCache>) -> Self {
         let (p_tx, p) = crossbeam_channel::bounded(4096);
         let (s_tx, s) = crossbeam_channel::bounded(4096);
         let (o_tx, o) = crossbeam_channel::bounded(4096);
@@ -60,7 +65,7 @@ impl Ingest {
             TxRouter::new(
                 CHAIN_ID,
                 [PROTECTED],
-                Arc::new(LiveFork::new(Arc::new(ForkCache::new(0, None)), ())),
+                Arc::new(LiveFork::new(fork, ())),
                 Arc::new(SeenSet::default()),
                 Arc::clone(&stats),
                 Lanes { protected: p_tx, suspicious: s_tx, other: o_tx, skipped: None },
@@ -702,4 +707,55 @@ async fn a_burst_of_1000_txs_from_many_senders_is_all_queued() {
     assert_eq!(by_lane.get(&Lane::Protected), Some(&100));
     assert_eq!(by_lane.get(&Lane::Other), Some(&900));
     assert_eq!((totals.deferred, totals.forged, totals.bad_frames), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_unknown_code_is_ranked_by_its_prestate_trace_when_the_code_lookup_fails() {
+    let anvil = Anvil::start_no_mining();
+    let fake = FakeNode::start(&anvil.ws_url()).await;
+    // The lookup connection cannot learn code: only the pre-state trace started at admission
+    // (on the fork's own node) can rank the tx before the classify budget runs out.
+    fake.remove_method("eth_getCode");
+    let node = NodeClient::connect("fork", &anvil.http_url()).await.expect("fork node");
+    let head = node.latest_block_number().await.expect("head");
+    let mut ingest = Ingest::start_on(&fake.ws_url(), Arc::new(ForkCache::new(head, Some(node))));
+    ingest.wait_up(1).await;
+    // A contract the guard never saw deployed, whose code names the protected contract
+    // (PUSH20 <protected>, POP, STOP).
+    let unknown = Address::repeat_byte(0xcc);
+    let code = format!("0x73{}5000", "aa".repeat(20));
+    rpc(&anvil, "anvil_setCode", json!([unknown, code])).await;
+    let mut user = funded_wallet(&anvil).await;
+    let (tx, raw) = user.call(unknown, &[1]);
+    send_all(&anvil, &[raw], 1).await;
+    let took = ingest.wait_queued(&[*tx.hash()], Duration::from_secs(5)).await;
+    let lane = ingest.queued.iter().find(|(_, t)| t.hash == *tx.hash()).map(|(l, _)| *l);
+    let totals = ingest.stats.snapshot();
+    println!("ranked by the trace {took:?} after the pool accepted it; {totals:?}");
+    assert_eq!(totals.traced_ahead, 1, "{totals:?}");
+    assert_eq!(lane, Some(Lane::Protected), "its traced code names the protected contract");
+    assert_eq!(totals.classify_timeouts, 0, "not routed unclassified after the budget");
+    assert_eq!(totals.classified, 1, "{totals:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refusing_code_lookups_is_asked_once_and_the_tx_goes_on_unclassified() {
+    let anvil = Anvil::start_no_mining();
+    let fake = FakeNode::start(&anvil.ws_url()).await;
+    fake.remove_method("eth_getCode");
+    // No node behind the fork: nothing but the lookup could rank the tx.
+    let mut ingest = Ingest::start(&fake.ws_url());
+    ingest.wait_up(1).await;
+    let unknown = Address::repeat_byte(0xcc);
+    rpc(&anvil, "anvil_setCode", json!([unknown, format!("0x73{}5000", "aa".repeat(20))])).await;
+    let mut user = funded_wallet(&anvil).await;
+    let (tx, raw) = user.call(unknown, &[1]);
+    send_all(&anvil, &[raw], 1).await;
+    ingest.wait_queued(&[*tx.hash()], Duration::from_secs(5)).await;
+    let totals = ingest.stats.snapshot();
+    assert_eq!(totals.classify_timeouts, 1, "routed after the budget: {totals:?}");
+    assert_eq!(totals.classified, 0, "{totals:?}");
+    // A failed lookup used to wake the parked tx into asking again at once (160-odd requests
+    // within the 50 ms budget).
+    assert_eq!(ingest.counts().fetch_failures, 1, "one failed lookup: {:?}", ingest.counts());
 }

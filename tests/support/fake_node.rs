@@ -143,7 +143,8 @@ impl FakeNode {
         self.state.refuse_full_bodies.store(on, Ordering::SeqCst);
     }
 
-    /// Answers requests for `method` with "method not found", as a node without it would.
+    /// Answers requests for `method` with "method not found", as a node without it would (a
+    /// batch too, when every request in it is for a missing method).
     pub fn remove_method(&self, method: &str) {
         lock(&self.state.missing_methods).push(method.to_string());
     }
@@ -243,6 +244,26 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
                     let missing = json!({"jsonrpc": "2.0", "id": v["id"],
                         "error": {"code": -32601, "message": "Method not found"}});
                     let _ = to_client.send(Message::text(missing.to_string()));
+                    continue;
+                }
+                // A batch of missing methods only is answered item by item, the same way.
+                if let Message::Text(t) = &m
+                    && let Ok(Value::Array(items)) = serde_json::from_str::<Value>(t.as_str())
+                    && !items.is_empty()
+                    && items.iter().all(|v| {
+                        v["method"].as_str().is_some_and(|method| {
+                            lock(&state.missing_methods).iter().any(|m| m == method)
+                        })
+                    })
+                {
+                    let answers: Vec<Value> = items
+                        .iter()
+                        .map(|v| {
+                            json!({"jsonrpc": "2.0", "id": v["id"],
+                            "error": {"code": -32601, "message": "Method not found"}})
+                        })
+                        .collect();
+                    let _ = to_client.send(Message::text(Value::Array(answers).to_string()));
                     continue;
                 }
                 if let Message::Text(t) = &m
