@@ -25,6 +25,8 @@ use crate::types::PendingTx;
 pub const CLASSIFY_BUDGET: Duration = Duration::from_millis(50);
 /// A code lookup may take this long (it keeps teaching the index after the budget).
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// A failed lookup is asked again no sooner than this.
+const LOOKUP_RETRY_AFTER: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 128;
 const MAX_LOOKUPS_IN_FLIGHT: usize = 8;
 
@@ -89,17 +91,15 @@ impl<T> Lookups<T> {
         }
     }
 
-    /// The lookup of `addresses` ended; waiters are woken only if it `learned` code (a failed
-    /// lookup woke them into asking again at once: a node refusing `eth_getCode` got a storm).
-    fn done(&self, addresses: &[Address], learned: bool) {
+    /// The lookup of `addresses` ended: they may be asked again, and the parked txs are ranked
+    /// again (and ask again for what is still unknown).
+    fn done(&self, addresses: &[Address]) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         for a in addresses {
             in_flight.remove(a);
         }
         drop(in_flight);
-        if learned {
-            self.router.code_learned().notify_waiters();
-        }
+        self.router.code_learned().notify_waiters();
     }
 }
 
@@ -131,7 +131,7 @@ pub(super) async fn classifier<T: Send + Sync + 'static>(
                     }
                 }
                 let (lookups, rpc) = (Arc::clone(&lookups), rpc.clone());
-                fetching.spawn(async move { lookup(&lookups, &rpc, addresses).await });
+                fetching.spawn(async move { lookup(lookups, &rpc, addresses).await });
             }
             job = jobs.recv() => {
                 let Some(first) = job else { return };
@@ -149,7 +149,11 @@ pub(super) async fn classifier<T: Send + Sync + 'static>(
     }
 }
 
-async fn lookup<T>(lookups: &Lookups<T>, rpc: &RpcClient, addresses: Vec<Address>) {
+async fn lookup<T: Send + Sync + 'static>(
+    lookups: Arc<Lookups<T>>,
+    rpc: &RpcClient,
+    addresses: Vec<Address>,
+) {
     let params: Vec<(Address, &str)> = addresses.iter().map(|a| (*a, "latest")).collect();
     let router = &lookups.router;
     let mut learned = false;
@@ -172,7 +176,16 @@ async fn lookup<T>(lookups: &Lookups<T>, rpc: &RpcClient, addresses: Vec<Address
             tracing::debug!(node = %lookups.stats.node, error = %e, accounts = addresses.len(), "code lookup failed");
         }
     }
-    lookups.done(&addresses, learned);
+    if learned {
+        lookups.done(&addresses);
+    } else {
+        // Held as in flight a while (not holding a lookup slot): the parked txs would ask again
+        // at once (a node refusing `eth_getCode` got some 160 requests in one classify budget).
+        tokio::spawn(async move {
+            tokio::time::sleep(LOOKUP_RETRY_AFTER).await;
+            lookups.done(&addresses);
+        });
+    }
 }
 
 /// Ranks the batch again each time code lands, until every tx has a lane or the oldest's

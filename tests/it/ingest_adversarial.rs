@@ -739,7 +739,7 @@ async fn a_call_to_unknown_code_is_ranked_by_its_prestate_trace_when_the_code_lo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_refusing_code_lookups_is_asked_once_and_the_tx_goes_on_unclassified() {
+async fn a_node_refusing_code_lookups_is_asked_again_only_after_a_pause_and_the_tx_goes_on() {
     let anvil = Anvil::start_no_mining();
     let fake = FakeNode::start(&anvil.ws_url()).await;
     fake.remove_method("eth_getCode");
@@ -756,6 +756,7 @@ async fn a_node_refusing_code_lookups_is_asked_once_and_the_tx_goes_on_unclassif
     assert_eq!(totals.classify_timeouts, 1, "routed after the budget: {totals:?}");
     assert_eq!(totals.classified, 0, "{totals:?}");
     // A failed lookup used to wake the parked tx into asking again at once (160-odd requests
-    // within the 50 ms budget).
-    assert_eq!(ingest.counts().fetch_failures, 1, "one failed lookup: {:?}", ingest.counts());
+    // within the 50 ms budget); it is asked again 20 ms later.
+    let failures = ingest.counts().fetch_failures;
+    assert!((1..=3).contains(&failures), "{failures} failed lookups in the 50 ms budget");
 }
