@@ -228,56 +228,46 @@ async fn relay(state: Arc<State>, id: usize, stream: TcpStream, upstream: &str) 
         );
         tokio::spawn(async move {
             while let Some(Ok(m)) = client_rx.next().await {
-                if let Message::Text(t) = &m
-                    && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
-                {
+                let v = match &m {
+                    Message::Text(t) => serde_json::from_str::<Value>(t.as_str()).ok(),
+                    _ => None,
+                };
+                if let Some(v) = &v {
+                    // A request or a batch: the calls in it.
                     let calls = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
                     for call in calls.iter().filter(|c| c["method"] == "eth_getBlockReceipts") {
                         lock(&receipts).push(call["id"].clone());
                     }
-                }
-                if let Message::Text(t) = &m
-                    && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
-                    && let Some(method) = v["method"].as_str()
-                    && lock(&state.missing_methods).iter().any(|m| m == method)
-                {
-                    let missing = json!({"jsonrpc": "2.0", "id": v["id"],
-                        "error": {"code": -32601, "message": "Method not found"}});
-                    let _ = to_client.send(Message::text(missing.to_string()));
-                    continue;
-                }
-                // A batch of missing methods only is answered item by item, the same way.
-                if let Message::Text(t) = &m
-                    && let Ok(Value::Array(items)) = serde_json::from_str::<Value>(t.as_str())
-                    && !items.is_empty()
-                    && items.iter().all(|v| {
-                        v["method"].as_str().is_some_and(|method| {
+                    // Answered here when every call in it is for a missing method.
+                    let missing = |c: &Value| {
+                        c["method"].as_str().is_some_and(|method| {
                             lock(&state.missing_methods).iter().any(|m| m == method)
                         })
-                    })
-                {
-                    let answers: Vec<Value> = items
-                        .iter()
-                        .map(|v| {
-                            json!({"jsonrpc": "2.0", "id": v["id"],
-                            "error": {"code": -32601, "message": "Method not found"}})
-                        })
-                        .collect();
-                    let _ = to_client.send(Message::text(Value::Array(answers).to_string()));
-                    continue;
-                }
-                if let Message::Text(t) = &m
-                    && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
-                    && v["method"] == "eth_subscribe"
-                    && v["params"][0] == "newPendingTransactions"
-                {
-                    if v["params"][1] == true && state.refuse_full_bodies.load(Ordering::SeqCst) {
-                        let refusal = json!({"jsonrpc": "2.0", "id": v["id"],
-                            "error": {"code": -32602, "message": "full bodies not supported"}});
-                        let _ = to_client.send(Message::text(refusal.to_string()));
+                    };
+                    if !calls.is_empty() && calls.iter().all(missing) {
+                        let mut answers = calls.iter().map(|c| {
+                            json!({"jsonrpc": "2.0", "id": c["id"],
+                                "error": {"code": -32601, "message": "Method not found"}})
+                        });
+                        let answer = if v.is_array() {
+                            Value::Array(answers.collect())
+                        } else {
+                            answers.next().unwrap_or_default()
+                        };
+                        let _ = to_client.send(Message::text(answer.to_string()));
                         continue;
                     }
-                    lock(&requests).push(v["id"].clone());
+                    if v["method"] == "eth_subscribe" && v["params"][0] == "newPendingTransactions"
+                    {
+                        if v["params"][1] == true && state.refuse_full_bodies.load(Ordering::SeqCst)
+                        {
+                            let refusal = json!({"jsonrpc": "2.0", "id": v["id"],
+                                "error": {"code": -32602, "message": "full bodies not supported"}});
+                            let _ = to_client.send(Message::text(refusal.to_string()));
+                            continue;
+                        }
+                        lock(&requests).push(v["id"].clone());
+                    }
                 }
                 if node_tx.send(m).await.is_err() {
                     return;
