@@ -16,8 +16,8 @@ use crate::{
     ingest::{IngestStats, Lanes, SeenSet, TxRouter, decode_pending},
     respond::{Pauser, Responder},
     worker::{
-        LiveState, Ready, SenderChains, StageTimes, WorkerContext, WorkerQueues, WorkerStats,
-        spawn_workers,
+        LiveState, Nudge, Ready, SenderChains, StageTimes, WorkerContext, WorkerQueues,
+        WorkerStats, spawn_workers,
     },
 };
 
@@ -92,7 +92,13 @@ pub(super) fn replay(
         completions: Some(done_tx),
         prestate: None,
     });
-    let queues = WorkerQueues { ready: ready_rx, lanes: vec![high_rx, normal_rx], skipped: None };
+    let (nudge, nudged) = Nudge::channel();
+    let queues = WorkerQueues {
+        ready: ready_rx,
+        lanes: vec![high_rx, normal_rx],
+        skipped: None,
+        nudged: Some((Arc::clone(&nudge), nudged)),
+    };
     let Ok(threads) = spawn_workers(workers, Arc::clone(&ctx), queues) else {
         return ReplayResult { rate, sent: 0, ..Default::default() };
     };
@@ -104,7 +110,8 @@ pub(super) fn replay(
         Arc::new(SeenSet::default()),
         Arc::clone(&stats),
         Lanes { protected: high_tx.clone(), suspicious: high_tx, other: normal_tx, skipped: None },
-    );
+    )
+    .with_nudge(nudge);
     let source: Arc<str> = "replay".into();
     let frames: Vec<String> = mix.iter().map(|t| t.frame.to_string()).collect();
 
@@ -130,6 +137,7 @@ pub(super) fn replay(
             std::hint::spin_loop();
         }
         let seen_at = Instant::now();
+        let _decoding = router.decoding();
         let Ok(mut tx) = decode_pending(&frames[i % frames.len()], &source, seen_at) else {
             continue;
         };

@@ -519,7 +519,10 @@ impl<T: Send + Sync + 'static> Feed<T> {
             }
             return;
         }
-        if let Err(Some(what)) = self.intake.body(text, seen_at, Origin::Subscription, None) {
+        let decoding = self.intake.router.decoding();
+        let routed = self.intake.body(text, seen_at, Origin::Subscription, None);
+        drop(decoding);
+        if let Err(Some(what)) = routed {
             self.bad_frame(what);
         }
     }

@@ -21,7 +21,11 @@ use super::{
     rank::{CodeIndex, Lane, ProtectedSet, Rank, Reason, created_address, rank},
     verify::{Verifier, recover_signer},
 };
-use crate::{fork::LiveFork, types::PendingTx};
+use crate::{
+    fork::LiveFork,
+    types::PendingTx,
+    worker::{Decoding, Nudge},
+};
 
 /// The three queues the workers read, in this order.
 #[derive(Debug, Clone)]
@@ -77,6 +81,8 @@ pub struct TxRouter<T> {
     /// Woken when code may have been learned: a code lookup answered, or a pre-state trace
     /// started at admission filled the fork (parked txs are then ranked again).
     code_learned: Arc<Notify>,
+    /// Wakes an idle worker as a frame arrives (`with_nudge`).
+    nudge: Option<Arc<Nudge>>,
 }
 
 /// How often the code index is pruned (on a head, by whichever node brings it first).
@@ -104,7 +110,19 @@ impl<T> TxRouter<T> {
             cancel: CancellationToken::new(),
             last_prune_ms: AtomicU64::new(0),
             code_learned: Arc::new(Notify::new()),
+            nudge: None,
         }
+    }
+
+    /// Each pending frame nudges an idle worker as it starts decoding (see `worker::Nudge`).
+    pub fn with_nudge(mut self, nudge: Arc<Nudge>) -> Self {
+        self.nudge = Some(nudge);
+        self
+    }
+
+    /// Held while a pending frame is decoded and routed.
+    pub fn decoding(&self) -> Option<Decoding<'_>> {
+        self.nudge.as_deref().map(Nudge::decoding)
     }
 
     /// A wait for room in the `Protected` lane gives up once `cancel` fires (shutdown).

@@ -20,7 +20,7 @@ use crate::{
     simulate::{SimBlock, Simulator},
     telemetry::Telemetry,
     worker::{
-        Detection, LiveState, Ready, SenderChains, WorkerContext, WorkerQueues, WorkerStats,
+        Detection, LiveState, Nudge, Ready, SenderChains, WorkerContext, WorkerQueues, WorkerStats,
         spawn_workers,
     },
 };
@@ -180,10 +180,12 @@ pub(super) fn workers(
         completions: None,
         prestate: incidents.store().is_some().then(|| Arc::clone(incidents)),
     });
+    let (nudge, nudged) = Nudge::channel();
     let queues = WorkerQueues {
         ready: ready_rx,
         skipped: Some(skipped_rx),
         lanes: vec![high_rx, suspicious_rx, normal_rx],
+        nudged: Some((Arc::clone(&nudge), nudged)),
     };
     let workers = spawn_workers(config.simulation.workers, Arc::clone(&ctx), queues)
         .map_err(RunError::Threads)?;
@@ -203,7 +205,8 @@ pub(super) fn workers(
                 skipped: Some(skipped_tx),
             },
         )
-        .with_cancel(cancel),
+        .with_cancel(cancel)
+        .with_nudge(nudge),
     );
     Ok(Stages { ctx, workers, router, seen, ingest_stats, live, cumulative })
 }

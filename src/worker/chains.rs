@@ -255,7 +255,7 @@ fn deploys_to(tx: &PendingTx) -> Option<Address> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::{path::Path, sync::Arc};
 
     use alloy::{
@@ -270,7 +270,7 @@ mod tests {
     const SENDER: Address = Address::repeat_byte(0x5e);
     const PAYEE: Address = Address::repeat_byte(0xee);
 
-    fn pending(nonce: u64) -> PendingTx {
+    pub(in crate::worker) fn pending(nonce: u64) -> PendingTx {
         let inner = TxEip1559 {
             chain_id: 1,
             nonce,

@@ -6,6 +6,7 @@
 mod capture;
 mod chains;
 mod creations;
+mod nudge;
 
 use std::{
     sync::{
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 pub use capture::{Verdict, verdict};
 pub use chains::{ChainRun, ChainedOutcome, SenderChains};
+pub use nudge::{Decoding, Nudge};
 
 use crate::{
     config::Config,
@@ -348,6 +350,8 @@ pub struct WorkerQueues {
     pub lanes: Vec<Receiver<PendingTx>>,
     /// Txs that run no code: recorded for their sender's chain, not simulated.
     pub skipped: Option<Receiver<PendingTx>>,
+    /// Ingest's nudge as a frame arrives, and the wake-up it sends (`None`: none is sent).
+    pub nudged: Option<(Arc<Nudge>, Receiver<()>)>,
 }
 
 /// What a worker took, and from where.
@@ -416,27 +420,46 @@ impl WorkerQueues {
 const IDLE_WAIT: Duration = Duration::from_millis(20);
 
 fn next_job(queues: &WorkerQueues, order: &[Source], wait: Duration) -> Option<Work> {
-    if let Some(work) = order.iter().find_map(|s| queues.try_take(*s)) {
+    let take = || order.iter().find_map(|s| queues.try_take(*s));
+    if let Some(work) = take() {
         return Some(work);
     }
-    // Nothing waiting: sleep on all of them, the first in order winning a tie.
-    let mut select = Select::new_biased();
-    for source in order {
-        match *source {
-            Source::Retry(lane) => select.recv(&queues.ready.retries[lane]),
-            Source::Lane(lane) => select.recv(&queues.lanes[lane]),
-            Source::Skipped => select.recv(queues.skipped.as_ref()?),
-            Source::Probe => select.recv(&queues.ready.probes),
-        };
-    }
-    let op = select.select_timeout(wait).ok()?;
-    match order[op.index()] {
-        Source::Retry(lane) => op.recv(&queues.ready.retries[lane]).ok().map(Work::Run),
-        Source::Lane(lane) => {
-            op.recv(&queues.lanes[lane]).ok().map(|tx| Work::Run(Job::new(tx, lane)))
+    let deadline = Instant::now() + wait;
+    loop {
+        // Nothing waiting: sleep on all of them, the first in order winning a tie, and on the
+        // nudge last.
+        let mut select = Select::new_biased();
+        for source in order {
+            match *source {
+                Source::Retry(lane) => select.recv(&queues.ready.retries[lane]),
+                Source::Lane(lane) => select.recv(&queues.lanes[lane]),
+                Source::Skipped => select.recv(queues.skipped.as_ref()?),
+                Source::Probe => select.recv(&queues.ready.probes),
+            };
         }
-        Source::Skipped => queues.skipped.as_ref().and_then(|r| op.recv(r).ok()).map(Work::Record),
-        Source::Probe => op.recv(&queues.ready.probes).ok().map(|p| Work::Probe(Box::new(p))),
+        if let Some((_, woken)) = &queues.nudged {
+            select.recv(woken);
+        }
+        let op = select.select_deadline(deadline).ok()?;
+        let Some(source) = order.get(op.index()) else {
+            // Nudged: a frame is being decoded; poll for its tx rather than sleep again.
+            let (nudge, woken) = queues.nudged.as_ref()?;
+            let _ = op.recv(woken);
+            if let Some(work) = nudge.poll(take) {
+                return Some(work);
+            }
+            continue;
+        };
+        return match *source {
+            Source::Retry(lane) => op.recv(&queues.ready.retries[lane]).ok().map(Work::Run),
+            Source::Lane(lane) => {
+                op.recv(&queues.lanes[lane]).ok().map(|tx| Work::Run(Job::new(tx, lane)))
+            }
+            Source::Skipped => {
+                queues.skipped.as_ref().and_then(|r| op.recv(r).ok()).map(Work::Record)
+            }
+            Source::Probe => op.recv(&queues.ready.probes).ok().map(|p| Work::Probe(Box::new(p))),
+        };
     }
 }
 
@@ -852,11 +875,47 @@ mod tests {
     }
 
     #[test]
+    fn a_nudged_worker_takes_the_tx_routed_while_it_polled_and_sleeps_again_after_a_frame_that_routed_nothing()
+     {
+        // The senders stay open, as the pipeline holds them.
+        let (_retries, ready) = Ready::channel(1);
+        let (lane_tx, lane_rx) = crossbeam_channel::bounded::<PendingTx>(4);
+        let (nudge, nudged) = Nudge::channel();
+        let queues = WorkerQueues {
+            ready,
+            lanes: vec![lane_rx],
+            skipped: None,
+            nudged: Some((Arc::clone(&nudge), nudged)),
+        };
+        let order = queues.order();
+        let ingest = {
+            let nudge = Arc::clone(&nudge);
+            std::thread::spawn(move || {
+                // A frame that routes nothing (a duplicate), then one that routes a tx.
+                drop(nudge.decoding());
+                std::thread::sleep(Duration::from_millis(5));
+                let decoding = nudge.decoding();
+                std::thread::sleep(Duration::from_micros(300));
+                lane_tx.send(chains::tests::pending(3)).expect("lane");
+                drop(decoding);
+                lane_tx
+            })
+        };
+        let work = next_job(&queues, &order, Duration::from_secs(5));
+        let Some(Work::Run(job)) = work else { panic!("no tx taken") };
+        assert_eq!(job.tx.hash, chains::tests::pending(3).hash);
+        let _lane_tx = ingest.join().expect("thread");
+        assert!(!nudge.busy());
+        // Nothing decoding, nothing queued: the wait runs out.
+        assert!(next_job(&queues, &order, Duration::from_millis(10)).is_none());
+    }
+
+    #[test]
     fn the_probe_queue_is_read_after_every_lane_and_its_retries() {
         let (_, ready) = Ready::channel(3);
         let lanes = (0..3).map(|_| crossbeam_channel::bounded::<PendingTx>(1).1).collect();
         let skipped = Some(crossbeam_channel::bounded::<PendingTx>(1).1);
-        let order = WorkerQueues { ready, lanes, skipped }.order();
+        let order = WorkerQueues { ready, lanes, skipped, nudged: None }.order();
         assert!(matches!(order.last(), Some(Source::Probe)), "{order:?}");
         assert_eq!(order.iter().filter(|s| matches!(s, Source::Probe)).count(), 1);
     }
