@@ -34,7 +34,7 @@ pub use router::{Admission, Lanes, TxRouter};
 pub use rpc::RpcError;
 pub use stats::{IngestCounts, IngestStats, NodeCounts, NodeIngestStats};
 pub use verify::{
-    BadSignature, Decoded, Forgery, Verifier, VerifyError, decode_pending, pending_tx,
+    BadSignature, Decoded, Forgery, Verifier, VerifyError, check_claim, decode_pending, pending_tx,
     recover_signer,
 };
 
@@ -42,6 +42,8 @@ pub use verify::{
 struct Seen {
     at: Instant,
     signer: Address,
+    /// The signer was recovered; else it is a node's claim, being checked.
+    verified: bool,
 }
 
 /// Txs seen from any node, keyed by their **computed** hash (never a node's claim), so each
@@ -54,10 +56,15 @@ pub struct SeenSet {
 impl SeenSet {
     /// True the first time a (verified) hash is offered; remembers its signer.
     pub fn first_sight(&self, hash: B256, signer: Address) -> bool {
+        self.sight(hash, signer, true)
+    }
+
+    /// As `first_sight`; `verified`: whether `signer` was recovered or is still a claim.
+    pub fn sight(&self, hash: B256, signer: Address, verified: bool) -> bool {
         match self.seen.entry(hash) {
             dashmap::Entry::Occupied(_) => false,
             dashmap::Entry::Vacant(v) => {
-                v.insert(Seen { at: Instant::now(), signer });
+                v.insert(Seen { at: Instant::now(), signer, verified });
                 true
             }
         }
@@ -65,7 +72,32 @@ impl SeenSet {
 
     /// The recovered signer of a tx seen before.
     pub fn signer_of(&self, hash: &B256) -> Option<Address> {
-        self.seen.get(hash).map(|s| s.signer)
+        self.seen.get(hash).filter(|s| s.verified).map(|s| s.signer)
+    }
+
+    /// The signer a tx seen before was taken with, and whether it was recovered yet.
+    pub fn claim_of(&self, hash: &B256) -> Option<(Address, bool)> {
+        self.seen.get(hash).map(|s| (s.signer, s.verified))
+    }
+
+    /// The claimed `signer` of `hash` was recovered.
+    pub fn confirm(&self, hash: &B256, signer: Address) {
+        if let Some(mut s) = self.seen.get_mut(hash)
+            && s.signer == signer
+        {
+            s.verified = true;
+        }
+    }
+
+    /// Forgets `hash` if it was taken on the claim `claimed`, not yet recovered: that claim
+    /// was forged, and an honest copy must be taken when offered.
+    pub fn forget_claim(&self, hash: &B256, claimed: Address) {
+        self.seen.remove_if(hash, |_, s| !s.verified && s.signer == claimed);
+    }
+
+    /// Takes `hash` as signed by the recovered `signer`, over an unrecovered claim.
+    pub fn replace(&self, hash: B256, signer: Address) {
+        self.seen.insert(hash, Seen { at: Instant::now(), signer, verified: true });
     }
 
     /// Forgets a hash, so the tx is taken again when next offered (deferred, or unrouted).

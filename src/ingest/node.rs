@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::B256;
+use alloy::{
+    consensus::{Transaction as _, TxEnvelope, transaction::Recovered},
+    primitives::B256,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
@@ -27,11 +30,11 @@ use super::{
     router::Admission,
     rpc::{RpcClient, RpcError},
     stats::{NodeIngestStats, unix_ms},
-    verify::{Decoded, Forgery, VerifyError, pending_tx},
+    verify::{Decoded, Forgery, VerifyError, check_claim, pending_tx},
 };
 use crate::{
     config::NodeConfig,
-    types::{NewHead, PendingTx},
+    types::{NewHead, PendingTx, SenderCheck},
 };
 
 /// Txs known by hash waiting to be fetched, per session.
@@ -528,6 +531,13 @@ impl<T: Send + Sync + 'static> Feed<T> {
     }
 }
 
+/// Whether a tx may be queued before its signer is recovered: a plain call. A creation
+/// (whose address derives from the sender) and a tx carrying authorizations leave marks at
+/// admission that a forged sender would poison, so they are recovered first.
+fn runs_on_claim(envelope: &TxEnvelope) -> bool {
+    envelope.kind().is_call() && envelope.authorization_list().is_none()
+}
+
 fn describe(error: &Option<serde_json::Value>) -> String {
     error.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "no subscription id".into())
 }
@@ -602,25 +612,65 @@ impl<T: Send + Sync + 'static> Intake<T> {
     }
 
     fn decoded(&self, decoded: Decoded, seen_at: Instant, origin: Origin) {
-        // Seen: the same signed bytes were verified before; only the claimed sender is left
-        // to compare (recovery is the costly part, and a duplicate needs none).
-        if let Some(signer) = self.router.seen().signer_of(&decoded.hash) {
-            if signer != decoded.claimed_from {
-                return self.forged(Forgery::Sender {
-                    hash: decoded.hash,
-                    claimed: decoded.claimed_from,
-                    recovered: signer,
-                });
+        let (hash, claimed) = (decoded.hash, decoded.claimed_from);
+        match self.router.seen().claim_of(&hash) {
+            // Seen and recovered: the same signed bytes, so only the claimed sender is left to
+            // compare (recovery is the costly part, and a duplicate needs none).
+            Some((signer, true)) => {
+                if signer != claimed {
+                    return self.forged(Forgery::Sender { hash, claimed, recovered: signer });
+                }
+                self.stats.verified.increment(1);
+                self.duplicate()
             }
-            self.stats.verified.increment(1);
-            return self.duplicate();
+            // Seen on the same claim, still being checked: its check speaks for this copy too.
+            Some((signer, false)) if signer == claimed => self.duplicate(),
+            // Seen on another claim, not checked yet: one of the two lies, and this copy's own
+            // recovery says which. If this one is honest it is taken in place of the other,
+            // whose check then finds it forged.
+            Some((_, false)) => match self.router.verifier().recover(decoded) {
+                Ok(tx) => {
+                    self.stats.verified.increment(1);
+                    self.router.seen().forget(&hash);
+                    self.admit(pending_tx(tx, &self.name, seen_at), origin);
+                }
+                Err(f) => self.forged(f),
+            },
+            None if runs_on_claim(&decoded.envelope) => {
+                self.admit_on_claim(decoded, seen_at, origin)
+            }
+            None => match self.router.verifier().recover(decoded) {
+                Ok(tx) => {
+                    self.stats.verified.increment(1);
+                    self.admit(pending_tx(tx, &self.name, seen_at), origin);
+                }
+                Err(f) => self.forged(f),
+            },
         }
-        let tx = match self.router.verifier().recover(decoded) {
-            Ok(tx) => tx,
-            Err(f) => return self.forged(f),
-        };
-        self.stats.verified.increment(1);
-        self.admit(pending_tx(tx, &self.name, seen_at), origin);
+    }
+
+    /// Queues a plain call on its claimed sender and recovers the signer after: a worker
+    /// simulates it meanwhile, and acts on the sender only once the check is settled.
+    fn admit_on_claim(&self, decoded: Decoded, seen_at: Instant, origin: Origin) {
+        let Decoded { envelope, hash, claimed_from: claimed } = decoded;
+        let (signature, sighash) = (*envelope.signature(), envelope.signature_hash());
+        let check = Arc::new(SenderCheck::default());
+        let mut tx = pending_tx(Recovered::new_unchecked(envelope, claimed), &self.name, seen_at);
+        tx.sender_check = Some(Arc::clone(&check));
+        self.admit(tx, origin);
+        match check_claim(hash, &signature, sighash, claimed) {
+            Ok(_) => {
+                check.settle(true);
+                self.router.seen().confirm(&hash, claimed);
+                self.stats.verified.increment(1);
+            }
+            Err(f) => {
+                check.settle(false);
+                // An honest copy (another node's, the next re-sync's) is taken when it comes.
+                self.router.seen().forget_claim(&hash, claimed);
+                self.forged(f);
+            }
+        }
     }
 
     fn admit(&self, tx: PendingTx, origin: Origin) {

@@ -403,6 +403,7 @@ mod tests {
             decoded_at: now,
             queued_at: now,
             source: Arc::from("t"),
+            sender_check: None,
         }
     }
 

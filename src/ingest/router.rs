@@ -224,7 +224,7 @@ impl<T> TxRouter<T> {
     /// First sight (by computed hash) → rank → queue; a tx whose rank needs code comes back.
     pub fn admit(&self, tx: PendingTx) -> Admission {
         self.stats.received.increment(1);
-        if !self.seen.first_sight(tx.hash, tx.tx.signer()) {
+        if !self.seen.sight(tx.hash, tx.tx.signer(), tx.sender_check.is_none()) {
             self.stats.duplicates.increment(1);
             return Admission::Duplicate;
         }

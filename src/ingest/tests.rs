@@ -313,6 +313,7 @@ fn a_set_code_tx_makes_its_authorities_fresh_code() {
         decoded_at: Instant::now(),
         queued_at: Instant::now(),
         source: "n".into(),
+        sender_check: None,
     };
     assert!(
         matches!(w.router.admit(set_code), Admission::NeedsCode(..)),

@@ -119,12 +119,9 @@ impl Verifier {
     /// Recovers the signer and compares it with the claimed sender.
     pub fn recover(&self, decoded: Decoded) -> Result<Recovered<TxEnvelope>, Forgery> {
         let Decoded { envelope, hash, claimed_from } = decoded;
-        let recovered = recover_signer(envelope.signature(), envelope.signature_hash())
-            .map_err(|reason| Forgery::Signature { hash, reason })?;
-        if recovered != claimed_from {
-            return Err(Forgery::Sender { hash, claimed: claimed_from, recovered });
-        }
-        Ok(Recovered::new_unchecked(envelope, recovered))
+        let signer =
+            check_claim(hash, envelope.signature(), envelope.signature_hash(), claimed_from)?;
+        Ok(Recovered::new_unchecked(envelope, signer))
     }
 
     /// `decode` then `recover`.
@@ -132,6 +129,21 @@ impl Verifier {
         let decoded = self.decode(text)?;
         Ok(self.recover(decoded)?)
     }
+}
+
+/// The signer of tx `hash` (`signature` over `sighash`), which must be the `claimed` sender.
+pub fn check_claim(
+    hash: B256,
+    signature: &Signature,
+    sighash: B256,
+    claimed: Address,
+) -> Result<Address, Forgery> {
+    let recovered =
+        recover_signer(signature, sighash).map_err(|reason| Forgery::Signature { hash, reason })?;
+    if recovered != claimed {
+        return Err(Forgery::Sender { hash, claimed, recovered });
+    }
+    Ok(recovered)
 }
 
 /// The signer of `sighash` under `signature`, by libsecp256k1 (several times faster than k256).
@@ -160,6 +172,7 @@ pub fn pending_tx(tx: Recovered<TxEnvelope>, source: &Arc<str>, seen_at: Instant
         decoded_at: now,
         queued_at: now,
         source: Arc::clone(source),
+        sender_check: None,
     }
 }
 

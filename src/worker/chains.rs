@@ -290,6 +290,7 @@ pub(super) mod tests {
             decoded_at: now,
             queued_at: now,
             source: Arc::from("t"),
+            sender_check: None,
         }
     }
 

@@ -33,7 +33,7 @@ use crate::{
     respond::{AttackFees, Decision, Responder, decide_all},
     simulate::{SimBlock, SimError, Simulator},
     telemetry::{Telemetry, seconds_of_us},
-    types::{Finding, PendingTx, SimOutcome},
+    types::{Finding, PendingTx, SenderCheck, SimOutcome},
 };
 
 /// The fork the workers read, with the block env pending txs run in.
@@ -122,6 +122,9 @@ pub struct WorkerStats {
     pub probes_dropped: Counter,
     /// Keep-warm runs of idle workers (`simulation.keep_warm_ms`).
     pub kept_warm: Counter,
+    /// Txs queued on a node's claimed sender that the signature did not bear out: dropped
+    /// with whatever their run found.
+    pub forged: Counter,
     /// Each run's time on the worker (EVM and inspection), seconds.
     pub sim_seconds: Histogram,
     stages: StageHistograms,
@@ -167,6 +170,7 @@ pub struct WorkerCounts {
     pub probed: u64,
     pub probe_findings: u64,
     pub probes_dropped: u64,
+    pub forged: u64,
 }
 
 impl WorkerStats {
@@ -187,6 +191,7 @@ impl WorkerStats {
             probe_findings: t.counter("preempt_probe_findings_total", &[]),
             probes_dropped: t.counter("preempt_probes_dropped_total", &[]),
             kept_warm: t.counter("preempt_worker_keep_warm_total", &[]),
+            forged: t.counter("preempt_worker_forged_dropped_total", &[]),
             sim_seconds: t.histogram("preempt_simulation_seconds", &[]),
             stages: StageHistograms {
                 decoded: h("decoded"),
@@ -234,6 +239,7 @@ impl WorkerStats {
             probed: c("preempt_probes_total"),
             probe_findings: c("preempt_probe_findings_total"),
             probes_dropped: c("preempt_probes_dropped_total"),
+            forged: c("preempt_worker_forged_dropped_total"),
         }
     }
 }
@@ -505,6 +511,10 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
         let work = match next_job(queues, &order, wait) {
             Some(Work::Record(tx)) => {
                 // It runs no code: only its sender's later txs need it, and may run now.
+                if !sender_signed(&tx) {
+                    ctx.stats.forged.increment(1);
+                    continue;
+                }
                 ctx.chains.record(&tx);
                 for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
                     ctx.ready.send(Job::new(waiting, lane));
@@ -557,7 +567,17 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     let Job { tx, rounds, first_picked_us, lane } = job;
     let picked_us = micros(tx.seen_at);
     let first_picked_us = first_picked_us.unwrap_or(picked_us);
-    ctx.chains.record(&tx);
+    // A tx queued on its claimed sender runs while ingest recovers the signer; its sender's
+    // chain takes it only once the claim is borne out (below), so a forged claim cannot put
+    // another account's nonce in it. The run itself reads the chain, never writes it.
+    let recorded = match tx.sender_check.as_deref().map(SenderCheck::settled) {
+        None | Some(Some(true)) => {
+            ctx.chains.record(&tx);
+            true
+        }
+        Some(Some(false)) => return ctx.stats.forged.increment(1),
+        Some(None) => false,
+    };
     let started = Instant::now();
     // Cold state is fetched off this thread, unless the tx has waited enough already.
     let defer = ctx.runtime.is_some() && rounds < MAX_DEFERRED_ROUNDS;
@@ -588,6 +608,15 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         }
         Err(e) => Err(e),
     };
+    if !recorded {
+        // Settled by now, as a rule: the run took longer than the recovery.
+        if !sender_signed(&tx) {
+            simulator.set_defer_fetch(false);
+            tracing::debug!(tx = %tx.hash, "claimed sender did not sign it; run dropped");
+            return ctx.stats.forged.increment(1);
+        }
+        ctx.chains.record(&tx);
+    }
     simulator.set_defer_fetch(false);
     ctx.stats.sim_seconds.record(started.elapsed().as_secs_f64());
     // Any tx parked behind this one may run now.
@@ -846,6 +875,25 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
     });
 }
 
+/// Whether the claimed sender signed `tx`: as ingest settled it, or recovered here when this
+/// worker got there first.
+fn sender_signed(tx: &PendingTx) -> bool {
+    let Some(check) = &tx.sender_check else { return true };
+    if let Some(signed) = check.settled() {
+        return signed;
+    }
+    let envelope = tx.tx.inner();
+    let signed = crate::ingest::check_claim(
+        tx.hash,
+        envelope.signature(),
+        envelope.signature_hash(),
+        tx.tx.signer(),
+    )
+    .is_ok();
+    check.settle(signed);
+    check.settled().unwrap_or(signed)
+}
+
 fn micros(since: Instant) -> f64 {
     StageTimes::since(since, Instant::now())
 }
@@ -908,6 +956,48 @@ mod tests {
         assert!(!nudge.busy());
         // Nothing decoding, nothing queued: the wait runs out.
         assert!(next_job(&queues, &order, Duration::from_millis(10)).is_none());
+    }
+
+    #[test]
+    fn a_worker_that_gets_to_an_unchecked_claim_first_recovers_it_and_the_check_keeps_its_answer() {
+        use alloy::{
+            consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::Recovered},
+            network::TxSignerSync,
+            primitives::{TxKind, U256},
+            signers::local::PrivateKeySigner,
+        };
+        let key = PrivateKeySigner::random();
+        let mut call = TxEip1559 {
+            chain_id: 1,
+            gas_limit: 50_000,
+            max_fee_per_gas: 2,
+            to: TxKind::Call(Address::repeat_byte(0xaa)),
+            value: U256::ZERO,
+            ..Default::default()
+        };
+        let sig = key.sign_transaction_sync(&mut call).expect("sign");
+        let envelope: TxEnvelope = call.into_signed(sig).into();
+        let on_claim = |claimed: Address| {
+            let mut tx = chains::tests::pending(0);
+            tx.hash = *envelope.tx_hash();
+            tx.tx = Recovered::new_unchecked(envelope.clone(), claimed);
+            tx.sender_check = Some(Arc::new(SenderCheck::default()));
+            tx
+        };
+        let honest = on_claim(key.address());
+        assert!(sender_signed(&honest));
+        assert_eq!(honest.sender_check.as_deref().and_then(SenderCheck::settled), Some(true));
+
+        let forged = on_claim(Address::repeat_byte(0x99));
+        assert!(!sender_signed(&forged));
+        let check = forged.sender_check.as_deref().expect("check");
+        assert_eq!(check.settled(), Some(false));
+        // Ingest's own answer comes second and changes nothing.
+        check.settle(true);
+        assert!(!sender_signed(&forged));
+
+        // Recovered before it was queued: nothing to check.
+        assert!(sender_signed(&chains::tests::pending(1)));
     }
 
     #[test]

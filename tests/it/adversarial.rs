@@ -241,6 +241,9 @@ async fn a_forged_attack_body_from_one_node_gets_no_guardian_tx_and_is_counted()
     assert_eq!(code, Some(0));
     assert_eq!(stopped.node("anvil", "forged"), 2, "{}", stopped.0);
     assert_eq!(stopped.worker("with_findings"), 0, "{}", stopped.0);
+    // 2 is a plain call, queued on its claimed sender (the attacker's: it is the attack) while
+    // ingest recovers the signer; the worker drops it, run or not, when the claim fails.
+    assert_eq!(stopped.worker("forged"), 1, "{}", stopped.0);
     assert!(stopped.worker("invalid") >= 1, "the unfunded tx refused: {}", stopped.0);
     assert!(stopped.worker("parked") >= 1, "the nonce-gap tx parked: {}", stopped.0);
 }

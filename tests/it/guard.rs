@@ -261,6 +261,7 @@ async fn a_pending_tx_chained_on_its_senders_earlier_pending_txs_matches_its_rec
             decoded_at: now,
             queued_at: now,
             source: Arc::from("test"),
+            sender_check: None,
         });
     }
     let config = devnet.config.clone();

@@ -333,9 +333,20 @@ async fn a_forged_frame_is_dropped_counted_and_reported() {
         ingest.seen_events
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(ingest.queued_hashes().is_empty(), "nothing forged is queued");
+    // 2 and 3 are plain calls: each was queued on its claim while its signer was recovered,
+    // and carries that check, settled as forged, to the worker (which drops it). 1 fails
+    // before any queue.
+    let mut queued = ingest.queued_hashes();
+    queued.sort();
+    let mut expected = vec![*resigned.hash(), *attack.hash()];
+    expected.sort();
+    assert_eq!(queued, expected);
+    for (_, tx) in &ingest.queued {
+        let check = tx.sender_check.as_deref().expect("queued on its claim");
+        assert_eq!(check.settled(), Some(false), "the forged claim is settled as such");
+    }
     let c = ingest.counts();
-    assert_eq!((c.verified, c.from_subscription, c.reconnects), (0, 0, 0), "{c:?}");
+    assert_eq!((c.verified, c.from_subscription, c.reconnects), (0, 2, 0), "{c:?}");
     assert!(
         !ingest.router.seen().contains(attack.hash())
             && !ingest.router.seen().contains(&B256::repeat_byte(0x66)),
@@ -343,6 +354,42 @@ async fn a_forged_frame_is_dropped_counted_and_reported() {
     );
     let stopped = ingest.stop().await;
     assert!(stopped < Duration::from_millis(100), "{stopped:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_tx_under_a_forged_sender_does_not_hide_the_honest_copy_that_follows_it() {
+    let anvil = Anvil::start_no_mining();
+    let fake = FakeNode::start(&anvil.ws_url()).await;
+    let mut ingest = Ingest::start(&fake.ws_url());
+    ingest.wait_up(1).await;
+    let mut attacker = funded_wallet(&anvil).await;
+    let (attack, _) = attacker.call(PROTECTED, &[0xde, 0xad]);
+    // The same signed bytes twice, back to back: first claiming a made-up sender (taken on the
+    // claim, then found forged), then honestly.
+    let liar = Address::repeat_byte(0x99);
+    fake.inject_pending(&body(&attack, liar, *attack.hash()).to_string());
+    fake.inject_pending(&body(&attack, attacker.address(), *attack.hash()).to_string());
+
+    let honest = |i: &Ingest| {
+        i.queued.iter().any(|(_, t)| {
+            t.hash == *attack.hash()
+                && t.tx.signer() == attacker.address()
+                && t.sender_check.as_deref().is_none_or(|c| c.settled() == Some(true))
+        })
+    };
+    assert!(
+        ingest.wait_for(Duration::from_secs(5), |i| honest(i) && i.counts().forged == 1).await,
+        "the honest copy queued: {:?} {:?}",
+        ingest.counts(),
+        ingest.queued.iter().map(|(l, t)| (l, t.tx.signer())).collect::<Vec<_>>()
+    );
+    for (_, tx) in ingest.queued.iter().filter(|(_, t)| t.tx.signer() == liar) {
+        let check = tx.sender_check.as_deref().expect("the liar's copy was queued on its claim");
+        assert_eq!(check.settled(), Some(false), "a worker drops the forged copy");
+    }
+    assert_eq!(ingest.router.seen().signer_of(attack.hash()), Some(attacker.address()));
+    let c = ingest.counts();
+    assert_eq!((c.forged, c.verified), (1, 1), "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
