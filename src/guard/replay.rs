@@ -159,6 +159,8 @@ pub fn replay_block(
                 &outcome,
                 &config.protected,
                 crate::probe::ProbeBudget::default(),
+                // A mined block has no tx waiting behind it.
+                &|| false,
             );
             sim.invalidate_baselines();
             if let Some(report) = report

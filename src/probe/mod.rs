@@ -118,6 +118,9 @@ pub struct ProbeReport {
     pub calls: usize,
     /// The budget ran out before every entry point was called.
     pub cut_short: bool,
+    /// It stopped early because a tx was waiting for the worker (`give_way`): a probe is
+    /// speculative, the tx may be the attack itself.
+    pub gave_way: bool,
     pub elapsed: Duration,
     /// One `probe` finding per protected contract the worst call hurt (empty: nothing did).
     pub findings: Vec<Finding>,
@@ -180,12 +183,14 @@ pub fn probe(
     reach: Reach,
     protected: &[ProtectedContract],
     budget: ProbeBudget,
+    give_way: &dyn Fn() -> bool,
 ) -> ProbeReport {
     let started = Instant::now();
     let mut report = ProbeReport {
         contract: new.address,
         calls: 0,
         cut_short: false,
+        gave_way: false,
         elapsed: Duration::ZERO,
         findings: Vec::new(),
         outcome: None,
@@ -196,6 +201,11 @@ pub fn probe(
         for with_value in [false, true] {
             if report.calls >= budget.max_calls || started.elapsed() >= budget.time {
                 report.cut_short = true;
+                break 'entries;
+            }
+            if give_way() {
+                report.cut_short = true;
+                report.gave_way = true;
                 break 'entries;
             }
             let value = if with_value {
@@ -325,19 +335,21 @@ fn probe_findings(
 
 /// Probes every contract `deploy` created that can reach a protected contract, on the state
 /// the simulator holds right after the deploy tx (its private layer holds the tx's writes).
-/// Returns the first report with findings, and how many contracts were probed.
+/// Returns the first report with findings (or the one that gave way), and how many contracts
+/// were probed. `give_way`: asked between calls; true stops the probe.
 pub fn probe_created(
     sim: &mut Simulator,
     created: &[NewContract],
     deploy: &SimOutcome,
     protected: &[ProtectedContract],
     budget: ProbeBudget,
+    give_way: &dyn Fn() -> bool,
 ) -> (Option<ProbeReport>, usize) {
     let mut probed = 0;
     for new in created {
         let Some(how) = reach(new, deploy, protected) else { continue };
         probed += 1;
-        let report = probe(sim, new, deploy.tx_hash, how, protected, budget);
+        let report = probe(sim, new, deploy.tx_hash, how, protected, budget, give_way);
         tracing::debug!(
             contract = %new.address,
             deployer = %new.deployer,
@@ -349,7 +361,7 @@ pub fn probe_created(
             "probed new contract"
         );
         sim.invalidate_baselines();
-        if !report.findings.is_empty() {
+        if !report.findings.is_empty() || report.gave_way {
             return (Some(report), probed);
         }
     }
@@ -367,6 +379,7 @@ pub fn probe_pending_deploy(
     deploy: &SimOutcome,
     protected: &[ProtectedContract],
     budget: ProbeBudget,
+    give_way: &dyn Fn() -> bool,
 ) -> Result<(Option<ProbeReport>, usize), SimError> {
     // On top of whatever the private layer holds (empty on a worker between txs).
     let saved = sim.fork_view_mut().local_mut().clone();
@@ -381,7 +394,7 @@ pub fn probe_pending_deploy(
             return Ok((None, 0));
         }
         sim.fork_view_mut().local_mut().apply_evm_state(&state);
-        Ok(probe_created(sim, &created, deploy, protected, budget))
+        Ok(probe_created(sim, &created, deploy, protected, budget, give_way))
     })();
     *sim.fork_view_mut().local_mut() = saved;
     sim.invalidate_baselines();

@@ -138,6 +138,7 @@ fn a_drainer_deployed_next_to_the_vault_is_caught_by_calling_its_attack_entry_po
         &outcome,
         &config.protected,
         ProbeBudget { time: Duration::from_secs(10), ..Default::default() },
+        &|| false,
     )
     .expect("probe runs");
     assert_eq!(report.1, 1, "one contract probed");
@@ -188,6 +189,7 @@ fn a_contract_that_only_reads_the_vault_is_probed_and_found_harmless() {
         ProbeReach::Code(vault()),
         &config.protected,
         ProbeBudget { time: Duration::from_secs(10), ..Default::default() },
+        &|| false,
     );
     // No dispatcher: every attack-shaped name is tried, then plain calldata.
     assert_eq!(report.calls, ATTACK_ENTRY_POINTS.len() + 1, "{report:?}");
@@ -210,9 +212,38 @@ fn the_budget_cuts_a_probe_short() {
         ProbeReach::Code(vault()),
         &config.protected,
         budget,
+        &|| false,
     );
     assert_eq!(report.calls, 3);
     assert!(report.cut_short);
+    assert!(!report.gave_way);
+}
+
+#[test]
+fn a_probe_gives_way_between_calls_to_a_tx_waiting_for_the_worker() {
+    let (mut sim, config) = chain();
+    let deploy = tx(USER, 1, TxKind::Create, deploying(&lens_runtime(vault())).into(), U256::ZERO);
+    let (_, state) = sim.execute(B256::ZERO, &deploy).expect("runs");
+    let created = created_contracts(&state, USER);
+    sim.fork_view_mut().local_mut().apply_evm_state(&state);
+    // A tx lands in a lane after the second call.
+    let asked = std::cell::Cell::new(0);
+    let give_way = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 2
+    };
+    let report = probe(
+        &mut sim,
+        &created[0],
+        B256::ZERO,
+        ProbeReach::Code(vault()),
+        &config.protected,
+        ProbeBudget { time: Duration::from_secs(10), ..Default::default() },
+        &give_way,
+    );
+    assert_eq!(report.calls, 2, "{report:?}");
+    assert!(report.gave_way && report.cut_short, "{report:?}");
+    assert!(report.findings.is_empty());
 }
 
 fn outcome_calling(target: Address) -> SimOutcome {
