@@ -197,17 +197,23 @@ fn a_contract_that_only_reads_the_vault_is_probed_and_found_harmless() {
     assert!(!report.cut_short);
 }
 
-#[test]
-fn the_budget_cuts_a_probe_short() {
-    let (mut sim, config) = chain();
+/// A contract that only reads the vault, deployed on the simulator's private layer.
+fn deployed_lens(sim: &mut Simulator) -> NewContract {
     let deploy = tx(USER, 1, TxKind::Create, deploying(&lens_runtime(vault())).into(), U256::ZERO);
     let (_, state) = sim.execute(B256::ZERO, &deploy).expect("runs");
     let created = created_contracts(&state, USER);
     sim.fork_view_mut().local_mut().apply_evm_state(&state);
+    created.into_iter().next().expect("the lens")
+}
+
+#[test]
+fn the_budget_cuts_a_probe_short() {
+    let (mut sim, config) = chain();
+    let lens = deployed_lens(&mut sim);
     let budget = ProbeBudget { max_calls: 3, ..Default::default() };
     let report = probe(
         &mut sim,
-        &created[0],
+        &lens,
         B256::ZERO,
         ProbeReach::Code(vault()),
         &config.protected,
@@ -222,10 +228,7 @@ fn the_budget_cuts_a_probe_short() {
 #[test]
 fn a_probe_gives_way_between_calls_to_a_tx_waiting_for_the_worker() {
     let (mut sim, config) = chain();
-    let deploy = tx(USER, 1, TxKind::Create, deploying(&lens_runtime(vault())).into(), U256::ZERO);
-    let (_, state) = sim.execute(B256::ZERO, &deploy).expect("runs");
-    let created = created_contracts(&state, USER);
-    sim.fork_view_mut().local_mut().apply_evm_state(&state);
+    let lens = deployed_lens(&mut sim);
     // A tx lands in a lane after the second call.
     let asked = std::cell::Cell::new(0);
     let give_way = || {
@@ -234,7 +237,7 @@ fn a_probe_gives_way_between_calls_to_a_tx_waiting_for_the_worker() {
     };
     let report = probe(
         &mut sim,
-        &created[0],
+        &lens,
         B256::ZERO,
         ProbeReach::Code(vault()),
         &config.protected,
