@@ -95,11 +95,6 @@ impl SeenSet {
         self.seen.remove_if(hash, |_, s| !s.verified && s.signer == claimed);
     }
 
-    /// Takes `hash` as signed by the recovered `signer`, over an unrecovered claim.
-    pub fn replace(&self, hash: B256, signer: Address) {
-        self.seen.insert(hash, Seen { at: Instant::now(), signer, verified: true });
-    }
-
     /// Forgets a hash, so the tx is taken again when next offered (deferred, or unrouted).
     pub fn forget(&self, hash: &B256) {
         self.seen.remove(hash);

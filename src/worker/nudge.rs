@@ -1,5 +1,5 @@
 //! Ingest's word to an idle worker that a pending tx is being decoded. A sleeping worker
-//! takes 60–90 µs to run again once woken (measured on a 2-core host with the node beside it);
+//! takes 60–200 µs to run again once woken (measured on a 2-vCPU host with the node beside it);
 //! woken by the nudge as a frame arrives, it is running by the time the tx is decoded and
 //! routed, and polls its queues until then. The wake-up overlaps the decode instead of
 //! following it.
