@@ -628,24 +628,27 @@ impl<T: Send + Sync + 'static> Intake<T> {
             // Seen on another claim, not checked yet: one of the two lies, and this copy's own
             // recovery says which. If this one is honest it is taken in place of the other,
             // whose check then finds it forged.
-            Some((_, false)) => match self.router.verifier().recover(decoded) {
-                Ok(tx) => {
-                    self.stats.verified.increment(1);
-                    self.router.seen().forget(&hash);
-                    self.admit(pending_tx(tx, &self.name, seen_at), origin);
-                }
-                Err(f) => self.forged(f),
-            },
+            Some((_, false)) => self.admit_recovered(decoded, seen_at, origin, true),
             None if runs_on_claim(&decoded.envelope) => {
                 self.admit_on_claim(decoded, seen_at, origin)
             }
-            None => match self.router.verifier().recover(decoded) {
-                Ok(tx) => {
-                    self.stats.verified.increment(1);
-                    self.admit(pending_tx(tx, &self.name, seen_at), origin);
+            None => self.admit_recovered(decoded, seen_at, origin, false),
+        }
+    }
+
+    /// Recovers the signer now, then admits the tx; `replacing`: it is taken in place of an
+    /// unchecked claim of another sender, whose seen entry is forgotten first.
+    fn admit_recovered(&self, decoded: Decoded, seen_at: Instant, origin: Origin, replacing: bool) {
+        let hash = decoded.hash;
+        match self.router.verifier().recover(decoded) {
+            Ok(tx) => {
+                self.stats.verified.increment(1);
+                if replacing {
+                    self.router.seen().forget(&hash);
                 }
-                Err(f) => self.forged(f),
-            },
+                self.admit(pending_tx(tx, &self.name, seen_at), origin);
+            }
+            Err(f) => self.forged(f),
         }
     }
 

@@ -613,16 +613,15 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         }
         Err(e) => Err(e),
     };
+    simulator.set_defer_fetch(false);
     if !recorded {
         // Settled by now, as a rule: the run took longer than the recovery.
         if !sender_signed(&tx, RUN_WAITS_FOR_CHECK) {
-            simulator.set_defer_fetch(false);
             tracing::debug!(tx = %tx.hash, "claimed sender did not sign it; run dropped");
             return ctx.stats.forged.increment(1);
         }
         ctx.chains.record(&tx);
     }
-    simulator.set_defer_fetch(false);
     ctx.stats.sim_seconds.record(started.elapsed().as_secs_f64());
     // Any tx parked behind this one may run now.
     for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
