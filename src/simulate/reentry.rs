@@ -1,7 +1,7 @@
 //! Re-entry analysis: which protected contracts were entered again while live, and which of
 //! their storage slots the re-entrant frame read before the live frame wrote them.
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, U256, map::HashMap};
 
 use super::{
     facts::MappingIndex,
@@ -54,6 +54,45 @@ fn entry_frame_above(frames: &[CallFrame], from: usize, contract: Address) -> Op
     None
 }
 
+/// One contract's storage accesses in run order, each searched by position: a re-entry's
+/// evidence lies between two frame boundaries, and a deep re-entrancy has a candidate per
+/// level, so each one reads only its own stretch instead of the whole log.
+struct Stretches<'a> {
+    accesses: Vec<&'a StorageAccess>,
+}
+
+impl<'a> Stretches<'a> {
+    fn of(accesses: impl Iterator<Item = &'a StorageAccess>) -> Self {
+        let mut accesses: Vec<&StorageAccess> = accesses.collect();
+        // Recorded in order already; the stable sort then costs one pass.
+        accesses.sort_by_key(|a| a.seq);
+        Self { accesses }
+    }
+
+    /// The accesses strictly between `after` and `before`.
+    fn between(&self, after: u64, before: u64) -> &[&'a StorageAccess] {
+        let from = self.accesses.partition_point(|a| a.seq <= after);
+        let to = self.accesses.partition_point(|a| a.seq < before).max(from);
+        &self.accesses[from..to]
+    }
+}
+
+/// Per contract, built on first use: candidates of one contract share it.
+fn stretches_for<'a, 'm>(
+    made: &'m mut Vec<(Address, Stretches<'a>)>,
+    contract: Address,
+    build: impl FnOnce() -> Stretches<'a>,
+) -> &'m Stretches<'a> {
+    let at = match made.iter().position(|(c, _)| *c == contract) {
+        Some(at) => at,
+        None => {
+            made.push((contract, build()));
+            made.len() - 1
+        }
+    };
+    &made[at].1
+}
+
 /// Storage evidence for each candidate, from the storage-tracking re-run.
 pub(crate) fn observe(
     candidates: &[Candidate],
@@ -65,29 +104,28 @@ pub(crate) fn observe(
     for f in frames {
         success[f.index] = f.success && f.parent.is_none_or(|p| success[p]);
     }
+    // Only accesses of frames that took effect count.
+    let mut made = Vec::new();
     let mut out = Vec::new();
     for c in candidates {
         let (Some(inner), Some(outer)) = (spans.get(c.inner), spans.get(c.outer)) else { continue };
-        let counts = |a: &&StorageAccess| {
-            a.address == c.contract && success.get(a.frame).copied().unwrap_or(false)
-        };
-        let inside = |a: &StorageAccess| a.seq > inner.start && a.seq < inner.end;
-        let reads: Vec<U256> = accesses
+        let log = stretches_for(&mut made, c.contract, || {
+            Stretches::of(accesses.iter().filter(|a| {
+                a.address == c.contract && success.get(a.frame).copied().unwrap_or(false)
+            }))
+        });
+        let inside = log.between(inner.start, inner.end);
+        let mut reads: Vec<U256> = inside.iter().filter(|a| !a.write).map(|a| a.slot).collect();
+        reads.sort_unstable();
+        reads.dedup();
+        let inner_read_only = !inside.iter().any(|a| a.write);
+        let mut stale: Vec<U256> = log
+            .between(inner.end, outer.end)
             .iter()
-            .filter(counts)
-            .filter(|a| !a.write && inside(a))
+            .filter(|a| a.write && reads.binary_search(&a.slot).is_ok())
             .map(|a| a.slot)
             .collect();
-        let inner_read_only = !accesses.iter().filter(counts).any(|a| a.write && inside(a));
-        let mut stale: Vec<U256> = accesses
-            .iter()
-            .filter(counts)
-            .filter(|a| {
-                a.write && a.seq > inner.end && a.seq < outer.end && reads.contains(&a.slot)
-            })
-            .map(|a| a.slot)
-            .collect();
-        stale.sort();
+        stale.sort_unstable();
         stale.dedup();
         if !stale.is_empty() {
             out.push(ReentryObservation {
@@ -117,6 +155,10 @@ pub(crate) fn double_payouts(
     transfers: &[FramedTransfer],
     index: &MappingIndex,
 ) -> Vec<ReentryObservation> {
+    // Reads of the contract's books: entries of a mapping keyed by an address. Each slot is
+    // decoded once, however often it is read.
+    let mut keyed: HashMap<U256, bool> = HashMap::default();
+    let mut made = Vec::new();
     let mut out: Vec<ReentryObservation> = Vec::new();
     for c in candidates {
         let (Some(inner), Some(outer)) = (spans.get(c.inner), spans.get(c.outer)) else { continue };
@@ -153,16 +195,25 @@ pub(crate) fn double_payouts(
         else {
             continue;
         };
-        let reads = |inside: &dyn Fn(u64) -> bool| -> Vec<U256> {
-            accesses
-                .iter()
-                .filter(|a| a.address == c.contract && !a.write && inside(a.seq))
-                .map(|a| a.slot)
-                .filter(|s| index.decode(*s).is_some_and(|k| k.addresses().next().is_some()))
-                .collect()
-        };
-        let inner_reads = reads(&in_inner);
-        let Some(slot) = reads(&in_outer_only).into_iter().find(|s| inner_reads.contains(s)) else {
+        let log = stretches_for(&mut made, c.contract, || {
+            Stretches::of(accesses.iter().filter(|a| {
+                a.address == c.contract
+                    && !a.write
+                    && *keyed.entry(a.slot).or_insert_with(|| {
+                        index.decode(a.slot).is_some_and(|k| k.addresses().next().is_some())
+                    })
+            }))
+        });
+        let mut inner_reads: Vec<U256> =
+            log.between(inner.start, inner.end).iter().map(|a| a.slot).collect();
+        inner_reads.sort_unstable();
+        let Some(slot) = log
+            .between(outer.start, outer.end)
+            .iter()
+            .filter(|a| in_outer_only(a.seq))
+            .map(|a| a.slot)
+            .find(|s| inner_reads.binary_search(s).is_ok())
+        else {
             continue;
         };
         out.push(ReentryObservation {
@@ -282,6 +333,7 @@ mod tests {
         use proptest::{prelude::*, sample::Index};
 
         use super::*;
+        use crate::simulate::inspector::KeccakInput;
 
         const POOL: [Address; 4] =
             [P, A, Address::with_last_byte(0xcc), Address::with_last_byte(0xdd)];
@@ -365,6 +417,242 @@ mod tests {
                     prop_assert!(o.stale_slots.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
                 }
             }
+
+            /// Searching each candidate's own stretch of the log finds what scanning the whole
+            /// log finds: the same stale slots, read-only flags and double payouts (the log in
+            /// run order, as the inspector records it; `observe` in any order).
+            #[test]
+            fn the_stretch_search_agrees_with_the_whole_log_scan(
+                (frames, spans, mut accesses) in paying_run(),
+                index in books(),
+                protected in prop::sample::subsequence(POOL[..2].to_vec(), 1..=2),
+            ) {
+                let found = candidates(&frames, &protected);
+                prop_assert_eq!(
+                    observe(&found, &frames, &spans, &accesses),
+                    reference::observe(&found, &frames, &spans, &accesses)
+                );
+                accesses.sort_by_key(|a| a.seq);
+                let leaks: Vec<(Candidate, U256)> =
+                    double_payouts(&found, &frames, &spans, &accesses, &[], &index)
+                        .into_iter()
+                        .map(|o| {
+                            let c = Candidate { contract: o.contract, outer: o.outer_frame, inner: o.inner_frame };
+                            (c, o.double_payout.expect("a double payout").slot)
+                        })
+                        .collect();
+                prop_assert_eq!(
+                    leaks,
+                    reference::double_payout_slots(&found, &frames, &spans, &accesses, &index)
+                );
+            }
+        }
+
+        /// The first, straightforward versions (each candidate scans the whole log): the
+        /// oracle the per-stretch search must agree with.
+        mod reference {
+            use super::super::*;
+
+            pub(super) fn observe(
+                candidates: &[Candidate],
+                frames: &[CallFrame],
+                spans: &[FrameSpan],
+                accesses: &[StorageAccess],
+            ) -> Vec<ReentryObservation> {
+                let mut success = vec![false; frames.len()];
+                for f in frames {
+                    success[f.index] = f.success && f.parent.is_none_or(|p| success[p]);
+                }
+                let mut out = Vec::new();
+                for c in candidates {
+                    let (Some(inner), Some(outer)) = (spans.get(c.inner), spans.get(c.outer))
+                    else {
+                        continue;
+                    };
+                    let counts = |a: &&StorageAccess| {
+                        a.address == c.contract && success.get(a.frame).copied().unwrap_or(false)
+                    };
+                    let inside = |a: &StorageAccess| a.seq > inner.start && a.seq < inner.end;
+                    let reads: Vec<U256> = accesses
+                        .iter()
+                        .filter(counts)
+                        .filter(|a| !a.write && inside(a))
+                        .map(|a| a.slot)
+                        .collect();
+                    let inner_read_only =
+                        !accesses.iter().filter(counts).any(|a| a.write && inside(a));
+                    let mut stale: Vec<U256> = accesses
+                        .iter()
+                        .filter(counts)
+                        .filter(|a| {
+                            a.write
+                                && a.seq > inner.end
+                                && a.seq < outer.end
+                                && reads.contains(&a.slot)
+                        })
+                        .map(|a| a.slot)
+                        .collect();
+                    stale.sort();
+                    stale.dedup();
+                    if !stale.is_empty() {
+                        out.push(ReentryObservation {
+                            contract: c.contract,
+                            outer_frame: c.outer,
+                            inner_frame: c.inner,
+                            inner_read_only,
+                            stale_slots: stale,
+                            double_payout: None,
+                        });
+                    }
+                }
+                out
+            }
+
+            /// The slot of the first book read outside the re-entry that it read too, per
+            /// candidate with the same asset paid on both sides.
+            pub(super) fn double_payout_slots(
+                candidates: &[Candidate],
+                frames: &[CallFrame],
+                spans: &[FrameSpan],
+                accesses: &[StorageAccess],
+                index: &MappingIndex,
+            ) -> Vec<(Candidate, U256)> {
+                let mut out = Vec::new();
+                for c in candidates {
+                    let (Some(inner), Some(outer)) = (spans.get(c.inner), spans.get(c.outer))
+                    else {
+                        continue;
+                    };
+                    let in_inner = |seq: u64| seq > inner.start && seq < inner.end;
+                    let in_outer_only =
+                        |seq: u64| seq > outer.start && seq < outer.end && !in_inner(seq);
+                    let start_of =
+                        |frame: usize| spans.get(frame).map(|s| s.start).unwrap_or_default();
+                    let paid = |inside: &dyn Fn(u64) -> bool| {
+                        frames.iter().any(|f| {
+                            f.success
+                                && f.caller == c.contract
+                                && !f.value.is_zero()
+                                && inside(start_of(f.index))
+                        })
+                    };
+                    if !paid(&in_inner) || !paid(&in_outer_only) {
+                        continue;
+                    }
+                    let reads = |inside: &dyn Fn(u64) -> bool| -> Vec<U256> {
+                        accesses
+                            .iter()
+                            .filter(|a| a.address == c.contract && !a.write && inside(a.seq))
+                            .map(|a| a.slot)
+                            .filter(|s| {
+                                index.decode(*s).is_some_and(|k| k.addresses().next().is_some())
+                            })
+                            .collect()
+                    };
+                    let inner_reads = reads(&in_inner);
+                    if let Some(slot) =
+                        reads(&in_outer_only).into_iter().find(|s| inner_reads.contains(s))
+                    {
+                        out.push((*c, slot));
+                    }
+                }
+                out
+            }
+        }
+
+        /// Mapping entries keyed by an address at slots 0..4 (some of them), so reads of those
+        /// slots are book reads.
+        fn books() -> impl Strategy<Value = MappingIndex> {
+            prop::collection::vec(any::<bool>(), 4).prop_map(|keyed| {
+                let inputs: Vec<KeccakInput> = keyed
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| **k)
+                    .map(|(slot, _)| {
+                        let mut input = [0u8; 64];
+                        input[31] = 0xa0 + slot as u8;
+                        input[12] = 1;
+                        KeccakInput { address: P, input, slot: Some(U256::from(slot)) }
+                    })
+                    .collect();
+                MappingIndex::build(&inputs, |_| true)
+            })
+        }
+
+        /// Each frame's span as the inspector numbers a run: a child's inside its parent's,
+        /// siblings one after another.
+        fn nested_spans(frames: &[CallFrame]) -> Vec<FrameSpan> {
+            fn visit(frames: &[CallFrame], at: usize, next: &mut u64, spans: &mut [FrameSpan]) {
+                spans[at].start = *next;
+                *next += 4;
+                for child in frames.iter().filter(|f| f.parent == Some(at)) {
+                    visit(frames, child.index, next, spans);
+                }
+                spans[at].end = *next;
+                *next += 4;
+            }
+            let mut spans = vec![FrameSpan::default(); frames.len()];
+            let mut next = 0;
+            for root in frames.iter().filter(|f| f.parent.is_none()) {
+                visit(frames, root.index, &mut next, &mut spans);
+            }
+            spans
+        }
+
+        /// A paying call tree, its nested spans, and storage accesses inside its frames.
+        fn paying_run()
+        -> impl Strategy<Value = (Vec<CallFrame>, Vec<FrameSpan>, Vec<StorageAccess>)> {
+            paying_tree().prop_flat_map(|frames| {
+                let spans = nested_spans(&frames);
+                let access = (any::<Index>(), any::<Index>(), 0..4u64, any::<bool>());
+                let log = prop::collection::vec(access, 0..60);
+                (Just(frames), Just(spans), log).prop_map(|(frames, spans, log)| {
+                    let mut accesses: Vec<StorageAccess> = log
+                        .iter()
+                        .map(|(frame, at, slot, write)| {
+                            let frame = frame.index(frames.len());
+                            let span = spans[frame];
+                            StorageAccess {
+                                seq: span.start
+                                    + at.index((span.end - span.start).max(1) as usize) as u64,
+                                frame,
+                                // Storage is the running contract's.
+                                address: frames[frame].target,
+                                slot: U256::from(*slot),
+                                write: *write,
+                            }
+                        })
+                        .collect();
+                    accesses.sort_by_key(|a| a.seq);
+                    (frames, spans, accesses)
+                })
+            })
+        }
+
+        /// A call tree in which any contract of the pool calls, with or without value.
+        fn paying_tree() -> impl Strategy<Value = Vec<CallFrame>> {
+            let spec =
+                (any::<Index>(), any::<Index>(), any::<Index>(), any::<bool>(), any::<bool>());
+            prop::collection::vec(spec, 1..16).prop_map(|specs| {
+                specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (parent, caller, target, success, pays))| {
+                        let parent = (i > 0).then(|| parent.index(i));
+                        // Two contracts calling each other re-enter often.
+                        let mut f = frame(
+                            i,
+                            parent,
+                            *caller.get(&POOL[..2]),
+                            *target.get(&POOL[..2]),
+                            "CALL",
+                        );
+                        f.success = *success;
+                        f.value = U256::from(u8::from(*pays));
+                        f
+                    })
+                    .collect()
+            })
         }
     }
 }

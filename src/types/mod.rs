@@ -109,7 +109,7 @@ impl InvariantValue {
 
 /// A protected contract re-entered while one of its frames was live, with the storage slots
 /// the inner frame read that the outer frame wrote after the re-entry returned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReentryObservation {
     pub contract: Address,
     /// The live frame of the contract that was re-entered.
@@ -126,7 +126,7 @@ pub struct ReentryObservation {
 }
 
 /// A re-entry that paid out twice against one entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DoublePayout {
     pub slot: U256,
     pub outer_paid: U256,
