@@ -37,7 +37,7 @@ pub use diff::{BlockDiff, ChangedKeys, DiffError};
 pub use evict::{EvictionReport, ForkLimits};
 pub use layer::StateLayer;
 pub use node::{NodeClient, NodeError, StateAnswer, StateRequest};
-pub use prestate::{ColdFill, ColdTx, call_object};
+pub use prestate::{Answered, ColdFill, ColdTx, TraceWatch, call_object};
 pub use source::{PeerStatus, StateSource};
 pub use view::{FetchWait, ForkView, ReadLog, StateKey};
 pub use ws::{LowLatencyWs, connect_provider};

@@ -40,17 +40,47 @@ pub enum ColdFill {
     Batch,
 }
 
+/// Run as a trace's answer arrives.
+pub type Answered = dyn Fn() + Send + Sync;
+
+/// Who hears of a trace started ahead of the workers.
+pub struct TraceWatch {
+    /// Woken once the trace has filled the fork: the code it holds can decide the tx's lane
+    /// before a slower code lookup answers.
+    pub landed: Arc<Notify>,
+    /// Run as the answer arrives, before it is parsed and stored: the tx will be routed within
+    /// moments, and an idle worker can be woken meanwhile.
+    pub answered: Option<Box<Answered>>,
+}
+
+impl std::fmt::Debug for TraceWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceWatch").field("answered", &self.answered.is_some()).finish()
+    }
+}
+
 /// The tx a view is fetching for, so its first miss can ask the node for its whole pre-state.
+/// Set for every run; the trace's call object is built only if the run misses (most are warm).
 #[derive(Debug, Clone)]
 pub struct ColdTx {
     pub hash: B256,
-    /// `debug_traceCall`'s call object; `None` once the trace was launched.
-    pub call: Option<Value>,
+    /// The tx to trace; `None` once its trace was launched.
+    tx: Option<Recovered<TxEnvelope>>,
 }
 
 impl ColdTx {
     pub fn of(hash: B256, tx: &Recovered<TxEnvelope>) -> Self {
-        Self { hash, call: Some(call_object(tx)) }
+        Self { hash, tx: Some(tx.clone()) }
+    }
+
+    /// A later round of a tx whose trace was launched: it waits on that trace, launches none.
+    pub fn launched(hash: B256) -> Self {
+        Self { hash, tx: None }
+    }
+
+    /// This round's part: the tx to trace, if it is still to be launched (it is launched once).
+    pub(crate) fn take(&mut self) -> Self {
+        Self { hash: self.hash, tx: self.tx.take() }
     }
 }
 
@@ -128,24 +158,23 @@ fn excerpt(v: &Value) -> String {
 }
 
 impl NodeClient {
-    /// The tx's pre-state at `block`, as the node's `prestateTracer` reads it.
+    /// The node's `prestateTracer` answer for the tx at `block`, unparsed (see `parse`).
     pub fn prestate(
         &self,
         call: Value,
         block: u64,
-    ) -> impl Future<Output = Result<(StateRequest, StateAnswer), NodeError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Value, NodeError>> + Send + 'static {
         let provider = self.provider();
         async move {
             use alloy::providers::Provider;
             let params = json!([call, format!("{block:#x}"), {"tracer": "prestateTracer"}]);
-            let trace = tokio::time::timeout(
+            tokio::time::timeout(
                 std::time::Duration::from_secs(3),
                 provider.raw_request::<_, Value>("debug_traceCall".into(), params),
             )
             .await
             .map_err(|_| NodeError::Timeout(std::time::Duration::from_secs(3)))?
-            .map_err(|e| NodeError::Rpc(e.to_string()))?;
-            parse(&trace).map_err(|e| NodeError::Rpc(format!("prestate trace: {e}")))
+            .map_err(|e| NodeError::Rpc(e.to_string()))
         }
     }
 }
@@ -166,12 +195,19 @@ impl PrestateSupport {
 
 impl ForkCache {
     /// Asks the best node for the tx's pre-state and stores it; whether it did. A node without
-    /// the tracer (or the debug namespace) is not asked again.
-    async fn fill_from_prestate(&self, call: Value) -> bool {
+    /// the tracer (or the debug namespace) is not asked again. `answered` runs as the node's
+    /// answer arrives, before it is parsed and stored.
+    async fn fill_from_prestate(&self, call: Value, answered: Option<&Answered>) -> bool {
         let Some(source) = self.source() else { return false };
         let Some(node) = source.nodes(self.block()).into_iter().next() else { return false };
         let (epoch, block) = (self.epoch(), self.block());
-        match node.prestate(call, block).await {
+        let parsed = node.prestate(call, block).await.and_then(|trace| {
+            if let Some(answered) = answered {
+                answered();
+            }
+            parse(&trace).map_err(|e| NodeError::Rpc(format!("prestate trace: {e}")))
+        });
+        match parsed {
             Ok((request, answer)) => {
                 self.stats.prestate_traces.increment(1);
                 self.store_fetched(epoch, &request, &answer);
@@ -238,14 +274,13 @@ impl ForkCache {
 
     /// Starts the node's pre-state trace of a cold tx as it arrives, before a worker has run
     /// it: by the time one does, its state is on the way or here (the worker then waits on this
-    /// same trace, not a second one). `landed` is woken once the trace has filled the fork (the
-    /// code it holds can decide the tx's lane before a slower code lookup answers). Only from a
-    /// runtime thread, and only while few are in flight.
+    /// same trace, not a second one). `watch` hears when the answer arrives and when it has
+    /// filled the fork. Only from a runtime thread, and only while few are in flight.
     pub fn trace_ahead(
         self: &Arc<Self>,
         hash: B256,
         tx: &Recovered<TxEnvelope>,
-        landed: Arc<Notify>,
+        watch: TraceWatch,
     ) -> bool {
         if tokio::runtime::Handle::try_current().is_err()
             || self.traces.len() >= MAX_TRACES_AHEAD
@@ -253,19 +288,19 @@ impl ForkCache {
         {
             return false;
         }
-        self.trace_for(ColdTx::of(hash, tx), Some(landed)).is_some()
+        self.trace_for(ColdTx::of(hash, tx), Some(watch)).is_some()
     }
 
     /// The trace in flight for `cold`, launched now if this is its first round.
     fn trace_for(
         self: &Arc<Self>,
         cold: ColdTx,
-        landed: Option<Arc<Notify>>,
+        watch: Option<TraceWatch>,
     ) -> Option<TraceInFlight> {
         if let Some(t) = self.traces.get(&cold.hash) {
             return Some(t.clone());
         }
-        let call = cold.call?;
+        let call = call_object(cold.tx.as_ref()?);
         // A trace costs the node more than a batch of plain reads: under a burst of cold txs
         // only a few race at once, the rest fetch their misses in batches.
         if self.source().is_none_or(|s| s.prestate_support().refused())
@@ -276,10 +311,11 @@ impl ForkCache {
         let fork = Arc::clone(self);
         let hash = cold.hash;
         let task = tokio::spawn(async move {
-            let filled = fork.fill_from_prestate(call).await;
+            let answered = watch.as_ref().and_then(|w| w.answered.as_deref());
+            let filled = fork.fill_from_prestate(call, answered).await;
             fork.traces.remove(&hash);
-            if let Some(landed) = landed.filter(|_| filled) {
-                landed.notify_waiters();
+            if let Some(watch) = watch.filter(|_| filled) {
+                watch.landed.notify_waiters();
             }
             filled
         });

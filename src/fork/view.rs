@@ -139,11 +139,7 @@ impl ForkView {
     fn fetch_misses_now(&self, keys: &[StateKey]) -> Result<(), ForkError> {
         if self.settled_after.is_none() {
             // The trace is launched once per tx; later rounds wait on it while it is in flight.
-            let cold = self
-                .cold
-                .borrow_mut()
-                .as_mut()
-                .map(|c| ColdTx { hash: c.hash, call: c.call.take() });
+            let cold = self.cold.borrow_mut().as_mut().map(ColdTx::take);
             if cold.is_some() {
                 return self.fork.fetch_cold_blocking(cold, keys).map(|_| ());
             }

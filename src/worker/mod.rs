@@ -890,9 +890,9 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>) {
         // The first wait races the node's pre-state trace of the whole tx; later ones wait on
         // that trace while it is in flight, else fetch their misses in one batch. A failed fetch
         // still re-queues the tx: its next run fetches on the worker and reports the error there.
-        let cold = ColdTx {
-            hash: job.tx.hash,
-            call: (job.rounds == 1).then(|| crate::fork::call_object(&job.tx.tx)),
+        let cold = match job.rounds {
+            1 => ColdTx::of(job.tx.hash, &job.tx.tx),
+            _ => ColdTx::launched(job.tx.hash),
         };
         if let Err(e) = fork.fetch_cold(Some(cold), keys).await {
             tracing::debug!(tx = %job.tx.hash, error = %e, "deferred state fetch failed");

@@ -2,12 +2,13 @@
 //! takes 60–200 µs to run again once woken (measured on a 2-vCPU host with the node beside it);
 //! woken by the nudge as a frame arrives, it is running by the time the tx is decoded and
 //! routed, and polls its queues until then. The wake-up overlaps the decode instead of
-//! following it.
+//! following it. A cold tx traced ahead is routed once the node's answer is stored: the
+//! answer's arrival nudges a worker the same way (`expect_within`).
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -23,6 +24,9 @@ const MAX_POLL: Duration = Duration::from_micros(1_000);
 pub struct Nudge {
     decoding: AtomicUsize,
     wake: Sender<()>,
+    /// Work is expected until then (ns after `epoch`).
+    expected_until: AtomicU64,
+    epoch: Instant,
 }
 
 /// Held while one frame is decoded and routed; dropping it ends the frame's part of the poll.
@@ -41,7 +45,13 @@ impl Nudge {
     /// when it was sent finds it stale (nothing decoding) and goes back to sleep.
     pub fn channel() -> (Arc<Self>, Receiver<()>) {
         let (wake, rx) = crossbeam_channel::bounded(1);
-        (Arc::new(Self { decoding: AtomicUsize::new(0), wake }), rx)
+        let nudge = Self {
+            decoding: AtomicUsize::new(0),
+            wake,
+            expected_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+        };
+        (Arc::new(nudge), rx)
     }
 
     /// A frame starts decoding: the first of a burst wakes a worker (the others find one
@@ -54,9 +64,22 @@ impl Nudge {
         Decoding(self)
     }
 
-    /// Whether some frame is still being decoded.
+    /// A tx is expected within `within` (a cold tx's state has just arrived; it is routed once
+    /// stored): wakes an idle worker, which polls until then.
+    pub fn expect_within(&self, within: Duration) {
+        let until = self.now_ns().saturating_add(within.as_nanos() as u64);
+        self.expected_until.fetch_max(until, Ordering::AcqRel);
+        let _ = self.wake.try_send(());
+    }
+
+    /// Whether some frame is still being decoded, or a tx is still expected.
     pub fn busy(&self) -> bool {
         self.decoding.load(Ordering::Acquire) > 0
+            || self.now_ns() < self.expected_until.load(Ordering::Acquire)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
     }
 
     /// Polls `take` while a frame is being decoded, for at most `MAX_POLL`; then once more,
@@ -125,6 +148,30 @@ mod tests {
         }
         assert_eq!(nudge.poll(|| None::<u8>), None);
         decoding.join().expect("thread");
+        assert!(!nudge.busy());
+    }
+
+    #[test]
+    fn an_expected_tx_keeps_the_poll_going_until_it_is_routed_or_the_expectation_runs_out() {
+        let (nudge, woken) = Nudge::channel();
+        nudge.expect_within(Duration::from_millis(50));
+        assert_eq!(woken.try_recv(), Ok(()), "an idle worker is woken");
+        assert!(nudge.busy(), "nothing decoding, but a tx is expected");
+        // The tx is routed from another thread while the worker polls.
+        let (routed_tx, routed) = crossbeam_channel::bounded::<u8>(1);
+        let router = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_micros(300));
+            routed_tx.send(9).expect("routed");
+        });
+        assert_eq!(nudge.poll(|| routed.try_recv().ok()), Some(9));
+        router.join().expect("thread");
+        // A short expectation that nothing meets: the poll ends when it runs out, not later
+        // than its own cap.
+        let (nudge, _woken) = Nudge::channel();
+        let started = Instant::now();
+        nudge.expect_within(Duration::from_micros(200));
+        assert_eq!(nudge.poll(|| None::<u8>), None);
+        assert!(started.elapsed() >= Duration::from_micros(200), "{:?}", started.elapsed());
         assert!(!nudge.busy());
     }
 }

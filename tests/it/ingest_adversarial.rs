@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -24,6 +27,7 @@ use preempt::{
         spawn_node,
     },
     types::PendingTx,
+    worker::Nudge,
 };
 use serde_json::{Value, json};
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -51,27 +55,30 @@ struct Ingest {
 
 impl Ingest {
     fn start(url: &str) -> Self {
-        Self::start_on(url, Arc::new(ForkCache::new(0, None)))
+        Self::start_on(url, Arc::new(ForkCache::new(0, None)), None)
     }
 
     /// As `start`, on `fork` (one with a node behind it can trace cold txs ahead).
-    fn start_on(url: &str, fork: Arc<ForkCache>) -> Self {
+    /// On `fork`; `nudge`: the router wakes idle workers through it.
+    fn start_on(url: &str, fork: Arc<ForkCache>, nudge: Option<Arc<Nudge>>) -> Self {
         let (p_tx, p) = crossbeam_channel::bounded(4096);
         let (s_tx, s) = crossbeam_channel::bounded(4096);
         let (o_tx, o) = crossbeam_channel::bounded(4096);
         let stats = Arc::new(IngestStats::default());
         let cancel = CancellationToken::new();
-        let router = Arc::new(
-            TxRouter::new(
-                CHAIN_ID,
-                [PROTECTED],
-                Arc::new(LiveFork::new(fork, ())),
-                Arc::new(SeenSet::default()),
-                Arc::clone(&stats),
-                Lanes { protected: p_tx, suspicious: s_tx, other: o_tx, skipped: None },
-            )
-            .with_cancel(cancel.clone()),
-        );
+        let router = TxRouter::new(
+            CHAIN_ID,
+            [PROTECTED],
+            Arc::new(LiveFork::new(fork, ())),
+            Arc::new(SeenSet::default()),
+            Arc::clone(&stats),
+            Lanes { protected: p_tx, suspicious: s_tx, other: o_tx, skipped: None },
+        )
+        .with_cancel(cancel.clone());
+        let router = Arc::new(match nudge {
+            Some(nudge) => router.with_nudge(nudge),
+            None => router,
+        });
         let (events_tx, events) = mpsc::unbounded_channel();
         let node = NodeConfig { name: "node".into(), url: url.into(), pending: true };
         let task = spawn_node(node, Arc::clone(&router), events_tx, cancel.clone());
@@ -765,7 +772,10 @@ async fn a_call_to_unknown_code_is_ranked_by_its_prestate_trace_when_the_code_lo
     fake.remove_method("eth_getCode");
     let node = NodeClient::connect("fork", &anvil.http_url()).await.expect("fork node");
     let head = node.latest_block_number().await.expect("head");
-    let mut ingest = Ingest::start_on(&fake.ws_url(), Arc::new(ForkCache::new(head, Some(node))));
+    // Idle workers' wake-ups, counted from when the tx is sent.
+    let (nudge, woken) = Nudge::channel();
+    let mut ingest =
+        Ingest::start_on(&fake.ws_url(), Arc::new(ForkCache::new(head, Some(node))), Some(nudge));
     ingest.wait_up(1).await;
     // A contract the guard never saw deployed, whose code names the protected contract
     // (PUSH20 <protected>, POP, STOP).
@@ -774,12 +784,26 @@ async fn a_call_to_unknown_code_is_ranked_by_its_prestate_trace_when_the_code_lo
     rpc(&anvil, "anvil_setCode", json!([unknown, code])).await;
     let mut user = funded_wallet(&anvil).await;
     let (tx, raw) = user.call(unknown, &[1]);
+    while woken.try_recv().is_ok() {}
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let counting = {
+        let (wakes, woken) = (Arc::clone(&wakes), woken.clone());
+        std::thread::spawn(move || {
+            while woken.recv_timeout(Duration::from_secs(2)).is_ok() {
+                wakes.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
     send_all(&anvil, &[raw], 1).await;
     let took = ingest.wait_queued(&[*tx.hash()], Duration::from_secs(5)).await;
     let lane = ingest.queued.iter().find(|(_, t)| t.hash == *tx.hash()).map(|(l, _)| *l);
     let totals = ingest.stats.snapshot();
     println!("ranked by the trace {took:?} after the pool accepted it; {totals:?}");
     assert_eq!(totals.traced_ahead, 1, "{totals:?}");
+    // One wake-up as its frame was decoded, one as the trace's answer arrived (the tx is
+    // routed once that answer is stored).
+    counting.join().expect("counter");
+    assert_eq!(wakes.load(Ordering::SeqCst), 2);
     assert_eq!(lane, Some(Lane::Protected), "its traced code names the protected contract");
     assert_eq!(totals.classify_timeouts, 0, "not routed unclassified after the budget");
     assert_eq!(totals.classified, 1, "{totals:?}");
