@@ -3,6 +3,7 @@
 //! with the node's pool so no pending tx is lost, dedupes on computed hashes across nodes,
 //! ranks each tx by how it can reach protected state and hands it to that lane's queue.
 
+mod body;
 mod classify;
 mod conn;
 mod crowd;

@@ -91,6 +91,13 @@ impl Verifier {
     /// A body as JSON text → envelope with its computed hash; the claimed hash must match and
     /// the chain id must be ours (a pre-EIP-155 legacy tx carries none and is allowed).
     pub fn decode(&self, text: &str) -> Result<Decoded, VerifyError> {
+        // The common shapes are read directly; anything else, or anything that does not check
+        // out, is read again by alloy, whose verdict stands.
+        if let Some((typed, signature, claimed, from)) = super::body::read(text)
+            && let Ok(decoded) = self.checked(typed, signature, claimed, from)
+        {
+            return Ok(decoded);
+        }
         let tx: alloy::rpc::types::Transaction = serde_json::from_str(text)?;
         Ok(self.decode_rpc(tx)?)
     }
@@ -100,6 +107,17 @@ impl Verifier {
         let (envelope, claimed_from) = tx.inner.into_parts();
         let signed: Signed<TypedTransaction> = envelope.into();
         let (typed, signature, claimed) = signed.into_parts();
+        self.checked(typed, signature, claimed, claimed_from)
+    }
+
+    /// The hash recomputed from the signed fields must be the claimed one, and the chain ours.
+    fn checked(
+        &self,
+        typed: TypedTransaction,
+        signature: Signature,
+        claimed: B256,
+        claimed_from: Address,
+    ) -> Result<Decoded, Forgery> {
         let hash = typed.tx_hash(&signature);
         if hash != claimed {
             return Err(Forgery::Hash { claimed, computed: hash });
@@ -299,6 +317,68 @@ mod tests {
             assert_eq!(*tx.inner().tx_hash(), hash, "{name}");
             assert_eq!(tx.signer(), signer().address(), "{name}");
         }
+    }
+
+    /// What alloy's own deserializer reads from `text`: the tx, signature, hash and sender.
+    fn alloy_reads(text: &str) -> (TypedTransaction, Signature, B256, Address) {
+        let tx: alloy::rpc::types::Transaction = serde_json::from_str(text).expect("alloy reads");
+        let (envelope, from) = tx.inner.into_parts();
+        let (typed, signature, hash) = Signed::<TypedTransaction>::from(envelope).into_parts();
+        (typed, signature, hash, from)
+    }
+
+    #[test]
+    fn the_common_bodies_are_read_directly_into_what_alloy_reads_and_the_others_are_left_to_it() {
+        let s = signer();
+        let mut with_list = TxEip1559 {
+            access_list: alloy::eips::eip2930::AccessList(vec![
+                alloy::eips::eip2930::AccessListItem {
+                    address: Address::repeat_byte(0x42),
+                    storage_keys: vec![B256::repeat_byte(1), B256::repeat_byte(2)],
+                },
+            ]),
+            to: TxKind::Create,
+            ..match eip1559(CHAIN).0 {
+                TxEnvelope::Eip1559(signed) => signed.strip_signature(),
+                _ => unreachable!(),
+            }
+        };
+        let sig = s.sign_transaction_sync(&mut with_list).expect("sign");
+        let mut bodies = all_types();
+        bodies.push(("eip1559-create-access-list", with_list.into_signed(sig).into()));
+        for (name, envelope) in bodies {
+            let text = body(envelope, s.address()).to_string();
+            match crate::ingest::body::read(&text) {
+                Some(read) => assert_eq!(read, alloy_reads(&text), "{name}"),
+                None => assert_eq!(name, "eip7702", "only 7702 is left to alloy"),
+            }
+            // Either way the verdict is the same.
+            assert!(Verifier::new(CHAIN).verify(&text).is_ok(), "{name}");
+        }
+        // A node that sends `v` only for a typed tx, and no `type` for a legacy one.
+        let (envelope, from) = eip1559(CHAIN);
+        let mut json = body(envelope, from);
+        json.as_object_mut().expect("object").remove("yParity");
+        assert_eq!(
+            crate::ingest::body::read(&json.to_string()),
+            Some(alloy_reads(&json.to_string()))
+        );
+        let (_, legacy) =
+            all_types().into_iter().find(|(n, _)| *n == "legacy-eip155").expect("fixture");
+        let mut json = body(legacy, from);
+        json.as_object_mut().expect("object").remove("type");
+        let read = crate::ingest::body::read(&json.to_string()).expect("read");
+        assert_eq!(
+            Verifier::new(CHAIN).checked(read.0, read.1, read.2, read.3).map(|d| d.hash).ok(),
+            Some(read.2)
+        );
+        // Shapes it does not know go to alloy: a quantity as a number, an escaped string.
+        let mut json = body(eip1559(CHAIN).0, from);
+        json["nonce"] = Value::from(7);
+        assert_eq!(crate::ingest::body::read(&json.to_string()), None);
+        let escaped = body(eip1559(CHAIN).0, from).to_string().replacen("0x", "\\u0030x", 1);
+        assert_eq!(crate::ingest::body::read(&escaped), None);
+        assert!(Verifier::new(CHAIN).verify(&escaped).is_ok(), "alloy reads the escape");
     }
 
     #[test]
