@@ -82,8 +82,8 @@ impl Nudge {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Polls `take` while a frame is being decoded, for at most `MAX_POLL`; then once more,
-    /// for what the last frame routed as it ended.
+    /// Polls `take` while a frame is being decoded or a tx is expected, for at most `MAX_POLL`;
+    /// then once more, for what the last frame routed as it ended.
     pub fn poll<W>(&self, mut take: impl FnMut() -> Option<W>) -> Option<W> {
         let started = Instant::now();
         while self.busy() && started.elapsed() < MAX_POLL {
@@ -165,8 +165,7 @@ mod tests {
         });
         assert_eq!(nudge.poll(|| routed.try_recv().ok()), Some(9));
         router.join().expect("thread");
-        // A short expectation that nothing meets: the poll ends when it runs out, not later
-        // than its own cap.
+        // A short expectation that nothing meets: the poll ends once it runs out.
         let (nudge, _woken) = Nudge::channel();
         let started = Instant::now();
         nudge.expect_within(Duration::from_micros(200));
