@@ -195,6 +195,7 @@ pub struct ForkCache {
     stats: ForkStats,
     /// Pre-state traces in flight, by tx: a tx's later fetch rounds wait on its one trace.
     traces: DashMap<B256, prestate::TraceInFlight>,
+    traced: prestate::TracedTxs,
     /// `warm_for_pending_creation` fetches in flight.
     creation_warms: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -238,6 +239,7 @@ impl ForkCache {
             source,
             stats: ForkStats::default(),
             traces: DashMap::new(),
+            traced: prestate::TracedTxs::default(),
             creation_warms: Arc::default(),
         }
     }

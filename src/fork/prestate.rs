@@ -27,6 +27,25 @@ const MAX_TRACES_IN_FLIGHT: usize = 4;
 /// Of those, how many ingest may start ahead of a worker; the rest stay for the txs the workers
 /// find cold, so a burst of cold txs at ingest cannot take every slot.
 const MAX_TRACES_AHEAD: usize = 2;
+/// Txs remembered as traced (the set starts over past this many): a tx is traced once.
+const TRACED_REMEMBERED: usize = 4096;
+
+/// The txs whose pre-state was asked for already. What a tx misses after its trace landed is
+/// state the trace did not cover (the pending block differs): a second trace would return the
+/// same answer, so the batch fetches it alone.
+#[derive(Debug, Default)]
+pub(super) struct TracedTxs(std::sync::Mutex<std::collections::HashSet<B256>>);
+
+impl TracedTxs {
+    /// Notes `hash` as traced; whether it was new.
+    fn note(&self, hash: B256) -> bool {
+        let mut traced = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if traced.len() >= TRACED_REMEMBERED {
+            traced.clear();
+        }
+        traced.insert(hash)
+    }
+}
 
 /// A trace in flight for one tx; resolves to whether it filled the fork.
 pub(crate) type TraceInFlight = Shared<BoxFuture<'static, bool>>;
@@ -105,38 +124,30 @@ pub fn call_object(tx: &Recovered<TxEnvelope>) -> Value {
 
 /// Parses a `prestateTracer` answer (`{address: {balance, nonce, code, storage}}`; absent
 /// fields are zero or empty) into the request it answers and the answer, as a batch fetch would.
-pub(crate) fn parse(trace: &Value) -> Result<(StateRequest, StateAnswer), String> {
+/// Accounts and slots the fork holds (`has_account`, `has_slot`) are left out unread: the fork
+/// keeps what it holds, and a protected contract's code (kilobytes of hex, then analysed and
+/// hashed) is in almost every trace.
+pub(crate) fn parse(
+    trace: &Value,
+    has_account: impl Fn(&Address) -> bool,
+    has_slot: impl Fn(&(Address, U256)) -> bool,
+) -> Result<(StateRequest, StateAnswer), String> {
     let accounts = trace.as_object().ok_or_else(|| format!("not an object: {}", excerpt(trace)))?;
     let (mut request, mut answer) = (StateRequest::default(), StateAnswer::default());
     for (address, entry) in accounts {
         let address: Address =
             address.parse().map_err(|e| format!("account key `{address}`: {e}"))?;
-        let balance = match entry.get("balance") {
-            Some(Value::String(s)) => {
-                s.parse::<U256>().map_err(|e| format!("{address} balance `{s}`: {e}"))?
-            }
-            None | Some(Value::Null) => U256::ZERO,
-            Some(other) => return Err(format!("{address} balance {other}")),
-        };
-        let nonce = match entry.get("nonce") {
-            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("{address} nonce {n}"))?,
-            Some(Value::String(s)) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
-                .map_err(|e| format!("{address} nonce `{s}`: {e}"))?,
-            None | Some(Value::Null) => 0,
-            Some(other) => return Err(format!("{address} nonce {other}")),
-        };
-        let code = match entry.get("code") {
-            Some(Value::String(s)) => {
-                s.parse::<Bytes>().map_err(|e| format!("{address} code: {e}"))?
-            }
-            None | Some(Value::Null) => Bytes::new(),
-            Some(other) => return Err(format!("{address} code {}", excerpt(other))),
-        };
-        request.accounts.push(address);
-        answer.accounts.push(super::node::account_of(balance, nonce, code));
+        if !has_account(&address) {
+            let info = account(&address, entry)?;
+            request.accounts.push(address);
+            answer.accounts.push(info);
+        }
         let Some(storage) = entry.get("storage").and_then(Value::as_object) else { continue };
         for (slot, value) in storage {
             let slot: U256 = slot.parse().map_err(|e| format!("{address} slot `{slot}`: {e}"))?;
+            if has_slot(&(address, slot)) {
+                continue;
+            }
             let value: U256 = value
                 .as_str()
                 .ok_or_else(|| format!("{address} slot {slot:#x}: {value}"))?
@@ -147,6 +158,30 @@ pub(crate) fn parse(trace: &Value) -> Result<(StateRequest, StateAnswer), String
         }
     }
     Ok((request, answer))
+}
+
+/// One account's entry of a `prestateTracer` answer.
+fn account(address: &Address, entry: &Value) -> Result<Option<revm::state::AccountInfo>, String> {
+    let balance = match entry.get("balance") {
+        Some(Value::String(s)) => {
+            s.parse::<U256>().map_err(|e| format!("{address} balance `{s}`: {e}"))?
+        }
+        None | Some(Value::Null) => U256::ZERO,
+        Some(other) => return Err(format!("{address} balance {other}")),
+    };
+    let nonce = match entry.get("nonce") {
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("{address} nonce {n}"))?,
+        Some(Value::String(s)) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
+            .map_err(|e| format!("{address} nonce `{s}`: {e}"))?,
+        None | Some(Value::Null) => 0,
+        Some(other) => return Err(format!("{address} nonce {other}")),
+    };
+    let code = match entry.get("code") {
+        Some(Value::String(s)) => s.parse::<Bytes>().map_err(|e| format!("{address} code: {e}"))?,
+        None | Some(Value::Null) => Bytes::new(),
+        Some(other) => return Err(format!("{address} code {}", excerpt(other))),
+    };
+    Ok(super::node::account_of(balance, nonce, code))
 }
 
 fn excerpt(v: &Value) -> String {
@@ -205,7 +240,8 @@ impl ForkCache {
             if let Some(answered) = answered {
                 answered();
             }
-            parse(&trace).map_err(|e| NodeError::Rpc(format!("prestate trace: {e}")))
+            parse(&trace, |a| self.accounts.contains_key(a), |k| self.storage.contains_key(k))
+                .map_err(|e| NodeError::Rpc(format!("prestate trace: {e}")))
         });
         match parsed {
             Ok((request, answer)) => {
@@ -244,7 +280,8 @@ impl ForkCache {
                 StateKey::BlockHash(n) => hashes.push(n),
             }
         }
-        let trace = cold.and_then(|c| self.trace_for(c, None));
+        // A trace that has landed already covered what it could: this miss is beyond it.
+        let trace = cold.and_then(|c| self.trace_for(c, None)).filter(|t| t.peek().is_none());
         let fork = Arc::clone(self);
         let batch = async move {
             fork.prefetch(&accounts, &slots).await?;
@@ -291,7 +328,8 @@ impl ForkCache {
         self.trace_for(ColdTx::of(hash, tx), Some(watch)).is_some()
     }
 
-    /// The trace in flight for `cold`, launched now if this is its first round.
+    /// The trace in flight for `cold`, launched now if this is its first round (a tx is traced
+    /// once: a miss after its trace landed is fetched by the batch alone).
     fn trace_for(
         self: &Arc<Self>,
         cold: ColdTx,
@@ -305,6 +343,7 @@ impl ForkCache {
         // only a few race at once, the rest fetch their misses in batches.
         if self.source().is_none_or(|s| s.prestate_support().refused())
             || self.traces.len() >= MAX_TRACES_IN_FLIGHT
+            || !self.traced.note(cold.hash)
         {
             return None;
         }
@@ -362,7 +401,7 @@ mod tests {
             },
             "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266": {"balance": "0x21e19e0c9bab2400000", "nonce": 7}
         });
-        let (request, answer) = parse(&trace).expect("parses");
+        let (request, answer) = parse(&trace, |_| false, |_| false).expect("parses");
         assert_eq!(request.accounts.len(), 3);
         let at = |a: &str| {
             request
@@ -391,12 +430,34 @@ mod tests {
     }
 
     #[test]
+    fn accounts_and_slots_the_fork_holds_are_left_out_unread() {
+        let known: Address = "0x5fbdb2315678afecb367f032d93f642f64180aa3".parse().expect("a");
+        let fresh: Address = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266".parse().expect("a");
+        // The held account's code is not even valid hex: it is never read.
+        let trace = json!({
+            known.to_string(): {"balance": "0x10", "code": "0xzz", "storage": {
+                "0x1": "0x0000000000000000000000000000000000000000000000000000000000000009",
+                "0x2": "0x0000000000000000000000000000000000000000000000000000000000000005"
+            }},
+            fresh.to_string(): {"balance": "0x1", "nonce": 3}
+        });
+        let (request, answer) =
+            parse(&trace, |a| *a == known, |k| *k == (known, U256::from(1))).expect("parses");
+        assert_eq!(request.accounts, vec![fresh]);
+        assert_eq!(answer.accounts[0].as_ref().map(|a| a.nonce), Some(3));
+        assert_eq!(request.slots, vec![(known, U256::from(2))], "its slot not held is read");
+        assert_eq!(answer.slots, vec![U256::from(5)]);
+    }
+
+    #[test]
     fn malformed_prestate_answers_are_errors_naming_the_field() {
         let bad = json!({"0x5fbdb2315678afecb367f032d93f642f64180aa3": {"balance": "zz"}});
-        assert!(parse(&bad).is_err_and(|e| e.contains("balance")));
-        assert!(parse(&json!("nope")).is_err_and(|e| e.contains("not an object")));
+        assert!(parse(&bad, |_| false, |_| false).is_err_and(|e| e.contains("balance")));
+        assert!(
+            parse(&json!("nope"), |_| false, |_| false).is_err_and(|e| e.contains("not an object"))
+        );
         let bad_slot =
             json!({"0x5fbdb2315678afecb367f032d93f642f64180aa3": {"storage": {"0x1": 5}}});
-        assert!(parse(&bad_slot).is_err_and(|e| e.contains("slot")));
+        assert!(parse(&bad_slot, |_| false, |_| false).is_err_and(|e| e.contains("slot")));
     }
 }

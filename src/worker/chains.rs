@@ -83,6 +83,17 @@ impl SenderChains {
         s.touched = Some(Instant::now());
     }
 
+    /// Whether `tx` runs on `fork` by itself, as the node would trace it: not on a pending
+    /// creation's layer, and not behind its sender's pending txs (a sender not read yet is
+    /// taken at its word). The node's pre-state trace of any other tx reads the wrong state.
+    pub fn runs_alone(&self, tx: &PendingTx, fork: &ForkCache) -> bool {
+        self.creations.layer_for(tx.tx.to()).is_none()
+            && fork
+                .cached_account(&tx.tx.signer())
+                .flatten()
+                .is_none_or(|sender| sender.nonce >= tx.tx.nonce())
+    }
+
     /// Contracts pending txs created, until a block holds them.
     pub fn creations(&self) -> &PendingCreations {
         &self.creations
@@ -332,6 +343,24 @@ pub(super) mod tests {
         let run = chains.simulate(&mut sim, &pending(5), 0, 0).expect("runs");
         assert!(matches!(run, ChainRun::Done(ref d) if !d.chained), "{run:?}");
         assert_eq!(chains.txs(), 1, "the mined nonces are gone");
+    }
+
+    #[test]
+    fn a_tx_behind_its_senders_pending_txs_or_on_a_pending_creation_does_not_run_alone() {
+        let chains = SenderChains::default();
+        let fork = ForkCache::new(1, None);
+        assert!(chains.runs_alone(&pending(3), &fork), "a sender not read yet: at its word");
+        fork.insert_account(SENDER, AccountInfo { nonce: 3, ..Default::default() });
+        assert!(chains.runs_alone(&pending(3), &fork), "at the fork's nonce");
+        assert!(!chains.runs_alone(&pending(5), &fork), "after nonces 3 and 4, still pending");
+        // PAYEE is deployed by a pending tx that has run: calls to it run on its layer.
+        let mut created = revm::state::Account::from(AccountInfo::default().with_code(
+            revm::bytecode::Bytecode::new_raw(alloy::primitives::Bytes::from_static(&[0x00])),
+        ));
+        created.status = revm::state::AccountStatus::Created | revm::state::AccountStatus::Touched;
+        chains.creations.expect(PAYEE);
+        chains.creations.record(Some(&[(PAYEE, created)].into_iter().collect()), Some(PAYEE));
+        assert!(!chains.runs_alone(&pending(3), &fork), "on the pending creation's layer");
     }
 
     #[test]

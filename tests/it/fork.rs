@@ -1,12 +1,18 @@
 //! The fork cache follows new heads: a block's state diff, checked by replaying its txs, gives
 //! the node's state; cold state is fetched in a few batched rounds.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use alloy::{primitives::U256, providers::Provider};
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+};
 use preempt::{
     devnet::Scenario,
-    fork::{ForkCache, NodeClient, StateSource},
+    fork::{ColdFill, ColdTx, ForkCache, NodeClient, StateKey, StateSource},
     guard::{LayerSource, fetch_block_data, fetch_block_diff, replay_block},
     simulate::{SimBlock, Simulator},
 };
@@ -209,6 +215,36 @@ async fn cold_tx_prestate_trace_fills_the_fork_in_one_wait_and_matches_the_batch
         "cold with trace: {trace_waits} waits, {:?}; batched: {batch_waits} waits, {:?}",
         with_trace.sim_time, batch_only.sim_time
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_is_traced_once_and_a_miss_after_its_trace_landed_is_fetched_by_the_batch_alone() {
+    let devnet = Devnet::start().await;
+    let AttackAtHead { node, head, hash, tx, .. } =
+        attack_at_head(&devnet, &devnet.anvil.ws_url()).await;
+    let fork = Arc::new(ForkCache::new(head, Some(node)));
+    let traces = || fork.stats().counts().prestate_traces;
+    let sender = tx.signer();
+    fork.fetch_cold(Some(ColdTx::of(hash, &tx)), vec![StateKey::Account(sender)])
+        .await
+        .expect("first round");
+    // Whichever of the two landed first, the trace lands too.
+    let started = Instant::now();
+    while traces() == 0 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(traces(), 1, "the tx's pre-state was traced");
+    // A later run of the same tx misses state its trace did not cover (as after a new head):
+    // the trace would answer the same, so the batch alone fetches it.
+    let stranger = Address::repeat_byte(0x42);
+    let fill = fork
+        .fetch_cold(Some(ColdTx::of(hash, &tx)), vec![StateKey::Account(stranger)])
+        .await
+        .expect("later round");
+    assert_eq!(fill, ColdFill::Batch);
+    assert!(fork.cached_account(&stranger).is_some(), "the batch fetched the miss");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(traces(), 1, "no second trace of the same tx");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
