@@ -878,9 +878,9 @@ struct RunInfo {
     chain: Option<(u64, usize)>,
 }
 
-/// Fetches what the tx missed on the nodes' runtime, then puts it back at the front.
-/// Fetches `keys` off the worker and queues `job` again. The first wait of a tx that runs
-/// `alone` (as the node would trace it) races the node's pre-state trace of the whole tx.
+/// Fetches what the tx missed on the nodes' runtime, then puts it back at the front. The first
+/// wait of a tx that runs `alone` (as the node would trace it) races the node's pre-state trace
+/// of the whole tx.
 fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>, alone: bool) {
     let Some(runtime) = &ctx.runtime else { return };
     let fork = Arc::clone(&ctx.live.current().0);
