@@ -301,6 +301,15 @@ async fn pool_pending(anvil: &Anvil) -> u64 {
         .expect("hex count")
 }
 
+/// A no-mining anvil, a fake node in front of it, and an ingest on the fake node, connected.
+async fn ingest_behind_fake_node() -> (Anvil, FakeNode, Ingest) {
+    let anvil = Anvil::start_no_mining();
+    let fake = FakeNode::start(&anvil.ws_url()).await;
+    let mut ingest = Ingest::start(&fake.ws_url());
+    ingest.wait_up(1).await;
+    (anvil, fake, ingest)
+}
+
 async fn funded_wallet(anvil: &Anvil) -> Wallet {
     let w = Wallet::random();
     fund(anvil, &[w.address()]).await;
@@ -309,10 +318,7 @@ async fn funded_wallet(anvil: &Anvil) -> Wallet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_frame_is_dropped_counted_and_reported() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     let mut attacker = funded_wallet(&anvil).await;
 
     // 1. The attack body with a made-up hash.
@@ -365,10 +371,7 @@ async fn a_forged_frame_is_dropped_counted_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_tx_under_a_forged_sender_does_not_hide_the_honest_copy_that_follows_it() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     let mut attacker = funded_wallet(&anvil).await;
     let (attack, _) = attacker.call(PROTECTED, &[0xde, 0xad]);
     // The same signed bytes twice, back to back: first claiming a made-up sender (taken on the
@@ -401,10 +404,7 @@ async fn a_real_tx_under_a_forged_sender_does_not_hide_the_honest_copy_that_foll
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poisoned_hash_does_not_hide_the_real_tx() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     let mut attacker = funded_wallet(&anvil).await;
     let (attack, raw) = attacker.call(PROTECTED, &[0xde, 0xad]);
     // A harmless, validly signed body under the attack's hash, ahead of the attack.
@@ -424,10 +424,7 @@ async fn a_poisoned_hash_does_not_hide_the_real_tx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_frames_are_counted_and_the_connection_kept() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     let accepted = fake.accepted();
 
     fake.inject("{not json");
@@ -456,10 +453,7 @@ async fn garbage_frames_are_counted_and_the_connection_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_frame_ends_the_session_visibly_and_the_gap_is_resynced() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     let mut user = funded_wallet(&anvil).await;
 
     // The node stays unreachable after the drop, so the tx below falls into the gap.
@@ -495,10 +489,7 @@ async fn an_oversize_frame_ends_the_session_visibly_and_the_gap_is_resynced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_connection_is_reconnected_and_resynced() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     let mut user = funded_wallet(&anvil).await;
     fake.refuse(true);
     assert!(fake.kill() >= 2, "feed and request connections");
@@ -520,10 +511,7 @@ async fn a_killed_connection_is_reconnected_and_resynced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_notifications_are_recovered_within_a_reconcile_period() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     fake.drop_ratio(0.5);
     let mut wallets: Vec<Wallet> = (0..10).map(|_| Wallet::random()).collect();
     fund(&anvil, &wallets.iter().map(Wallet::address).collect::<Vec<_>>()).await;
@@ -567,10 +555,7 @@ async fn a_node_without_txpool_is_resynced_from_its_pending_block() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_feed_is_overtaken_by_reconciliation() {
-    let anvil = Anvil::start_no_mining();
-    let fake = FakeNode::start(&anvil.ws_url()).await;
-    let mut ingest = Ingest::start(&fake.ws_url());
-    ingest.wait_up(1).await;
+    let (anvil, fake, mut ingest) = ingest_behind_fake_node().await;
     fake.delay(Duration::from_secs(2));
     let mut user = funded_wallet(&anvil).await;
     let (tx, raw) = user.call(PROTECTED, &[6]);
