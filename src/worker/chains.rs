@@ -83,15 +83,10 @@ impl SenderChains {
         s.touched = Some(Instant::now());
     }
 
-    /// Whether `tx` runs on `fork` by itself, as the node would trace it: not on a pending
-    /// creation's layer, and not behind its sender's pending txs (a sender not read yet is
-    /// taken at its word). The node's pre-state trace of any other tx reads the wrong state.
-    pub fn runs_alone(&self, tx: &PendingTx, fork: &ForkCache) -> bool {
-        self.creations.layer_for(tx.tx.to()).is_none()
-            && fork
-                .cached_account(&tx.tx.signer())
-                .flatten()
-                .is_none_or(|sender| sender.nonce >= tx.tx.nonce())
+    /// Whether `tx` calls a contract a pending tx creates (it runs on that creation's layer):
+    /// the node would run it against an empty account.
+    pub fn calls_pending_creation(&self, tx: &PendingTx) -> bool {
+        self.creations.layer_for(tx.tx.to()).is_some()
     }
 
     /// Contracts pending txs created, until a block holds them.
@@ -346,13 +341,9 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_tx_behind_its_senders_pending_txs_or_on_a_pending_creation_does_not_run_alone() {
+    fn a_call_to_a_contract_a_pending_tx_created_is_told_apart() {
         let chains = SenderChains::default();
-        let fork = ForkCache::new(1, None);
-        assert!(chains.runs_alone(&pending(3), &fork), "a sender not read yet: at its word");
-        fork.insert_account(SENDER, AccountInfo { nonce: 3, ..Default::default() });
-        assert!(chains.runs_alone(&pending(3), &fork), "at the fork's nonce");
-        assert!(!chains.runs_alone(&pending(5), &fork), "after nonces 3 and 4, still pending");
+        assert!(!chains.calls_pending_creation(&pending(3)), "nothing created yet");
         // PAYEE is deployed by a pending tx that has run: calls to it run on its layer.
         let mut created = revm::state::Account::from(AccountInfo::default().with_code(
             revm::bytecode::Bytecode::new_raw(alloy::primitives::Bytes::from_static(&[0x00])),
@@ -360,7 +351,7 @@ pub(super) mod tests {
         created.status = revm::state::AccountStatus::Created | revm::state::AccountStatus::Touched;
         chains.creations.expect(PAYEE);
         chains.creations.record(Some(&[(PAYEE, created)].into_iter().collect()), Some(PAYEE));
-        assert!(!chains.runs_alone(&pending(3), &fork), "on the pending creation's layer");
+        assert!(chains.calls_pending_creation(&pending(3)));
     }
 
     #[test]

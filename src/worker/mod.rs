@@ -632,12 +632,12 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         Err(SimError::NeedState { keys, .. }) => {
             ctx.stats.deferred.increment(1);
             tracing::debug!(tx = %tx.hash, round = rounds, ?keys, "waiting for cold state");
-            let alone = ctx.chains.runs_alone(&tx, &ctx.live.current().0);
+            let traceable = !ctx.chains.calls_pending_creation(&tx);
             fetch_then_retry(
                 ctx,
                 Job { tx, rounds: rounds + 1, first_picked_us: Some(first_picked_us), lane },
                 keys,
-                alone,
+                traceable,
             );
             return;
         }
@@ -879,9 +879,8 @@ struct RunInfo {
 }
 
 /// Fetches what the tx missed on the nodes' runtime, then puts it back at the front. The first
-/// wait of a tx that runs `alone` (as the node would trace it) races the node's pre-state trace
-/// of the whole tx.
-fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>, alone: bool) {
+/// wait of a `traceable` tx races the node's pre-state trace of the whole tx.
+fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>, traceable: bool) {
     let Some(runtime) = &ctx.runtime else { return };
     let fork = Arc::clone(&ctx.live.current().0);
     let ready = ctx.ready.clone();
@@ -894,10 +893,10 @@ fn fetch_then_retry(ctx: &WorkerContext, job: Job, keys: Vec<StateKey>, alone: b
         // The first wait races the node's pre-state trace of the whole tx; later ones wait on
         // that trace while it is in flight, else fetch their misses in one batch. A failed fetch
         // still re-queues the tx: its next run fetches on the worker and reports the error there.
-        // A tx on a pending creation or behind its sender's pending txs is not traced: the node
-        // would run it on the chain as it is, without them (a wasted trace, and a slow one).
+        // A call to a pending creation is not traced: the node would run it against an empty
+        // account (a trace that brings nothing but the sender, and takes the node's time).
         let cold = match job.rounds {
-            1 if alone => ColdTx::of(job.tx.hash, &job.tx.tx),
+            1 if traceable => ColdTx::of(job.tx.hash, &job.tx.tx),
             _ => ColdTx::launched(job.tx.hash),
         };
         if let Err(e) = fork.fetch_cold(Some(cold), keys).await {
