@@ -12,7 +12,7 @@ use std::{
 };
 
 use alloy::{
-    consensus::{SignableTransaction, Signed, TxEip1559, TxEnvelope},
+    consensus::{SignableTransaction, Signed, Transaction, TxEip1559, TxEnvelope},
     eips::Encodable2718,
     network::TxSignerSync,
     primitives::{Address, B256, Bytes, Signature, TxKind, U256},
@@ -23,8 +23,8 @@ use preempt::{
     config::NodeConfig,
     fork::{ForkCache, LiveFork, NodeClient},
     ingest::{
-        IngestStats, Lane, Lanes, NodeCounts, NodeEvent, RECONCILE_EVERY, SeenSet, TxRouter,
-        spawn_node,
+        CROWDED_AT, IngestStats, Lane, Lanes, NodeCounts, NodeEvent, RECONCILE_EVERY, SeenSet,
+        TxRouter, spawn_node,
     },
     types::PendingTx,
     worker::Nudge,
@@ -744,7 +744,14 @@ async fn a_burst_of_1000_txs_from_many_senders_is_all_queued() {
     }
     assert_eq!(ingest.queued.len(), 1000, "each tx queued once");
     assert_eq!(by_lane.get(&Lane::Protected), Some(&100));
-    assert_eq!(by_lane.get(&Lane::Other), Some(&900));
+    // The bystander is an uncommon target until its CROWDED_AT-th tx in the window: the calls
+    // ranked before the crowd was counted move up to Suspicious, how many depends on arrival.
+    let early = by_lane.get(&Lane::Suspicious).copied().unwrap_or(0);
+    assert!(early < CROWDED_AT as usize, "{by_lane:?}");
+    let moved_up = ingest.queued.iter().filter(|(lane, _)| *lane == Lane::Suspicious);
+    let targets: Vec<_> = moved_up.map(|(_, tx)| tx.tx.inner().to()).collect();
+    assert!(targets.iter().all(|to| *to == Some(BYSTANDER)), "only bystander calls move up");
+    assert_eq!(by_lane.get(&Lane::Other).copied().unwrap_or(0) + early, 900, "{by_lane:?}");
     assert_eq!((totals.deferred, totals.forged, totals.bad_frames), (0, 0, 0));
 }
 
