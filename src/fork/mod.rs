@@ -4,6 +4,7 @@
 
 mod diff;
 mod evict;
+mod inflight;
 mod layer;
 mod node;
 mod prestate;
@@ -69,6 +70,8 @@ pub struct ForkStats {
     pub resets: Counter,
     /// Cold txs whose whole pre-state came from the node's `prestateTracer` in one request.
     pub prestate_traces: Counter,
+    /// Keys a fetch found another fetch asking for, and waited on instead of asking again.
+    pub joined_fetches: Counter,
     telemetry: Telemetry,
 }
 
@@ -91,6 +94,7 @@ pub struct ForkCounts {
     pub refetched: u64,
     pub resets: u64,
     pub prestate_traces: u64,
+    pub joined_fetches: u64,
 }
 
 impl ForkStats {
@@ -107,6 +111,7 @@ impl ForkStats {
             refetched: t.counter("preempt_fork_cache_refetches_total", &[]),
             resets: t.counter("preempt_fork_cache_resets_total", &[]),
             prestate_traces: t.counter("preempt_fork_prestate_traces_total", &[]),
+            joined_fetches: t.counter("preempt_fork_joined_fetches_total", &[]),
             telemetry: t.clone(),
         }
     }
@@ -125,6 +130,7 @@ impl ForkStats {
             refetched: c("preempt_fork_cache_refetches_total"),
             resets: c("preempt_fork_cache_resets_total"),
             prestate_traces: c("preempt_fork_prestate_traces_total"),
+            joined_fetches: c("preempt_fork_joined_fetches_total"),
         }
     }
 
@@ -196,6 +202,8 @@ pub struct ForkCache {
     /// Pre-state traces in flight, by tx: a tx's later fetch rounds wait on its one trace.
     traces: DashMap<B256, prestate::TraceInFlight>,
     traced: prestate::TracedTxs,
+    /// Accounts and slots being fetched: a second reader waits on the fetch under way.
+    in_flight: inflight::InFlight,
     /// `warm_for_pending_creation` fetches in flight.
     creation_warms: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -240,6 +248,7 @@ impl ForkCache {
             stats: ForkStats::default(),
             traces: DashMap::new(),
             traced: prestate::TracedTxs::default(),
+            in_flight: inflight::InFlight::default(),
             creation_warms: Arc::default(),
         }
     }
@@ -425,22 +434,60 @@ impl ForkCache {
         self.stats.storage_fetches.increment(request.slots.len() as u64);
     }
 
-    /// Fetches accounts and slots not cached yet, all in one batch from the best node.
+    /// Fetches accounts and slots not cached yet, all in one batch from the best node. Keys
+    /// another fetch is already asking for are waited on, not asked again.
     pub async fn prefetch(
         &self,
         accounts: &[Address],
         slots: &[(Address, U256)],
     ) -> Result<(), ForkError> {
         let Some(source) = &self.source else { return Ok(()) };
-        let mut request = StateRequest::default();
-        for a in accounts {
-            if !self.accounts.contains_key(a) && !request.accounts.contains(a) {
-                request.accounts.push(*a);
-            }
+        let keys = accounts
+            .iter()
+            .map(|a| StateKey::Account(*a))
+            .chain(slots.iter().map(|(a, s)| StateKey::Slot(*a, *s)));
+        let missing = self.missing(keys);
+        if missing.is_empty() {
+            return Ok(());
         }
-        for k in slots {
-            if !self.storage.contains_key(k) && !request.slots.contains(k) {
-                request.slots.push(*k);
+        let (claim, joined) = self.in_flight.claim(missing);
+        let own = async {
+            let fetched = self.fetch_keys(source, claim.keys()).await;
+            drop(claim);
+            fetched
+        };
+        if joined.keys.is_empty() {
+            return own.await;
+        }
+        self.stats.joined_fetches.increment(joined.keys.len() as u64);
+        let (own, _) = futures::join!(own, futures::future::join_all(joined.fetches));
+        own?;
+        // A joined fetch that failed, was cancelled or landed stale left its keys out.
+        let rest = self.missing(joined.keys);
+        self.fetch_keys(source, &rest).await
+    }
+
+    /// The keys of `keys` the cache lacks, each once.
+    fn missing(&self, keys: impl IntoIterator<Item = StateKey>) -> Vec<StateKey> {
+        let mut seen = HashSet::new();
+        keys.into_iter()
+            .filter(|k| match k {
+                StateKey::Account(a) => !self.accounts.contains_key(a),
+                StateKey::Slot(a, s) => !self.storage.contains_key(&(*a, *s)),
+                StateKey::BlockHash(n) => !self.block_hashes.contains_key(n),
+            })
+            .filter(|k| seen.insert(*k))
+            .collect()
+    }
+
+    /// Reads `keys`' accounts and slots in one request and stores them.
+    async fn fetch_keys(&self, source: &StateSource, keys: &[StateKey]) -> Result<(), ForkError> {
+        let mut request = StateRequest::default();
+        for key in keys {
+            match *key {
+                StateKey::Account(a) => request.accounts.push(a),
+                StateKey::Slot(a, s) => request.slots.push((a, s)),
+                StateKey::BlockHash(_) => {}
             }
         }
         if request.is_empty() {

@@ -115,6 +115,10 @@ pub(super) const DESCRIPTIONS: &[(&str, &str)] = &[
         "preempt_fork_prestate_traces_total",
         "Cold txs whose pre-state came from one prestateTracer request.",
     ),
+    (
+        "preempt_fork_joined_fetches_total",
+        "State keys already being fetched, waited on instead of asked again.",
+    ),
     ("preempt_guard_blocks_total", "Blocks the block guard applied."),
     (
         "preempt_guard_divergences_total",

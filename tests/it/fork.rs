@@ -17,7 +17,7 @@ use preempt::{
     simulate::{SimBlock, Simulator},
 };
 
-use crate::support::Devnet;
+use crate::support::{Anvil, Devnet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_head_is_applied_from_the_nodes_diff_checked_by_replay_and_matches_the_node() {
@@ -245,6 +245,49 @@ async fn a_tx_is_traced_once_and_a_miss_after_its_trace_landed_is_fetched_by_the
     assert!(fork.cached_account(&stranger).is_some(), "the batch fetched the miss");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(traces(), 1, "no second trace of the same tx");
+}
+
+/// anvil's first dev account: funded, so a fetch of it reads a non-empty account.
+const DEV_ACCOUNT: Address =
+    alloy::primitives::address!("f39fd6e51aad88f6f4ce6ab8827279cfffb92266");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_already_being_fetched_is_waited_on_not_asked_for_again() {
+    let anvil = Anvil::start_no_mining();
+    let node = NodeClient::connect("test", &anvil.http_url()).await.expect("node");
+    let head = node.latest_block_number().await.expect("head");
+    let fork = ForkCache::new(head, Some(node));
+    let (created, other) = (Address::repeat_byte(0xc1), Address::repeat_byte(0xc2));
+    // A pending creation's warm-up, and the creation's first run missing its deployer moments
+    // later: the deployer is asked for once, and the run waits on the warm-up for it.
+    let (warm_accounts, run_accounts) = ([DEV_ACCOUNT, created], [DEV_ACCOUNT, other]);
+    let run_slots = [(created, U256::ZERO)];
+    let (warm, run) =
+        tokio::join!(fork.prefetch(&warm_accounts, &[]), fork.prefetch(&run_accounts, &run_slots));
+    warm.expect("warm-up");
+    run.expect("run's batch");
+    let c = fork.stats().counts();
+    assert_eq!(
+        (c.fetch_rounds, c.account_fetches, c.storage_fetches, c.joined_fetches),
+        (2, 3, 1, 1),
+        "{c:?}"
+    );
+    let deployer = fork.cached_account(&DEV_ACCOUNT).flatten().expect("the deployer is held");
+    assert!(deployer.balance > U256::ZERO);
+    assert_eq!(fork.cached_account(&other), Some(None), "an empty account, held as absent");
+    assert_eq!(fork.cached_slot(&created, &U256::ZERO), Some(U256::ZERO));
+
+    // A fetch dropped while another waits on it: the waiter reads the key itself.
+    let late = [Address::repeat_byte(0xc3)];
+    let mut first = Box::pin(fork.prefetch(&late, &[]));
+    assert!(futures::poll!(&mut first).is_pending(), "the first fetch is on the wire");
+    let mut waiter = Box::pin(fork.prefetch(&late, &[]));
+    assert!(futures::poll!(&mut waiter).is_pending(), "the second waits on the first");
+    drop(first);
+    waiter.await.expect("the waiter's own fetch");
+    let c = fork.stats().counts();
+    assert_eq!((c.fetch_rounds, c.joined_fetches), (4, 2), "{c:?}");
+    assert_eq!(fork.cached_account(&late[0]), Some(None));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
