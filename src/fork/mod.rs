@@ -441,16 +441,45 @@ impl ForkCache {
         accounts: &[Address],
         slots: &[(Address, U256)],
     ) -> Result<(), ForkError> {
-        let Some(source) = &self.source else { return Ok(()) };
         let keys = accounts
             .iter()
             .map(|a| StateKey::Account(*a))
             .chain(slots.iter().map(|(a, s)| StateKey::Slot(*a, *s)));
-        let missing = self.missing(keys);
+        self.prefetch_keys(&keys.collect::<Vec<_>>()).await
+    }
+
+    /// As `prefetch`, for `keys` (accounts and slots in one batch), then the block hashes
+    /// they name.
+    async fn prefetch_keys(&self, keys: &[StateKey]) -> Result<(), ForkError> {
+        let missing = self.missing(keys.iter().copied());
         if missing.is_empty() {
             return Ok(());
         }
-        let (claim, joined) = self.in_flight.claim(missing);
+        // No node: accounts and slots stay unread; a block hash is an error, as it always was.
+        if let Some(source) = &self.source {
+            self.fetch_joining(source, &missing).await?;
+        }
+        for key in missing {
+            if let StateKey::BlockHash(n) = key {
+                self.prefetch_block_hash(n).await.map_err(|source| ForkError::Fetch {
+                    what: format!("hash of block {n}"),
+                    block: n,
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the accounts and slots of `missing` in one request, joining fetches already
+    /// asking for some of them.
+    async fn fetch_joining(
+        &self,
+        source: &StateSource,
+        missing: &[StateKey],
+    ) -> Result<(), ForkError> {
+        let state = missing.iter().copied().filter(|k| !matches!(k, StateKey::BlockHash(_)));
+        let (claim, joined) = self.in_flight.claim(state);
         let own = async {
             let fetched = self.fetch_keys(source, claim.keys()).await;
             drop(claim);
@@ -482,14 +511,7 @@ impl ForkCache {
 
     /// Reads `keys`' accounts and slots in one request and stores them.
     async fn fetch_keys(&self, source: &StateSource, keys: &[StateKey]) -> Result<(), ForkError> {
-        let mut request = StateRequest::default();
-        for key in keys {
-            match *key {
-                StateKey::Account(a) => request.accounts.push(a),
-                StateKey::Slot(a, s) => request.slots.push((a, s)),
-                StateKey::BlockHash(_) => {}
-            }
-        }
+        let (request, _) = StateRequest::of_keys(keys);
         if request.is_empty() {
             return Ok(());
         }
@@ -512,25 +534,10 @@ impl ForkCache {
     /// Fetches `keys` in one batch, waiting on this (non-runtime) thread.
     pub fn fetch_blocking(self: &Arc<Self>, keys: &[StateKey]) -> Result<(), ForkError> {
         let Some(source) = self.source.clone() else { return Ok(()) };
-        let (mut accounts, mut slots, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-        for key in keys {
-            match *key {
-                StateKey::Account(a) => accounts.push(a),
-                StateKey::Slot(a, s) => slots.push((a, s)),
-                StateKey::BlockHash(n) => hashes.push(n),
-            }
-        }
-        let fork = Arc::clone(self);
-        let block = self.block();
+        let (fork, owned, block) = (Arc::clone(self), keys.to_vec(), self.block());
         source
             .blocking(async move {
-                fork.prefetch(&accounts, &slots)
-                    .await
-                    .map_err(|e| NodeError::Rpc(e.to_string()))?;
-                for n in hashes {
-                    fork.prefetch_block_hash(n).await?;
-                }
-                Ok(())
+                fork.prefetch_keys(&owned).await.map_err(|e| NodeError::Rpc(e.to_string()))
             })
             .map_err(|source| ForkError::Fetch {
                 what: format!("{} missing state item(s)", keys.len()),

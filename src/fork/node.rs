@@ -46,6 +46,21 @@ impl StateRequest {
         self.accounts.is_empty() && self.slots.is_empty()
     }
 
+    /// The accounts and slots of `keys`, and the numbers of the blocks whose hash they name
+    /// (read by another call).
+    pub fn of_keys(keys: &[super::StateKey]) -> (Self, Vec<u64>) {
+        use super::StateKey;
+        let (mut request, mut hashes) = (Self::default(), Vec::new());
+        for key in keys {
+            match *key {
+                StateKey::Account(a) => request.accounts.push(a),
+                StateKey::Slot(a, s) => request.slots.push((a, s)),
+                StateKey::BlockHash(n) => hashes.push(n),
+            }
+        }
+        (request, hashes)
+    }
+
     /// JSON-RPC calls the request costs (three per account, one per slot).
     pub fn calls(&self) -> usize {
         self.accounts.len() * 3 + self.slots.len()

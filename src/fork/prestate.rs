@@ -272,28 +272,10 @@ impl ForkCache {
         cold: Option<ColdTx>,
         keys: Vec<StateKey>,
     ) -> Result<ColdFill, ForkError> {
-        let (mut accounts, mut slots, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-        for key in keys {
-            match key {
-                StateKey::Account(a) => accounts.push(a),
-                StateKey::Slot(a, s) => slots.push((a, s)),
-                StateKey::BlockHash(n) => hashes.push(n),
-            }
-        }
         // A trace that has landed already covered what it could: this miss is beyond it.
         let trace = cold.and_then(|c| self.trace_for(c, None)).filter(|t| t.peek().is_none());
         let fork = Arc::clone(self);
-        let batch = async move {
-            fork.prefetch(&accounts, &slots).await?;
-            for n in hashes {
-                fork.prefetch_block_hash(n).await.map_err(|source| ForkError::Fetch {
-                    what: format!("hash of block {n}"),
-                    block: n,
-                    source,
-                })?;
-            }
-            Ok::<_, ForkError>(())
-        };
+        let batch = async move { fork.prefetch_keys(&keys).await };
         let Some(trace) = trace else { return batch.await.map(|()| ColdFill::Batch) };
         // Both run to the end on their own: the one that loses still fills the fork.
         let mut batch = tokio::spawn(batch);

@@ -145,15 +145,7 @@ impl ForkView {
             }
             return Arc::clone(&self.fork).fetch_blocking(keys);
         }
-        let mut request = super::StateRequest::default();
-        let mut hashes = Vec::new();
-        for key in keys {
-            match *key {
-                StateKey::Account(a) => request.accounts.push(a),
-                StateKey::Slot(a, s) => request.slots.push((a, s)),
-                StateKey::BlockHash(n) => hashes.push(StateKey::BlockHash(n)),
-            }
-        }
+        let (request, hashes) = super::StateRequest::of_keys(keys);
         if !request.is_empty() {
             let answer = self.fork.fetch_fresh_blocking(request.clone())?;
             let mut fresh = self.fresh.borrow_mut();
@@ -164,6 +156,7 @@ impl ForkView {
                 fresh.set_slot(*a, *s, v);
             }
         }
+        let hashes: Vec<StateKey> = hashes.into_iter().map(StateKey::BlockHash).collect();
         if hashes.is_empty() { Ok(()) } else { Arc::clone(&self.fork).fetch_blocking(&hashes) }
     }
 
