@@ -13,7 +13,9 @@ use super::{SimSetup, fixtures::FixtureTx};
 use crate::{
     config::ResponseMode,
     devnet::dev_accounts,
-    ingest::{IngestStats, Lanes, SeenSet, TxRouter, decode_pending},
+    ingest::{
+        IngestStats, Lanes, SeenSet, TxRouter, Verifier, on_claim, pending_tx, runs_on_claim,
+    },
     respond::{Pauser, Responder},
     worker::{
         LiveState, Nudge, Ready, SenderChains, StageTimes, WorkerContext, WorkerQueues,
@@ -113,6 +115,18 @@ pub(super) fn replay(
     )
     .with_nudge(nudge);
     let source: Arc<str> = "replay".into();
+    let verifier = Verifier::any_chain();
+    // As on each head of a live run: every pause pre-signed at the ladder's fee levels, so an
+    // attack's pause is picked, not signed (dry run: the nonce is never used up).
+    crate::respond::prepare(
+        &ctx.responder,
+        &config.protected,
+        crate::respond::HeadNonces {
+            next_base_fee: block.base_fee,
+            guardian_nonce: 0,
+            safe_nonce: None,
+        },
+    );
     let frames: Vec<String> = mix.iter().map(|t| t.frame.to_string()).collect();
 
     // Measure the pipeline, not the workers' start-up.
@@ -138,12 +152,27 @@ pub(super) fn replay(
         }
         let seen_at = Instant::now();
         let _decoding = router.decoding();
-        let Ok(mut tx) = decode_pending(&frames[i % frames.len()], &source, seen_at) else {
+        let Ok(decoded) = verifier.decode(&frames[i % frames.len()]) else {
             continue;
         };
         // Each copy is a new tx to the dedupe set.
-        tx.hash = B256::from(alloy::primitives::U256::from(i as u64 + 1));
-        router.route(tx);
+        let hash = B256::from(alloy::primitives::U256::from(i as u64 + 1));
+        // As live ingest: a plain call is queued on its claimed sender and its signer recovered
+        // after, beside the run; anything else is recovered first.
+        if runs_on_claim(&decoded.envelope) {
+            let claimed = decoded.claimed_from;
+            let (mut tx, check) = on_claim(decoded, &source, seen_at);
+            tx.hash = hash;
+            router.route(tx);
+            if check.settle().is_ok() {
+                router.seen().confirm(&hash, claimed);
+            }
+        } else {
+            let Ok(recovered) = verifier.recover(decoded) else { continue };
+            let mut tx = pending_tx(recovered, &source, seen_at);
+            tx.hash = hash;
+            router.route(tx);
+        }
         if i % 1024 == 0 {
             peak = peak.max(rss_mb());
         }

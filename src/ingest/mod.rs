@@ -35,8 +35,8 @@ pub use router::{Admission, Lanes, TxRouter};
 pub use rpc::RpcError;
 pub use stats::{IngestCounts, IngestStats, NodeCounts, NodeIngestStats};
 pub use verify::{
-    BadSignature, Decoded, Forgery, Verifier, VerifyError, check_claim, decode_pending, pending_tx,
-    recover_signer,
+    BadSignature, ClaimCheck, Decoded, Forgery, Verifier, VerifyError, check_claim, decode_pending,
+    on_claim, pending_tx, recover_signer, runs_on_claim,
 };
 
 #[derive(Debug, Clone, Copy)]

@@ -9,10 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{
-    consensus::{Transaction as _, TxEnvelope, transaction::Recovered},
-    primitives::B256,
-};
+use alloy::primitives::B256;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
@@ -30,11 +27,11 @@ use super::{
     router::Admission,
     rpc::{RpcClient, RpcError},
     stats::{NodeIngestStats, unix_ms},
-    verify::{Decoded, Forgery, VerifyError, check_claim, pending_tx},
+    verify::{Decoded, Forgery, VerifyError, on_claim, pending_tx, runs_on_claim},
 };
 use crate::{
     config::NodeConfig,
-    types::{NewHead, PendingTx, SenderCheck},
+    types::{NewHead, PendingTx},
 };
 
 /// Txs known by hash waiting to be fetched, per session.
@@ -531,13 +528,6 @@ impl<T: Send + Sync + 'static> Feed<T> {
     }
 }
 
-/// Whether a tx may be queued before its signer is recovered: a plain call. A creation
-/// (whose address derives from the sender) and a tx carrying authorizations leave marks at
-/// admission that a forged sender would poison, so they are recovered first.
-fn runs_on_claim(envelope: &TxEnvelope) -> bool {
-    envelope.kind().is_call() && envelope.authorization_list().is_none()
-}
-
 fn describe(error: &Option<serde_json::Value>) -> String {
     error.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "no subscription id".into())
 }
@@ -655,20 +645,15 @@ impl<T: Send + Sync + 'static> Intake<T> {
     /// Queues a plain call on its claimed sender and recovers the signer after: a worker
     /// simulates it meanwhile, and acts on the sender only once the check is settled.
     fn admit_on_claim(&self, decoded: Decoded, seen_at: Instant, origin: Origin) {
-        let Decoded { envelope, hash, claimed_from: claimed } = decoded;
-        let (signature, sighash) = (*envelope.signature(), envelope.signature_hash());
-        let check = Arc::new(SenderCheck::default());
-        let mut tx = pending_tx(Recovered::new_unchecked(envelope, claimed), &self.name, seen_at);
-        tx.sender_check = Some(Arc::clone(&check));
+        let (hash, claimed) = (decoded.hash, decoded.claimed_from);
+        let (tx, check) = on_claim(decoded, &self.name, seen_at);
         self.admit(tx, origin);
-        match check_claim(hash, &signature, sighash, claimed) {
+        match check.settle() {
             Ok(_) => {
-                check.settle(true);
                 self.router.seen().confirm(&hash, claimed);
                 self.stats.verified.increment(1);
             }
             Err(f) => {
-                check.settle(false);
                 // An honest copy (another node's, the next re-sync's) is taken when it comes.
                 self.router.seen().forget_claim(&hash, claimed);
                 self.forged(f);

@@ -15,7 +15,7 @@ use alloy::{
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use thiserror::Error;
 
-use crate::types::PendingTx;
+use crate::types::{PendingTx, SenderCheck};
 
 /// Half the secp256k1 group order: a larger `s` is the malleable twin of a valid signature,
 /// which no node accepts (EIP-2).
@@ -192,6 +192,49 @@ pub fn pending_tx(tx: Recovered<TxEnvelope>, source: &Arc<str>, seen_at: Instant
         source: Arc::clone(source),
         sender_check: None,
     }
+}
+
+/// Whether a tx may be queued before its signer is recovered: a plain call. A creation
+/// (whose address derives from the sender) and a tx carrying authorizations leave marks at
+/// admission that a forged sender would poison, so they are recovered first.
+pub fn runs_on_claim(envelope: &TxEnvelope) -> bool {
+    envelope.kind().is_call() && envelope.authorization_list().is_none()
+}
+
+/// The recovery still owed for a tx queued on its claimed sender (`on_claim`).
+#[derive(Debug)]
+pub struct ClaimCheck {
+    check: Arc<SenderCheck>,
+    hash: B256,
+    signature: Signature,
+    sighash: B256,
+    claimed: Address,
+}
+
+impl ClaimCheck {
+    /// Recovers the signer and settles the check the workers read: the claimed sender, or why
+    /// the claim is false.
+    pub fn settle(self) -> Result<Address, Forgery> {
+        // Recovered already, by a worker that got to it first.
+        if self.check.settled() == Some(true) {
+            return Ok(self.claimed);
+        }
+        let checked = check_claim(self.hash, &self.signature, self.sighash, self.claimed);
+        self.check.settle(checked.is_ok());
+        checked
+    }
+}
+
+/// A decoded body as a tx stamped on its claimed sender, and the recovery that settles the
+/// claim; the tx may be queued first (`runs_on_claim`): a worker acts on its sender only once
+/// the check is settled.
+pub fn on_claim(decoded: Decoded, source: &Arc<str>, seen_at: Instant) -> (PendingTx, ClaimCheck) {
+    let Decoded { envelope, hash, claimed_from: claimed } = decoded;
+    let (signature, sighash) = (*envelope.signature(), envelope.signature_hash());
+    let check = Arc::new(SenderCheck::default());
+    let mut tx = pending_tx(Recovered::new_unchecked(envelope, claimed), source, seen_at);
+    tx.sender_check = Some(Arc::clone(&check));
+    (tx, ClaimCheck { check, hash, signature, sighash, claimed })
 }
 
 /// A full pending-tx body (the JSON object a node sends, as text), verified against any chain
@@ -416,6 +459,44 @@ mod tests {
             Forgery::Sender { hash: *eip1559(CHAIN).0.tx_hash(), claimed, recovered: from }
                 .to_string()
         );
+    }
+
+    #[test]
+    fn a_call_queued_on_its_claim_is_settled_by_the_recovery_after_it() {
+        let v = Verifier::new(CHAIN);
+        let source: Arc<str> = "node".into();
+        let (envelope, from) = eip1559(CHAIN);
+        assert!(runs_on_claim(&envelope), "a plain call runs on its claim");
+        let mut creation = match eip1559(CHAIN).0 {
+            TxEnvelope::Eip1559(signed) => signed.strip_signature(),
+            _ => unreachable!(),
+        };
+        creation.to = TxKind::Create;
+        let sig = signer().sign_transaction_sync(&mut creation).expect("sign");
+        assert!(!runs_on_claim(&creation.into_signed(sig).into()), "a creation is recovered first");
+
+        let honest = v.decode(&body(envelope.clone(), from).to_string()).expect("decoded");
+        let (tx, check) = on_claim(honest, &source, Instant::now());
+        let state = tx.sender_check.clone().expect("queued with a check");
+        assert_eq!((tx.tx.signer(), state.settled()), (from, None), "unsettled until recovered");
+        assert_eq!(check.settle(), Ok(from));
+        assert_eq!(state.settled(), Some(true));
+        // A worker that got there first settled it: the answer stands, nothing is recovered twice.
+        let honest = v.decode(&body(envelope.clone(), from).to_string()).expect("decoded");
+        let (tx, check) = on_claim(honest, &source, Instant::now());
+        tx.sender_check.as_deref().expect("queued with a check").settle(true);
+        assert_eq!(check.settle(), Ok(from));
+
+        let claimed = Address::repeat_byte(0x99);
+        let forged = v.decode(&body(envelope, claimed).to_string()).expect("decoded");
+        let (tx, check) = on_claim(forged, &source, Instant::now());
+        let state = tx.sender_check.clone().expect("queued with a check");
+        assert_eq!(
+            check.settle(),
+            Err(Forgery::Sender { hash: tx.hash, claimed, recovered: from }),
+            "the claim is borne out or refused, never taken"
+        );
+        assert_eq!(state.settled(), Some(false));
     }
 
     #[test]

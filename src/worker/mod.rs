@@ -613,6 +613,9 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         }
         Err(e) => Err(e),
     };
+    // The run ends here: waiting on the sender's check and freeing the txs parked behind it
+    // are work outside the EVM, timed with detection.
+    let simulated_us = micros(tx.seen_at);
     simulator.set_defer_fetch(false);
     if !recorded {
         // Settled by now, as a rule: the run took longer than the recovery.
@@ -653,7 +656,6 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         }
     };
     ctx.stats.simulated.increment(1);
-    let simulated_us = micros(tx.seen_at);
     let mut findings = detect(&outcome, &ctx.config.protected);
     findings.extend(ctx.cumulative.observe(&outcome, &ctx.config.protected));
     // A deployment that itself did nothing wrong: what the new contract would do, called by its
