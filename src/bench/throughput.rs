@@ -1,5 +1,6 @@
-//! The pipeline in-process at a set rate: frames decoded, filtered, queued, simulated,
-//! detected and (for attacks) answered with a signed pause, on warm state with the real
+//! The pipeline in-process at a set rate, as live ingest runs it: frames decoded, filtered,
+//! queued (a plain call on its claimed sender, its signer recovered after), simulated, detected
+//! and (for attacks) answered with a pause picked from the ladder, on warm state with the real
 //! workers; per-stage times for every tx, drops, and resident memory.
 
 use std::{
