@@ -212,6 +212,23 @@ pub struct ClaimCheck {
 }
 
 impl ClaimCheck {
+    /// The recovery owed for `tx`, queued on its claimed sender (`None`: it was recovered
+    /// before it was queued).
+    pub fn of(tx: &PendingTx) -> Option<Self> {
+        tx.sender_check.as_ref().map(|check| Self::for_tx(Arc::clone(check), tx))
+    }
+
+    fn for_tx(check: Arc<SenderCheck>, tx: &PendingTx) -> Self {
+        let envelope = tx.tx.inner();
+        Self {
+            check,
+            hash: tx.hash,
+            signature: *envelope.signature(),
+            sighash: envelope.signature_hash(),
+            claimed: tx.tx.signer(),
+        }
+    }
+
     /// Recovers the signer and settles the check the workers read: the claimed sender, or why
     /// the claim is false.
     pub fn settle(self) -> Result<Address, Forgery> {
@@ -229,12 +246,12 @@ impl ClaimCheck {
 /// claim; the tx may be queued first (`runs_on_claim`): a worker acts on its sender only once
 /// the check is settled.
 pub fn on_claim(decoded: Decoded, source: &Arc<str>, seen_at: Instant) -> (PendingTx, ClaimCheck) {
-    let Decoded { envelope, hash, claimed_from: claimed } = decoded;
-    let (signature, sighash) = (*envelope.signature(), envelope.signature_hash());
+    let claimed = Recovered::new_unchecked(decoded.envelope, decoded.claimed_from);
+    let mut tx = pending_tx(claimed, source, seen_at);
     let check = Arc::new(SenderCheck::default());
-    let mut tx = pending_tx(Recovered::new_unchecked(envelope, claimed), source, seen_at);
     tx.sender_check = Some(Arc::clone(&check));
-    (tx, ClaimCheck { check, hash, signature, sighash, claimed })
+    let claim = ClaimCheck::for_tx(check, &tx);
+    (tx, claim)
 }
 
 /// A full pending-tx body (the JSON object a node sends, as text), verified against any chain

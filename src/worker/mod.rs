@@ -929,15 +929,7 @@ fn sender_signed(tx: &PendingTx, wait: Duration) -> bool {
         }
         std::thread::yield_now();
     }
-    let envelope = tx.tx.inner();
-    let signed = crate::ingest::check_claim(
-        tx.hash,
-        envelope.signature(),
-        envelope.signature_hash(),
-        tx.tx.signer(),
-    )
-    .is_ok();
-    check.settle(signed);
+    let signed = crate::ingest::ClaimCheck::of(tx).is_none_or(|claim| claim.settle().is_ok());
     check.settled().unwrap_or(signed)
 }
 
