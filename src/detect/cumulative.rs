@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{name_of, rule_names};
 use crate::{
     config::{Asset, ProtectedContract},
-    types::{CumulativeEvidence, Evidence, Finding, Severity, SimOutcome},
+    types::{ContractLedger, CumulativeEvidence, Evidence, Finding, Severity, SimOutcome},
 };
 
 /// One take counted in a running sum.
@@ -46,18 +46,16 @@ impl CumulativeTracker {
     }
 
     /// Counts the outcome's unaccounted takes and returns a finding for every sum this tx
-    /// brings to the threshold. A tx seen pending and then mined is counted once.
+    /// brings to the threshold. A tx seen pending and then mined is counted once. On an
+    /// attack's path: a sum is added up in place, its takes copied only for a finding, and the
+    /// sweep of every sum is left to the block guard (`prune`).
     pub fn observe(&self, outcome: &SimOutcome, protected: &[ProtectedContract]) -> Vec<Finding> {
         let mut findings = Vec::new();
         if !outcome.success {
             return findings;
         }
-        self.prune(outcome.block_number);
-        for ledger in &outcome.ledgers {
-            let Some(p) = protected.iter().find(|p| p.address == ledger.contract) else { continue };
-            if ledger.authority.is_some() {
-                continue;
-            }
+        let oldest = outcome.block_number.saturating_sub(self.window_blocks);
+        for (p, ledger) in ledgers_counted(outcome, protected) {
             let threshold = self.threshold_bps.unwrap_or(p.drain_threshold_bps);
             for a in &ledger.assets {
                 let takes = a.unaccounted_by_taker();
@@ -70,20 +68,15 @@ impl CumulativeTracker {
                 keys.extend(takes.iter().filter(|(t, _)| *t != outcome.from).copied());
                 for (actor, amount) in keys {
                     let key = (ledger.contract, a.asset, actor);
-                    let sum = self.add(
-                        key,
-                        Take { block: outcome.block_number, tx: outcome.tx_hash, amount },
-                    );
-                    let bps = sum
-                        .iter()
-                        .fold(U256::ZERO, |s, t| s.saturating_add(t.amount))
-                        .saturating_mul(U256::from(10_000u64))
-                        / a.before;
+                    let take = Take { block: outcome.block_number, tx: outcome.tx_hash, amount };
+                    let (total, count) = self.add(key, take, oldest);
+                    let bps = total.saturating_mul(U256::from(10_000u64)) / a.before;
                     let bps = u64::try_from(bps).unwrap_or(u64::MAX);
                     // A single tx over the threshold is the drain rule's; this one is for sums.
-                    if bps < u64::from(threshold) || sum.len() < 2 {
+                    if bps < u64::from(threshold) || count < 2 {
                         continue;
                     }
+                    let sum = self.takes.get(&key).map(|t| t.clone()).unwrap_or_default();
                     let name = name_of(protected, ledger.contract);
                     findings.push(Finding {
                         rule: rule_names::CUMULATIVE_DRAIN,
@@ -118,17 +111,31 @@ impl CumulativeTracker {
         findings
     }
 
-    /// Adds (or replaces, for a tx already counted) a take; returns the key's takes now.
-    fn add(&self, key: Key, take: Take) -> Vec<Take> {
-        let mut entry = self.takes.entry(key).or_default();
-        match entry.iter_mut().find(|t| t.tx == take.tx) {
-            Some(t) => *t = take,
-            None => entry.push(take),
-        }
-        entry.clone()
+    /// Whether `observe` would count anything of `outcome` (a take nothing accounts for).
+    pub fn counts(outcome: &SimOutcome, protected: &[ProtectedContract]) -> bool {
+        outcome.success
+            && ledgers_counted(outcome, protected).any(|(_, ledger)| {
+                ledger
+                    .assets
+                    .iter()
+                    .any(|a| !a.before.is_zero() && !a.unaccounted_by_taker().is_empty())
+            })
     }
 
-    /// Drops takes older than the window (at most once per block).
+    /// Adds (or replaces, for a tx already counted) a take, dropping the key's takes from
+    /// before block `oldest`; returns the key's sum and how many takes make it.
+    fn add(&self, key: Key, take: Take, oldest: u64) -> (U256, usize) {
+        let mut takes = self.takes.entry(key).or_default();
+        takes.retain(|t| t.block >= oldest);
+        match takes.iter_mut().find(|t| t.tx == take.tx) {
+            Some(t) => *t = take,
+            None => takes.push(take),
+        }
+        (takes.iter().fold(U256::ZERO, |s, t| s.saturating_add(t.amount)), takes.len())
+    }
+
+    /// Drops takes older than the window for every key (at most once per block): the block
+    /// guard's sweep, off the path of pending txs.
     pub fn prune(&self, head: u64) {
         let mut last = self.pruned_at.lock().unwrap_or_else(|p| p.into_inner());
         if *last >= head {
@@ -150,4 +157,15 @@ impl CumulativeTracker {
     pub fn is_empty(&self) -> bool {
         self.takes.is_empty()
     }
+}
+
+/// The protected contracts' books in `outcome` that running sums read: a move on the
+/// authority of the account that held the value is no take.
+fn ledgers_counted<'a>(
+    outcome: &'a SimOutcome,
+    protected: &'a [ProtectedContract],
+) -> impl Iterator<Item = (&'a ProtectedContract, &'a ContractLedger)> {
+    outcome.ledgers.iter().filter(|l| l.authority.is_none()).filter_map(|ledger| {
+        protected.iter().find(|p| p.address == ledger.contract).map(|p| (p, ledger))
+    })
 }

@@ -273,3 +273,71 @@ fn a_reentry_with_value_gone_is_critical_and_without_consequence_is_low() {
     assert_eq!(findings[0].rule, rule_names::READ_ONLY_REENTRANCY);
     assert_eq!(findings[0].severity, Severity::Low);
 }
+
+/// A pending tx `n` at `block` taking `unaccounted` ETH of the vault's 100 that nothing books.
+fn take(n: u8, block: u64, unaccounted: u64) -> SimOutcome {
+    let mut o = with(ledger(100, 100 - unaccounted, unaccounted));
+    o.tx_hash = B256::repeat_byte(n);
+    o.block_number = block;
+    o
+}
+
+#[test]
+fn takes_each_under_the_threshold_are_one_finding_once_their_sum_crosses_it() {
+    let protected = config().protected;
+    let tracker = super::CumulativeTracker::new(10, None);
+    // 4 ETH a tx against a 10% threshold: the third tx brings the sum to 12%.
+    assert!(super::CumulativeTracker::counts(&take(1, 5, 4), &protected));
+    assert!(detect(&take(1, 5, 4), &protected).is_empty(), "each tx is under the drain rule");
+    assert!(tracker.observe(&take(1, 5, 4), &protected).is_empty());
+    // The same tx seen again (pending, then mined) is counted once.
+    assert!(tracker.observe(&take(1, 6, 4), &protected).is_empty());
+    assert!(tracker.observe(&take(2, 6, 4), &protected).is_empty());
+    let found = tracker.observe(&take(3, 6, 4), &protected);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, rule_names::CUMULATIVE_DRAIN);
+    match &found[0].evidence {
+        Evidence::CumulativeDrain(e) => {
+            assert_eq!(e.actor, USER);
+            assert_eq!(e.sum_bps, 1200);
+            assert_eq!(e.threshold_bps, 1000);
+            let txs: Vec<B256> = e.takes.iter().map(|t| t.tx).collect();
+            assert_eq!(txs, [1, 2, 3].map(B256::repeat_byte));
+            assert_eq!(e.takes[0].block, 6, "the repeat replaced the first sighting");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn takes_older_than_the_window_drop_out_of_the_sum_without_a_sweep() {
+    let protected = config().protected;
+    let tracker = super::CumulativeTracker::new(10, None);
+    for n in 1..=2 {
+        assert!(tracker.observe(&take(n, 5, 4), &protected).is_empty());
+    }
+    // Block 16: the takes of block 5 are past the 10-block window; no guard has swept yet.
+    assert!(tracker.observe(&take(3, 16, 4), &protected).is_empty(), "8% of the window");
+    assert!(tracker.observe(&take(4, 16, 4), &protected).is_empty());
+    assert_eq!(tracker.observe(&take(5, 16, 4), &protected).len(), 1, "12% within it");
+    // The guard's sweep drops what the window left behind, key by key.
+    tracker.prune(40);
+    assert!(tracker.is_empty());
+}
+
+#[test]
+fn a_loss_the_books_account_for_or_a_failed_tx_is_never_summed() {
+    let protected = config().protected;
+    let booked = with(ledger(100, 96, 0));
+    let mut failed = take(1, 5, 4);
+    failed.success = false;
+    for o in [&booked, &failed] {
+        assert!(!super::CumulativeTracker::counts(o, &protected));
+    }
+    let tracker = super::CumulativeTracker::new(10, None);
+    for _ in 0..5 {
+        assert!(tracker.observe(&booked, &protected).is_empty());
+        assert!(tracker.observe(&failed, &protected).is_empty());
+    }
+    assert!(tracker.is_empty());
+}

@@ -92,6 +92,11 @@ pub fn replay_block(
     cumulative: Option<&CumulativeTracker>,
 ) -> BlockReplay {
     let started = Instant::now();
+    if let Some(tracker) = cumulative {
+        // Sums that went quiet for the window are swept here, after each block, not by a
+        // pending tx's observation.
+        tracker.prune(block.number);
+    }
     let mut sim = Simulator::new(config, Arc::clone(fork), block, chain_id);
     // A value the cache fetched while the node was already mining this block may hold the
     // block's own writes (anvil serves "the state at N" from its live state for a moment after

@@ -79,6 +79,14 @@ pub(super) const DESCRIPTIONS: &[(&str, &str)] = &[
         "preempt_worker_state_waits_total",
         "Runs that met cold state and waited for it off the worker.",
     ),
+    (
+        "preempt_worker_forged_dropped_total",
+        "Txs queued on a claimed sender the signature did not bear out; dropped.",
+    ),
+    (
+        "preempt_worker_records_handed_total",
+        "Harmless txs judged before their sender's check; recorded once it settled.",
+    ),
     ("preempt_probes_total", "New contracts probed from their deployer."),
     ("preempt_probe_findings_total", "Probed deployments with something to act on."),
     ("preempt_probes_dropped_total", "Deployments not probed (probe queue full)."),

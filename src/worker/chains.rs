@@ -300,7 +300,7 @@ pub(super) mod tests {
         }
     }
 
-    fn simulator(sender_nonce: u64) -> Simulator {
+    pub(in crate::worker) fn simulator(sender_nonce: u64) -> Simulator {
         let config = Config::parse(
             "[[protect]]\nname = \"Vault\"\naddress = \"0x00000000000000000000000000000000000000aa\"\n",
             Path::new("test.toml"),

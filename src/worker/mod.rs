@@ -125,6 +125,9 @@ pub struct WorkerStats {
     /// Txs queued on a node's claimed sender that the signature did not bear out: dropped
     /// with whatever their run found.
     pub forged: Counter,
+    /// Txs judged harmless before their sender's check settled, their record left to the
+    /// record queue.
+    pub records_handed: Counter,
     /// Each run's time on the worker (EVM and inspection), seconds.
     pub sim_seconds: Histogram,
     stages: StageHistograms,
@@ -171,6 +174,7 @@ pub struct WorkerCounts {
     pub probe_findings: u64,
     pub probes_dropped: u64,
     pub forged: u64,
+    pub records_handed: u64,
 }
 
 impl WorkerStats {
@@ -192,6 +196,7 @@ impl WorkerStats {
             probes_dropped: t.counter("preempt_probes_dropped_total", &[]),
             kept_warm: t.counter("preempt_worker_keep_warm_total", &[]),
             forged: t.counter("preempt_worker_forged_dropped_total", &[]),
+            records_handed: t.counter("preempt_worker_records_handed_total", &[]),
             sim_seconds: t.histogram("preempt_simulation_seconds", &[]),
             stages: StageHistograms {
                 decoded: h("decoded"),
@@ -240,6 +245,7 @@ impl WorkerStats {
             probe_findings: c("preempt_probe_findings_total"),
             probes_dropped: c("preempt_probes_dropped_total"),
             forged: c("preempt_worker_forged_dropped_total"),
+            records_handed: c("preempt_worker_records_handed_total"),
         }
     }
 }
@@ -271,6 +277,9 @@ pub struct Ready {
     fetch_slots: Vec<Option<Arc<tokio::sync::Semaphore>>>,
     /// Pending deployments to probe: read after every lane, so a probe never holds up a tx.
     probes: Sender<ProbeJob>,
+    /// Txs judged harmless before their sender's check settled: recorded in their sender's
+    /// chain once it has, read right after the first lane.
+    records: Sender<PendingTx>,
 }
 
 /// The workers' side of [`Ready`].
@@ -278,10 +287,14 @@ pub struct Ready {
 pub struct ReadyQueues {
     retries: Vec<Receiver<Job>>,
     probes: Receiver<ProbeJob>,
+    records: Receiver<PendingTx>,
 }
 
 /// Deployments waiting for a probe at most; more are left to the block guard's probe.
 pub const PROBE_QUEUE: usize = 256;
+
+/// Harmless txs waiting for their record at most; past that a worker waits on the check itself.
+const RECORD_QUEUE: usize = 4_096;
 
 /// Deferred state fetches in flight at once per lane below the first: more would queue on
 /// the node ahead of a higher lane's fetch (the protected lane's are not bounded).
@@ -298,9 +311,10 @@ impl Ready {
             })
             .collect();
         let (probes, probe_rx) = crossbeam_channel::bounded(PROBE_QUEUE);
+        let (records, record_rx) = crossbeam_channel::bounded(RECORD_QUEUE);
         (
-            Self { retries, fetch_slots, probes },
-            ReadyQueues { retries: receivers, probes: probe_rx },
+            Self { retries, fetch_slots, probes, records },
+            ReadyQueues { retries: receivers, probes: probe_rx, records: record_rx },
         )
     }
 
@@ -390,6 +404,7 @@ enum Source {
     Retry(usize),
     Lane(usize),
     Skipped,
+    Records,
     Probe,
 }
 
@@ -402,8 +417,11 @@ impl WorkerQueues {
                 order.push(Source::Retry(lane));
             }
             order.push(Source::Lane(lane));
-            if lane == 0 && self.skipped.is_some() {
-                order.push(Source::Skipped);
+            if lane == 0 {
+                order.push(Source::Records);
+                if self.skipped.is_some() {
+                    order.push(Source::Skipped);
+                }
             }
         }
         order.push(Source::Probe);
@@ -422,6 +440,7 @@ impl WorkerQueues {
                 self.lanes[lane].try_recv().ok().map(|tx| Work::Run(Job::new(tx, lane)))
             }
             Source::Skipped => self.skipped.as_ref()?.try_recv().ok().map(Work::Record),
+            Source::Records => self.ready.records.try_recv().ok().map(Work::Record),
             Source::Probe => self.ready.probes.try_recv().ok().map(|p| Work::Probe(Box::new(p))),
         }
     }
@@ -445,6 +464,7 @@ fn next_job(queues: &WorkerQueues, order: &[Source], wait: Duration) -> Option<W
                 Source::Retry(lane) => select.recv(&queues.ready.retries[lane]),
                 Source::Lane(lane) => select.recv(&queues.lanes[lane]),
                 Source::Skipped => select.recv(queues.skipped.as_ref()?),
+                Source::Records => select.recv(&queues.ready.records),
                 Source::Probe => select.recv(&queues.ready.probes),
             };
         }
@@ -469,6 +489,7 @@ fn next_job(queues: &WorkerQueues, order: &[Source], wait: Duration) -> Option<W
             Source::Skipped => {
                 queues.skipped.as_ref().and_then(|r| op.recv(r).ok()).map(Work::Record)
             }
+            Source::Records => op.recv(&queues.ready.records).ok().map(Work::Record),
             Source::Probe => op.recv(&queues.ready.probes).ok().map(|p| Work::Probe(Box::new(p))),
         };
     }
@@ -515,15 +536,7 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
         // Shutdown sets `stop` before the queues close, so an idle wait ends within 20 ms.
         let work = match next_job(queues, &order, wait) {
             Some(Work::Record(tx)) => {
-                // It runs no code: only its sender's later txs need it, and may run now.
-                if !sender_signed(&tx, RECORD_WAITS_FOR_CHECK) {
-                    ctx.stats.forged.increment(1);
-                    continue;
-                }
-                ctx.chains.record(&tx);
-                for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
-                    ctx.ready.send(Job::new(waiting, lane));
-                }
+                record_signed(ctx, &tx);
                 continue;
             }
             Some(work) => work,
@@ -548,6 +561,25 @@ fn worker_loop(ctx: &WorkerContext, queues: &WorkerQueues) {
             Work::Probe(job) => probe_deployment(ctx, &mut simulator, *job, queues),
             Work::Record(_) => {}
         }
+    }
+}
+
+/// Records a tx that runs no code, or was judged harmless before its sender's check settled,
+/// in its sender's chain once the claimed sender is borne out: only that sender's later txs
+/// need it, and may run now.
+fn record_signed(ctx: &WorkerContext, tx: &PendingTx) {
+    if !sender_signed(tx, RECORD_WAITS_FOR_CHECK) {
+        tracing::debug!(tx = %tx.hash, "claimed sender did not sign it; not recorded");
+        return ctx.stats.forged.increment(1);
+    }
+    ctx.chains.record(tx);
+    unpark_behind(ctx, tx);
+}
+
+/// Queues the txs of `tx`'s sender that were parked until it arrived.
+fn unpark_behind(ctx: &WorkerContext, tx: &PendingTx) {
+    for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
+        ctx.ready.send(Job::new(waiting, lane));
     }
 }
 
@@ -617,18 +649,38 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     // are work outside the EVM, timed with detection.
     let simulated_us = micros(tx.seen_at);
     simulator.set_defer_fetch(false);
+    let protected = &ctx.config.protected;
+    let findings = result.as_ref().ok().map(|outcome| detect(outcome, protected));
+    let mut unpark = true;
     if !recorded {
-        // Settled by now, as a rule: the run took longer than the recovery.
-        if !sender_signed(&tx, RUN_WAITS_FOR_CHECK) {
-            tracing::debug!(tx = %tx.hash, "claimed sender did not sign it; run dropped");
-            return ctx.stats.forged.increment(1);
+        // A short run often ends before ingest has recovered the signer. A tx with nothing to
+        // judge is harmless whoever signed it: its verdict stands now, and its record (for its
+        // sender's later txs) waits for the check on the record queue, not on this worker.
+        let harmless = match (&result, &findings) {
+            (Ok(outcome), Some(found)) => {
+                found.is_empty()
+                    && !crate::detect::CumulativeTracker::counts(outcome, protected)
+                    && !crate::probe::creates_contracts(outcome)
+            }
+            _ => false,
+        };
+        let unsettled = tx.sender_check.as_deref().and_then(SenderCheck::settled).is_none();
+        if harmless && unsettled && ctx.ready.records.try_send(tx.clone()).is_ok() {
+            ctx.stats.records_handed.increment(1);
+            unpark = false;
+        } else {
+            // Settled by now, as a rule: the run took longer than the recovery.
+            if !sender_signed(&tx, RUN_WAITS_FOR_CHECK) {
+                tracing::debug!(tx = %tx.hash, "claimed sender did not sign it; run dropped");
+                return ctx.stats.forged.increment(1);
+            }
+            ctx.chains.record(&tx);
         }
-        ctx.chains.record(&tx);
     }
     ctx.stats.sim_seconds.record(started.elapsed().as_secs_f64());
     // Any tx parked behind this one may run now.
-    for (waiting, lane) in ctx.chains.unpark(tx.tx.signer()) {
-        ctx.ready.send(Job::new(waiting, lane));
+    if unpark {
+        unpark_behind(ctx, &tx);
     }
     let outcome = match result {
         Ok(o) => o,
@@ -656,8 +708,8 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
         }
     };
     ctx.stats.simulated.increment(1);
-    let mut findings = detect(&outcome, &ctx.config.protected);
-    findings.extend(ctx.cumulative.observe(&outcome, &ctx.config.protected));
+    let mut findings = findings.unwrap_or_default();
+    findings.extend(ctx.cumulative.observe(&outcome, protected));
     // A deployment that itself did nothing wrong: what the new contract would do, called by its
     // deployer, is judged on the probe queue, which workers read after every lane.
     if findings.is_empty() && crate::probe::creates_contracts(&outcome) {
@@ -1048,6 +1100,92 @@ mod tests {
 
         // Recovered before it was queued: nothing to check.
         assert!(sender_signed(&chains::tests::pending(1), Duration::ZERO));
+    }
+
+    /// A worker's context on `sim`'s fork (no node), the queues it reads (one lane) and the
+    /// completions it reports.
+    fn context(
+        sim: &Simulator,
+    ) -> (WorkerContext, WorkerQueues, crossbeam_channel::Receiver<(StageTimes, bool)>) {
+        let config = crate::config::Config::parse(
+            "[[protect]]\nname = \"Vault\"\naddress = \"0x00000000000000000000000000000000000000aa\"\n",
+            std::path::Path::new("test.toml"),
+        )
+        .expect("valid config");
+        let (ready_tx, ready) = Ready::channel(1);
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let ctx = WorkerContext {
+            chain_id: 1,
+            live: Arc::new(LiveState::new(Arc::clone(sim.fork()), sim.block())),
+            responder: Arc::new(Mutex::new(Responder::new(config.respond.clone(), None))),
+            detections: tokio::sync::mpsc::channel(4).0,
+            chains: Arc::new(SenderChains::default()),
+            cumulative: Arc::new(config.cumulative.tracker()),
+            stats: WorkerStats::default(),
+            ready: ready_tx,
+            stop: Default::default(),
+            runtime: None,
+            completions: Some(done_tx),
+            submitter: None,
+            seen: None,
+            prestate: None,
+            config,
+        };
+        let lanes = vec![crossbeam_channel::bounded::<PendingTx>(1).1];
+        (ctx, WorkerQueues { ready, lanes, skipped: None, nudged: None }, done)
+    }
+
+    #[test]
+    fn a_harmless_run_is_judged_before_its_senders_check_and_recorded_once_that_settles() {
+        let mut sim = chains::tests::simulator(0);
+        let (ctx, queues, done) = context(&sim);
+        let order = queues.order();
+        let generation = ctx.live.generation();
+        // A plain payment queued on its claim; ingest has not recovered the signer yet.
+        let mut first = chains::tests::pending(0);
+        let check = Arc::new(SenderCheck::default());
+        first.sender_check = Some(Arc::clone(&check));
+        handle(&ctx, &mut sim, Job::new(first.clone(), 0), generation);
+
+        let (times, signed) = done.try_recv().expect("judged without waiting for the check");
+        assert!(!signed);
+        assert!(times.detected_us >= times.simulated_us);
+        assert_eq!(check.settled(), None, "the worker neither waited for nor recovered it");
+        assert_eq!(ctx.stats.snapshot().records_handed, 1);
+
+        // Its sender's next tx waits for it: not recorded before the check settles.
+        let second = chains::tests::pending(1);
+        handle(&ctx, &mut sim, Job::new(second.clone(), 0), generation);
+        assert!(done.try_recv().is_err());
+        assert_eq!(ctx.stats.snapshot().parked, 1);
+
+        // Ingest settles the claim; a worker takes the record and frees the next tx.
+        check.settle(true);
+        let Some(Work::Record(recorded)) = next_job(&queues, &order, Duration::ZERO) else {
+            panic!("the record is queued")
+        };
+        assert_eq!(recorded.hash, first.hash);
+        record_signed(&ctx, &recorded);
+        let Some(Work::Run(job)) = next_job(&queues, &order, Duration::ZERO) else {
+            panic!("the next tx is freed")
+        };
+        assert_eq!(job.tx.hash, second.hash);
+        handle(&ctx, &mut sim, job, generation);
+        let (_, signed) = done.try_recv().expect("the next tx judged");
+        assert!(!signed);
+
+        // A forged claim's harmless run: judged the same, its record dropped and counted.
+        let mut forged = chains::tests::pending(2);
+        forged.sender_check = Some(Arc::new(SenderCheck::default()));
+        handle(&ctx, &mut sim, Job::new(forged, 0), generation);
+        assert!(done.try_recv().is_ok());
+        let Some(Work::Record(recorded)) = next_job(&queues, &order, Duration::ZERO) else {
+            panic!("the record is queued")
+        };
+        // Nobody settles it: the record's own recovery finds the signature does not hold.
+        record_signed(&ctx, &recorded);
+        assert_eq!(ctx.stats.snapshot().forged, 1);
+        assert!(next_job(&queues, &order, Duration::ZERO).is_none(), "nothing freed");
     }
 
     #[test]
