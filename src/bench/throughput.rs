@@ -4,7 +4,7 @@
 //! workers; per-stage times for every tx, drops, and resident memory.
 
 use std::{
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -18,10 +18,7 @@ use crate::{
         IngestStats, Lanes, SeenSet, TxRouter, Verifier, on_claim, pending_tx, runs_on_claim,
     },
     respond::{Pauser, Responder},
-    worker::{
-        LiveState, Nudge, Ready, SenderChains, StageTimes, WorkerContext, WorkerQueues,
-        WorkerStats, spawn_workers,
-    },
+    worker::{LiveState, Nudge, Ready, StageTimes, WorkerContext, WorkerQueues, spawn_workers},
 };
 
 #[derive(Debug, Default, Clone)]
@@ -78,23 +75,15 @@ pub(super) fn replay(
     let (detections, _detections_rx) = tokio::sync::mpsc::channel(count + 16);
     let (ready_tx, ready_rx) = Ready::channel(2);
     let pauser = Pauser::new(dev_accounts()[1].signer.clone(), chain_id, 0);
-    let ctx = Arc::new(WorkerContext {
-        config: config.clone(),
+    let ctx = Arc::new(WorkerContext::in_process(
+        config.clone(),
         chain_id,
-        live: Arc::clone(&live),
-        responder: Arc::new(Mutex::new(Responder::new(config.respond.clone(), Some(pauser)))),
+        Arc::clone(&live),
+        Responder::new(config.respond.clone(), Some(pauser)),
         detections,
-        chains: Arc::new(SenderChains::default()),
-        cumulative: Arc::new(config.cumulative.tracker()),
-        stats: WorkerStats::default(),
-        ready: ready_tx,
-        stop: Default::default(),
-        runtime: None,
-        submitter: None,
-        seen: None,
-        completions: Some(done_tx),
-        prestate: None,
-    });
+        ready_tx,
+        done_tx,
+    ));
     let (nudge, nudged) = Nudge::channel();
     let queues = WorkerQueues {
         ready: ready_rx,

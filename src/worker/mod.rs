@@ -362,6 +362,39 @@ pub struct WorkerContext {
     pub prestate: Option<Arc<crate::incident::IncidentLog>>,
 }
 
+impl WorkerContext {
+    /// Workers run in-process without the nodes (the bench's replay, tests): no fetches, no
+    /// early writes, no seen-set or incident store; every handled tx's stage times go to
+    /// `completions`.
+    pub fn in_process(
+        config: Config,
+        chain_id: u64,
+        live: Arc<LiveState>,
+        responder: Responder,
+        detections: DetectionSender,
+        ready: Ready,
+        completions: Sender<(StageTimes, bool)>,
+    ) -> Self {
+        Self {
+            chain_id,
+            live,
+            responder: Arc::new(Mutex::new(responder)),
+            detections,
+            chains: Arc::new(SenderChains::default()),
+            cumulative: Arc::new(config.cumulative.tracker()),
+            stats: WorkerStats::default(),
+            ready,
+            stop: Default::default(),
+            runtime: None,
+            completions: Some(completions),
+            submitter: None,
+            seen: None,
+            prestate: None,
+            config,
+        }
+    }
+}
+
 /// The queues a worker reads: each lane after its retries, highest lane first; txs that only
 /// need recording (`skipped`) right after the first lane.
 #[derive(Debug, Clone)]
@@ -1114,23 +1147,15 @@ mod tests {
         .expect("valid config");
         let (ready_tx, ready) = Ready::channel(1);
         let (done_tx, done) = crossbeam_channel::unbounded();
-        let ctx = WorkerContext {
-            chain_id: 1,
-            live: Arc::new(LiveState::new(Arc::clone(sim.fork()), sim.block())),
-            responder: Arc::new(Mutex::new(Responder::new(config.respond.clone(), None))),
-            detections: tokio::sync::mpsc::channel(4).0,
-            chains: Arc::new(SenderChains::default()),
-            cumulative: Arc::new(config.cumulative.tracker()),
-            stats: WorkerStats::default(),
-            ready: ready_tx,
-            stop: Default::default(),
-            runtime: None,
-            completions: Some(done_tx),
-            submitter: None,
-            seen: None,
-            prestate: None,
-            config,
-        };
+        let ctx = WorkerContext::in_process(
+            config.clone(),
+            1,
+            Arc::new(LiveState::new(Arc::clone(sim.fork()), sim.block())),
+            Responder::new(config.respond, None),
+            tokio::sync::mpsc::channel(4).0,
+            ready_tx,
+            done_tx,
+        );
         let lanes = vec![crossbeam_channel::bounded::<PendingTx>(1).1];
         (ctx, WorkerQueues { ready, lanes, skipped: None, nudged: None }, done)
     }
