@@ -4,7 +4,7 @@
 //! that would take a sum past the threshold is a finding, so a drain split across many txs is
 //! stopped once, not after the threshold has been crossed many times over.
 
-use std::sync::Mutex;
+use std::{collections::HashMap, sync::Mutex};
 
 use alloy::primitives::{Address, B256, U256};
 use dashmap::DashMap;
@@ -26,13 +26,62 @@ pub struct Take {
 
 type Key = (Address, Asset, Address);
 
+/// One key's takes within the window in the order they came, and their total, kept as takes
+/// come and go so a tx adds to a sum in constant time however many takes it holds (a flood of
+/// small pending takes from one actor costs each of them nothing more).
+#[derive(Debug)]
+struct RunningSum {
+    takes: Vec<Take>,
+    /// Where each tx's take sits in `takes`.
+    index: HashMap<B256, usize>,
+    total: U256,
+    /// No take is from an earlier block (a bound: a take seen again may since have moved on).
+    oldest_block: u64,
+}
+
+impl Default for RunningSum {
+    fn default() -> Self {
+        Self { takes: Vec::new(), index: HashMap::new(), total: U256::ZERO, oldest_block: u64::MAX }
+    }
+}
+
+impl RunningSum {
+    /// Adds a take, or replaces the one of the same tx (pending, then mined) in its place.
+    fn add(&mut self, take: Take) {
+        self.oldest_block = self.oldest_block.min(take.block);
+        match self.index.get(&take.tx) {
+            Some(&i) => {
+                self.total =
+                    self.total.saturating_sub(self.takes[i].amount).saturating_add(take.amount);
+                self.takes[i] = take;
+            }
+            None => {
+                self.total = self.total.saturating_add(take.amount);
+                self.index.insert(take.tx, self.takes.len());
+                self.takes.push(take);
+            }
+        }
+    }
+
+    /// Drops the takes from before block `oldest`; nothing to scan unless one may be.
+    fn drop_before(&mut self, oldest: u64) {
+        if self.oldest_block >= oldest {
+            return;
+        }
+        self.takes.retain(|t| t.block >= oldest);
+        self.index = self.takes.iter().enumerate().map(|(i, t)| (t.tx, i)).collect();
+        self.total = self.takes.iter().fold(U256::ZERO, |s, t| s.saturating_add(t.amount));
+        self.oldest_block = self.takes.iter().map(|t| t.block).min().unwrap_or(u64::MAX);
+    }
+}
+
 /// Running sums of unaccounted takes, shared by the workers and the block guard.
 #[derive(Debug)]
 pub struct CumulativeTracker {
     window_blocks: u64,
     /// Overrides each contract's drain threshold when set.
     threshold_bps: Option<u32>,
-    takes: DashMap<Key, Vec<Take>>,
+    takes: DashMap<Key, RunningSum>,
     pruned_at: Mutex<u64>,
 }
 
@@ -76,7 +125,7 @@ impl CumulativeTracker {
                     if bps < u64::from(threshold) || count < 2 {
                         continue;
                     }
-                    let sum = self.takes.get(&key).map(|t| t.clone()).unwrap_or_default();
+                    let sum = self.takes.get(&key).map(|s| s.takes.clone()).unwrap_or_default();
                     let name = name_of(protected, ledger.contract);
                     findings.push(Finding {
                         rule: rule_names::CUMULATIVE_DRAIN,
@@ -125,13 +174,10 @@ impl CumulativeTracker {
     /// Adds (or replaces, for a tx already counted) a take, dropping the key's takes from
     /// before block `oldest`; returns the key's sum and how many takes make it.
     fn add(&self, key: Key, take: Take, oldest: u64) -> (U256, usize) {
-        let mut takes = self.takes.entry(key).or_default();
-        takes.retain(|t| t.block >= oldest);
-        match takes.iter_mut().find(|t| t.tx == take.tx) {
-            Some(t) => *t = take,
-            None => takes.push(take),
-        }
-        (takes.iter().fold(U256::ZERO, |s, t| s.saturating_add(t.amount)), takes.len())
+        let mut sum = self.takes.entry(key).or_default();
+        sum.drop_before(oldest);
+        sum.add(take);
+        (sum.total, sum.takes.len())
     }
 
     /// Drops takes older than the window for every key (at most once per block): the block
@@ -144,9 +190,9 @@ impl CumulativeTracker {
         *last = head;
         drop(last);
         let oldest = head.saturating_sub(self.window_blocks);
-        self.takes.retain(|_, takes| {
-            takes.retain(|t| t.block >= oldest);
-            !takes.is_empty()
+        self.takes.retain(|_, sum| {
+            sum.drop_before(oldest);
+            !sum.takes.is_empty()
         });
     }
 

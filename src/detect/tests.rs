@@ -341,3 +341,20 @@ fn a_loss_the_books_account_for_or_a_failed_tx_is_never_summed() {
     }
     assert!(tracker.is_empty());
 }
+
+#[test]
+fn a_tx_seen_again_after_older_takes_left_the_window_replaces_its_own_take() {
+    let protected = config().protected;
+    let tracker = super::CumulativeTracker::new(10, None);
+    assert!(tracker.observe(&take(1, 5, 4), &protected).is_empty());
+    assert!(tracker.observe(&take(2, 10, 4), &protected).is_empty());
+    // Block 16: tx 1 has left the window; tx 2, mined now, is counted once, not twice.
+    assert!(tracker.observe(&take(2, 16, 4), &protected).is_empty());
+    assert!(tracker.observe(&take(3, 16, 4), &protected).is_empty(), "8%");
+    let found = tracker.observe(&take(4, 16, 4), &protected);
+    let [finding] = found.as_slice() else { panic!("{found:?}") };
+    let Evidence::CumulativeDrain(e) = &finding.evidence else { panic!("{finding:?}") };
+    assert_eq!(e.sum_bps, 1200);
+    let txs: Vec<B256> = e.takes.iter().map(|t| t.tx).collect();
+    assert_eq!(txs, [2, 3, 4].map(B256::repeat_byte));
+}
