@@ -96,8 +96,8 @@ impl CumulativeTracker {
 
     /// Counts the outcome's unaccounted takes and returns a finding for every sum this tx
     /// brings to the threshold. A tx seen pending and then mined is counted once. On an
-    /// attack's path: a sum is added up in place, its takes copied only for a finding, and the
-    /// sweep of every sum is left to the block guard (`prune`).
+    /// attack's path: a take joins its sum in constant time, the sum's takes are copied only
+    /// for a finding, and the sweep of every sum is left to the block guard (`prune`).
     pub fn observe(&self, outcome: &SimOutcome, protected: &[ProtectedContract]) -> Vec<Finding> {
         let mut findings = Vec::new();
         if !outcome.success {

@@ -681,6 +681,7 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
     // The run ends here: waiting on the sender's check and freeing the txs parked behind it
     // are work outside the EVM, timed with detection.
     let simulated_us = micros(tx.seen_at);
+    ctx.stats.sim_seconds.record(started.elapsed().as_secs_f64());
     simulator.set_defer_fetch(false);
     let protected = &ctx.config.protected;
     let findings = result.as_ref().ok().map(|outcome| detect(outcome, protected));
@@ -710,7 +711,6 @@ fn handle(ctx: &WorkerContext, simulator: &mut Simulator, job: Job, generation: 
             ctx.chains.record(&tx);
         }
     }
-    ctx.stats.sim_seconds.record(started.elapsed().as_secs_f64());
     // Any tx parked behind this one may run now.
     if unpark {
         unpark_behind(ctx, &tx);
