@@ -13,7 +13,9 @@ use serde::Serialize;
 use super::{name_of, rule_names};
 use crate::{
     config::{Asset, ProtectedContract},
-    types::{ContractLedger, CumulativeEvidence, Evidence, Finding, Severity, SimOutcome},
+    types::{
+        AssetLedger, ContractLedger, CumulativeEvidence, Evidence, Finding, Severity, SimOutcome,
+    },
 };
 
 /// One take counted in a running sum.
@@ -104,57 +106,54 @@ impl CumulativeTracker {
             return findings;
         }
         let oldest = outcome.block_number.saturating_sub(self.window_blocks);
-        for (p, ledger) in ledgers_counted(outcome, protected) {
+        for (p, ledger, a, takes) in counted_takes(outcome, protected) {
             let threshold = self.threshold_bps.unwrap_or(p.drain_threshold_bps);
-            for a in &ledger.assets {
-                let takes = a.unaccounted_by_taker();
-                if takes.is_empty() || a.before.is_zero() {
+            let total: U256 = takes.iter().fold(U256::ZERO, |s, (_, v)| s.saturating_add(*v));
+            // The initiator and each beneficiary carry a running sum of their own.
+            let mut keys: Vec<(Address, U256)> = vec![(outcome.from, total)];
+            keys.extend(takes.iter().filter(|(t, _)| *t != outcome.from).copied());
+            for (actor, amount) in keys {
+                let key = (ledger.contract, a.asset, actor);
+                let take = Take { block: outcome.block_number, tx: outcome.tx_hash, amount };
+                let mut running = self.takes.entry(key).or_default();
+                running.drop_before(oldest);
+                running.add(take);
+                let bps = running.total.saturating_mul(U256::from(10_000u64)) / a.before;
+                let bps = u64::try_from(bps).unwrap_or(u64::MAX);
+                // A single tx over the threshold is the drain rule's; this one is for sums.
+                if bps < u64::from(threshold) || running.takes.len() < 2 {
                     continue;
                 }
-                let total: U256 = takes.iter().fold(U256::ZERO, |s, (_, v)| s.saturating_add(*v));
-                // The initiator and each beneficiary carry a running sum of their own.
-                let mut keys: Vec<(Address, U256)> = vec![(outcome.from, total)];
-                keys.extend(takes.iter().filter(|(t, _)| *t != outcome.from).copied());
-                for (actor, amount) in keys {
-                    let key = (ledger.contract, a.asset, actor);
-                    let take = Take { block: outcome.block_number, tx: outcome.tx_hash, amount };
-                    let (total, count) = self.add(key, take, oldest);
-                    let bps = total.saturating_mul(U256::from(10_000u64)) / a.before;
-                    let bps = u64::try_from(bps).unwrap_or(u64::MAX);
-                    // A single tx over the threshold is the drain rule's; this one is for sums.
-                    if bps < u64::from(threshold) || count < 2 {
-                        continue;
-                    }
-                    let sum = self.takes.get(&key).map(|s| s.takes.clone()).unwrap_or_default();
-                    let name = name_of(protected, ledger.contract);
-                    findings.push(Finding {
-                        rule: rule_names::CUMULATIVE_DRAIN,
-                        severity: Severity::Critical,
-                        contract: ledger.contract,
-                        contract_name: name.clone(),
-                        summary: format!(
-                            "{name}: {} took {}.{:02}% of its {} in {} txs over the last {} blocks, each under the threshold ({}.{:02}%)",
-                            actor,
-                            bps / 100,
-                            bps % 100,
-                            a.symbol.clone().unwrap_or_else(|| a.asset.to_string()),
-                            sum.len(),
-                            self.window_blocks,
-                            threshold / 100,
-                            threshold % 100
-                        ),
-                        evidence: Evidence::CumulativeDrain(Box::new(CumulativeEvidence {
-                            asset: a.asset,
-                            actor,
-                            takes: sum,
-                            holdings_before: a.before,
-                            sum_bps: bps,
-                            threshold_bps: threshold,
-                            window_blocks: self.window_blocks,
-                        })),
-                    });
-                    break;
-                }
+                let sum = running.takes.clone();
+                drop(running);
+                let name = name_of(protected, ledger.contract);
+                findings.push(Finding {
+                    rule: rule_names::CUMULATIVE_DRAIN,
+                    severity: Severity::Critical,
+                    contract: ledger.contract,
+                    contract_name: name.clone(),
+                    summary: format!(
+                        "{name}: {} took {}.{:02}% of its {} in {} txs over the last {} blocks, each under the threshold ({}.{:02}%)",
+                        actor,
+                        bps / 100,
+                        bps % 100,
+                        a.symbol.clone().unwrap_or_else(|| a.asset.to_string()),
+                        sum.len(),
+                        self.window_blocks,
+                        threshold / 100,
+                        threshold % 100
+                    ),
+                    evidence: Evidence::CumulativeDrain(Box::new(CumulativeEvidence {
+                        asset: a.asset,
+                        actor,
+                        takes: sum,
+                        holdings_before: a.before,
+                        sum_bps: bps,
+                        threshold_bps: threshold,
+                        window_blocks: self.window_blocks,
+                    })),
+                });
+                break;
             }
         }
         findings
@@ -162,22 +161,7 @@ impl CumulativeTracker {
 
     /// Whether `observe` would count anything of `outcome` (a take nothing accounts for).
     pub fn counts(outcome: &SimOutcome, protected: &[ProtectedContract]) -> bool {
-        outcome.success
-            && ledgers_counted(outcome, protected).any(|(_, ledger)| {
-                ledger
-                    .assets
-                    .iter()
-                    .any(|a| !a.before.is_zero() && !a.unaccounted_by_taker().is_empty())
-            })
-    }
-
-    /// Adds (or replaces, for a tx already counted) a take, dropping the key's takes from
-    /// before block `oldest`; returns the key's sum and how many takes make it.
-    fn add(&self, key: Key, take: Take, oldest: u64) -> (U256, usize) {
-        let mut sum = self.takes.entry(key).or_default();
-        sum.drop_before(oldest);
-        sum.add(take);
-        (sum.total, sum.takes.len())
+        outcome.success && counted_takes(outcome, protected).next().is_some()
     }
 
     /// Drops takes older than the window for every key (at most once per block): the block
@@ -205,13 +189,26 @@ impl CumulativeTracker {
     }
 }
 
-/// The protected contracts' books in `outcome` that running sums read: a move on the
-/// authority of the account that held the value is no take.
-fn ledgers_counted<'a>(
+/// Each asset of a protected contract in `outcome` that lost value nothing in its books
+/// accounts for, with those takes by taker: what running sums count (a move on the authority
+/// of the account that held the value is no take).
+fn counted_takes<'a>(
     outcome: &'a SimOutcome,
     protected: &'a [ProtectedContract],
-) -> impl Iterator<Item = (&'a ProtectedContract, &'a ContractLedger)> {
-    outcome.ledgers.iter().filter(|l| l.authority.is_none()).filter_map(|ledger| {
-        protected.iter().find(|p| p.address == ledger.contract).map(|p| (p, ledger))
-    })
+) -> impl Iterator<
+    Item = (&'a ProtectedContract, &'a ContractLedger, &'a AssetLedger, Vec<(Address, U256)>),
+> {
+    outcome
+        .ledgers
+        .iter()
+        .filter(|l| l.authority.is_none())
+        .filter_map(|ledger| {
+            protected.iter().find(|p| p.address == ledger.contract).map(|p| (p, ledger))
+        })
+        .flat_map(|(p, ledger)| ledger.assets.iter().map(move |a| (p, ledger, a)))
+        .filter(|(_, _, a)| !a.before.is_zero())
+        .filter_map(|(p, ledger, a)| {
+            let takes = a.unaccounted_by_taker();
+            (!takes.is_empty()).then_some((p, ledger, a, takes))
+        })
 }
